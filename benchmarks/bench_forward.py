@@ -1,0 +1,157 @@
+"""Forward-pass throughput: fxplain versus eager PyTorch on dlib's face network.
+
+Both run the same :class:`~fxplain._graph.NetworkSpec` (``model.spec``) on the
+55 ``johns`` chips, tiled to each batch size, in the same process. Timed
+repeats alternate between the two so that drift (turbo, other load) hits both
+alike; each repeat runs enough batches to last at least ``--min-time``
+seconds, and the median repeat is reported.
+
+Both sides start from the same uint8 (N, 150, 150, 3) array: fxplain's
+``embed`` converts internally, so the torch side's uint8 -> float32
+conversion is timed too.
+
+Usage::
+
+    python benchmarks/bench_forward.py [--batch-sizes 1,64] [--repeats 5] [--threads 2]
+
+Fraction of peak uses 535 GFLOP/s of FP32 for both cores of the reference
+machine, scaled by ``threads / 2``, and ``model.spec.flops_per_image()``
+(multiply-adds x 2 of the conv and dense layers, about 0.54 GFLOP).
+
+Measured on the reference machine (2 AVX-512 cores, torch 2.13.0+cpu, 2 threads,
+``--torch-layout`` runs): the torch baseline is faster with channels_last
+activations (batch 1: ~195 vs ~135 img/s; batch 64: ~395 vs ~270 img/s), so
+that is the default of :func:`torch_network.build_torch_module`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from torch_network import DEFAULT_CHANNELS_LAST, build_torch_module  # noqa: E402
+
+#: FP32 peak of the reference machine with both cores busy (GFLOP/s).
+PEAK_GFLOPS_2_CORES = 535.0
+
+
+def tile(images: np.ndarray, batch: int) -> np.ndarray:
+    """The first ``batch`` images of ``images`` repeated cyclically, as one contiguous array."""
+    return np.ascontiguousarray(images[np.arange(batch) % len(images)])
+
+
+def time_repeat(run: Callable[[], object], iterations: int) -> float:
+    """Seconds per call of ``run`` over ``iterations`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(iterations):
+        run()
+    return (time.perf_counter() - start) / iterations
+
+
+def calibrate(run: Callable[[], object], min_time: float) -> int:
+    """Number of calls that makes one repeat last at least ``min_time`` seconds.
+
+    Also serves as warm-up: the first calls pay for allocations, oneDNN
+    primitive creation and cold caches, so they are not used for the estimate.
+    """
+    run()
+    run()
+    once = time_repeat(run, 2)
+    return max(1, math.ceil(min_time / once))
+
+
+def measure(runs: dict[str, Callable[[], object]], repeats: int, min_time: float) -> dict[str, float]:
+    """Median seconds per call of each function, with repeats interleaved between them."""
+    iterations = {name: calibrate(run, min_time) for name, run in runs.items()}
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            samples[name].append(time_repeat(run, iterations[name]))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def peak_fraction(images_per_second: float, flops_per_image: float, threads: int) -> float:
+    """Achieved FP32 FLOP/s as a fraction of the machine's peak for ``threads`` cores."""
+    peak = PEAK_GFLOPS_2_CORES * 1e9 * threads / 2
+    return images_per_second * flops_per_image / peak
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return sizes
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", type=parse_batch_sizes, default=parse_batch_sizes("1,64"),
+                        help="comma-separated batch sizes (default: 1,64)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per side (default: 5)")
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="minimum seconds of work per repeat (default: 1.0)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for both libraries (default: os.cpu_count())")
+    parser.add_argument("--torch-layout", choices=("channels_last", "nchw"),
+                        default="channels_last" if DEFAULT_CHANNELS_LAST else "nchw",
+                        help="memory format of the torch activations (default: the faster, "
+                             "see torch_network.DEFAULT_CHANNELS_LAST)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import fxplain  # after argparse, so --help works without the C extension
+
+    torch.set_num_threads(args.threads)
+    # fxplain's thread count, if the package lets us set it; both sides must use the same.
+    if hasattr(fxplain, "set_num_threads"):
+        fxplain.set_num_threads(args.threads)
+
+    model = fxplain.load_model("dlib")
+    images, _identities, _paths = fxplain.datasets.load_johns()
+    flops = float(model.spec.flops_per_image())
+    module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")
+
+    print(f"fxplain {fxplain.__version__} | torch {torch.__version__} "
+          f"(mkldnn available: {torch.backends.mkldnn.is_available()}, layout {args.torch_layout}, "
+          f"eager) | threads {args.threads} | {flops / 1e9:.3f} GFLOP/image | "
+          f"peak {PEAK_GFLOPS_2_CORES * args.threads / 2:.0f} GFLOP/s")
+
+    rows = []
+    with torch.inference_mode():
+        for batch in args.batch_sizes:
+            pixels = tile(images, batch)
+
+            def run_fxplain() -> np.ndarray:
+                return model.embed(pixels, batch_size=batch)
+
+            def run_torch() -> np.ndarray:
+                return module(torch.from_numpy(pixels).to(torch.float32)).numpy()
+
+            diff = float(np.abs(run_fxplain().astype(np.float64) - run_torch()).max())
+            seconds = measure({"fxplain": run_fxplain, "torch": run_torch}, args.repeats, args.min_time)
+            rows.append((batch, batch / seconds["fxplain"], batch / seconds["torch"], diff))
+
+    print(f"{'batch':>5} {'fxplain img/s':>13} {'torch img/s':>11} {'fx/torch':>8} "
+          f"{'fx %peak':>8} {'torch %peak':>11} {'max|diff|':>9}")
+    for batch, fx_ips, torch_ips, diff in rows:
+        print(f"{batch:>5} {fx_ips:>13.1f} {torch_ips:>11.1f} {fx_ips / torch_ips:>8.2f} "
+              f"{100 * peak_fraction(fx_ips, flops, args.threads):>7.1f}% "
+              f"{100 * peak_fraction(torch_ips, flops, args.threads):>10.1f}% {diff:>9.2g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

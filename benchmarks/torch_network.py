@@ -1,0 +1,277 @@
+"""Run a :class:`fxplain._graph.NetworkSpec` in PyTorch: the benchmarks' baseline.
+
+The module is built from the same spec as fxplain's C core and NumPy reference,
+so all three compute the same function and their speed can be compared. It is
+plain eager PyTorch (``torch.nn.functional`` ops, float32, eval mode, no
+``torch.compile``): what a user would get by porting the network by hand.
+
+Only ``torch`` and ``numpy`` are needed here; the spec is duck-typed (anything
+with ``input_shape``, ``input_mean``, ``input_scale``, ``layers``, ``output``
+and ``shapes()``), so this file does not import fxplain.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Default memory format of :func:`build_torch_module`. channels_last is the
+#: faster one here (2 AVX-512 cores, torch 2.13.0+cpu with oneDNN 3.12, 2
+#: threads, eager; bench_forward.py): batch 1 ~195 vs ~135 img/s, batch 64
+#: ~395 vs ~270 img/s. oneDNN's convolutions then read and write NHWC directly
+#: instead of reordering every activation to and from NCHW, and the permuted
+#: NHWC input needs no copy; so it is the default.
+DEFAULT_CHANNELS_LAST = True
+
+
+def _tensor(array: Any) -> torch.Tensor:
+    """A float32 copy of a spec parameter (the spec keeps NumPy arrays)."""
+    return torch.tensor(np.asarray(array, dtype=np.float32))
+
+
+def _channel_vector(array: Any) -> torch.Tensor:
+    """A per-channel parameter shaped (1, C, 1, 1) so that it broadcasts over NCHW."""
+    return _tensor(array).reshape(1, -1, 1, 1)
+
+
+class _Op(nn.Module):
+    """One layer of the spec; ``forward`` takes the layer's input tensors.
+
+    ``overwritable[k]`` is True when input ``k`` is read by no later layer, so
+    the op may write its result into it. Set by :class:`TorchNetwork`.
+    """
+
+    overwritable: tuple[bool, ...] = ()
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Conv(_Op):
+    """Cross-correlation with optional bias (``F.conv2d``)."""
+
+    def __init__(self, weight: Any, bias: Any, stride: tuple[int, int], padding: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("weight", _tensor(weight))
+        self.register_buffer("bias", None if bias is None else _tensor(bias))
+        self.stride = tuple(int(s) for s in stride)
+        self.padding = tuple(int(p) for p in padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class _ScaleShift(_Op):
+    """Per-channel affine map ``x * scale[c] + shift[c]`` (dlib's ``affine_``, a frozen batch norm)."""
+
+    def __init__(self, scale: Any, shift: Any):
+        super().__init__()
+        self.register_buffer("scale", _channel_vector(scale))
+        self.register_buffer("shift", _channel_vector(shift))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # addcmul is one fused pass instead of a multiply and an add; writing
+        # into a dead input avoids a fresh allocation (see TorchNetwork).
+        if self.overwritable[0]:
+            return torch.addcmul(self.shift, x, self.scale, out=x)
+        return torch.addcmul(self.shift, x, self.scale)
+
+
+class _ReLU(_Op):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x, inplace=self.overwritable[0])
+
+
+class _PReLU(_Op):
+    """``x`` where positive, ``slope[c] * x`` elsewhere."""
+
+    def __init__(self, slope: Any):
+        super().__init__()
+        self.register_buffer("slope", _tensor(slope))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.prelu(x, self.slope)
+
+
+class _Pool(_Op):
+    """Max or average pooling with floor rounding; average excludes padded cells."""
+
+    def __init__(self, kind: str, kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int]):
+        super().__init__()
+        self.kind = kind
+        self.kernel = tuple(int(k) for k in kernel)
+        self.stride = tuple(int(s) for s in stride)
+        self.padding = tuple(int(p) for p in padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "max_pool":
+            # Implicit padding is -inf in max_pool2d, so padded cells never win.
+            return F.max_pool2d(x, self.kernel, self.stride, self.padding, ceil_mode=False)
+        return F.avg_pool2d(x, self.kernel, self.stride, self.padding, ceil_mode=False,
+                            count_include_pad=False)
+
+
+class _GlobalAvgPool(_Op):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True)
+
+
+class _PaddedSum(_Op):
+    """``a + b``, zero-padding both at the end of C, H and W to the larger shape (dlib's ``add_prev``)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape == b.shape:  # the common case: no padding
+            if self.overwritable[0]:
+                return a.add_(b)
+            if self.overwritable[1]:
+                return b.add_(a)
+            return a + b
+        target = [max(p, q) for p, q in zip(a.shape[1:], b.shape[1:])]
+        return _pad_to(a, target) + _pad_to(b, target)
+
+
+def _pad_to(x: torch.Tensor, target: list[int]) -> torch.Tensor:
+    """Zero-pad an NCHW tensor at the end of C, H and W up to ``target`` = [C, H, W]."""
+    c, h, w = x.shape[1:]
+    if [c, h, w] == target:
+        return x
+    # F.pad lists (before, after) pairs from the last axis backwards: W, H, C.
+    return F.pad(x, (0, target[2] - w, 0, target[1] - h, 0, target[0] - c))
+
+
+class _Dense(_Op):
+    """Fully connected on the C,H,W-flattened input; output (N, O, 1, 1) like every node."""
+
+    def __init__(self, weight: Any, bias: Any):
+        super().__init__()
+        self.register_buffer("weight", _tensor(weight))
+        self.register_buffer("bias", None if bias is None else _tensor(bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # flatten follows the logical NCHW order whatever the memory format.
+        y = F.linear(x.flatten(1), self.weight, self.bias)
+        return y[:, :, None, None]
+
+
+_BUILDERS: dict[str, Callable[[dict], _Op]] = {
+    "conv": lambda p: _Conv(p["weight"], p.get("bias"), p["stride"], p["padding"]),
+    "scale_shift": lambda p: _ScaleShift(p["scale"], p["shift"]),
+    "relu": lambda p: _ReLU(),
+    "prelu": lambda p: _PReLU(p["slope"]),
+    "max_pool": lambda p: _Pool("max_pool", p["kernel"], p["stride"], p["padding"]),
+    "avg_pool": lambda p: _Pool("avg_pool", p["kernel"], p["stride"], p["padding"]),
+    "global_avg_pool": lambda p: _GlobalAvgPool(),
+    "sum": lambda p: _PaddedSum(),
+    "dense": lambda p: _Dense(p["weight"], p.get("bias")),
+}
+
+
+def _last_uses(inputs: list[tuple[int, ...]], output: int) -> list[list[int]]:
+    """For each layer, the nodes that no later layer reads (so they can be dropped after it).
+
+    Dropping dead activations early keeps the working set small, and a layer
+    may overwrite an input that dies with it (see :class:`TorchNetwork`).
+    """
+    last: dict[int, int] = {}
+    for index, srcs in enumerate(inputs):
+        for src in srcs:
+            last[src] = index
+    release: list[list[int]] = [[] for _ in inputs]
+    for node, index in last.items():
+        if node != output:
+            release[index].append(node)
+    return release
+
+
+class TorchNetwork(nn.Module):
+    """A :class:`NetworkSpec` as an eager PyTorch module.
+
+    ``forward`` takes float32 pixels (0-255) shaped (N, H, W, C), normalises
+    them with the spec's ``input_mean`` / ``input_scale``, runs the layers in
+    order and returns the output node: shaped (N, D) if it is 1x1 spatially
+    (e.g. a network ending in ``dense``), else (N, C, H, W).
+
+    Element-wise layers (scale_shift, relu, same-shape sum) write into an
+    input that no later layer reads, as ``nn.ReLU(inplace=True)`` does in
+    torchvision's ResNets. Measured on this machine this is what makes the
+    baseline fair: every fresh batch-64 activation (10-40 MB) is a new mmap
+    that glibc hands back zero-filled page by page, and those page faults made
+    relu and scale_shift cost ~35 % of the forward pass; in place they are
+    ~10x cheaper.
+    """
+
+    def __init__(self, spec: Any):
+        super().__init__()
+        spec.shapes()  # validates the graph before anything is built
+        self.ops = nn.ModuleList(_BUILDERS[layer.kind](layer.params) for layer in spec.layers)
+        self.inputs = [tuple(int(i) for i in layer.inputs) for layer in spec.layers]
+        self.output = int(spec.output) % (len(spec.layers) + 1)  # allow output=-1
+        self.release = _last_uses(self.inputs, self.output)
+        for index, op in enumerate(self.ops):
+            op.overwritable = self._overwritable(index)
+        # (pixel - mean) * scale == pixel * scale + (-mean * scale): one fused pass.
+        mean = np.asarray(spec.input_mean, np.float64)
+        scale = np.asarray(spec.input_scale, np.float64)
+        self.register_buffer("input_scale", _tensor(scale))
+        self.register_buffer("input_shift", _tensor(-mean * scale))
+        self.channels_last = False
+
+    def _overwritable(self, index: int) -> tuple[bool, ...]:
+        """Which inputs of layer ``index`` die with it (and are not read twice by it)."""
+        srcs = self.inputs[index]
+        return tuple(src in self.release[index] and srcs.count(src) == 1 for src in srcs)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """NHWC pixels -> NCHW network input ``(pixel - mean[c]) * scale[c]``."""
+        x = torch.addcmul(self.input_shift, pixels, self.input_scale)  # broadcasts over trailing C
+        x = x.permute(0, 3, 1, 2)
+        # The permuted NHWC buffer already *is* a channels_last NCHW tensor; only
+        # the plain-NCHW path needs a copy.
+        return x if self.channels_last else x.contiguous()
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        nodes: dict[int, torch.Tensor] = {0: self.normalize(pixels)}
+        for index, op in enumerate(self.ops):
+            nodes[index + 1] = op(*(nodes[i] for i in self.inputs[index]))
+            for dead in self.release[index]:
+                del nodes[dead]
+        out = nodes[self.output]
+        return out.flatten(1) if out.shape[2:] == (1, 1) else out
+
+
+def torch_channels_last(module: TorchNetwork) -> TorchNetwork:
+    """Switch a :class:`TorchNetwork` to channels_last (NHWC) activations, in place.
+
+    Convolution weights are stored channels_last too, so that oneDNN needs no
+    weight reorder per call. Returns the module for chaining.
+    """
+    module.channels_last = True
+    for op in module.ops:
+        if isinstance(op, _Conv):
+            op.weight = op.weight.contiguous(memory_format=torch.channels_last)
+    return module
+
+
+def build_torch_module(spec: Any, channels_last: bool = DEFAULT_CHANNELS_LAST) -> TorchNetwork:
+    """Build an eval-mode float32 PyTorch module computing ``spec``.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        The network; its parameters are copied into the module's buffers.
+    channels_last : bool, optional
+        Use NHWC activations (see :data:`DEFAULT_CHANNELS_LAST` for why it is the default).
+
+    Returns
+    -------
+    TorchNetwork
+        Takes float32 NHWC pixels (N, H, W, C); see :class:`TorchNetwork`.
+    """
+    module = TorchNetwork(spec).eval()
+    module.requires_grad_(False)
+    return torch_channels_last(module) if channels_last else module

@@ -1,0 +1,113 @@
+/*
+ * fxplain.h - public C API of the fxplain core.
+ *
+ * The core runs feed-forward convolutional networks on oneDNN. It knows
+ * nothing about Python; the CPython glue in csrc/py/ is its only user today.
+ *
+ * A short tour:
+ *
+ *     fx_net *net = NULL;
+ *     int x = 0, y;                                   // node 0 is the input
+ *     fx_net_create(&net, 3, 150, 150);               // C, H, W of one image
+ *     fx_net_set_input_normalization(net, mean, scale);
+ *     fx_net_add_conv(net, x, 32, 7, 7, 2, 2, 0, 0, w, b, &y);
+ *     fx_net_add_relu(net, y, &y);
+ *     ...
+ *     fx_net_finalize(net, y);                        // fuses, freezes the graph
+ *     fx_net_forward(net, n, pixels, out);            // any n, many times
+ *     fx_net_destroy(net);
+ *
+ * Conventions: every function returns an fx_status; on failure
+ * fx_last_error() gives a message for the calling thread. Images enter as
+ * float32 pixels in NHWC order; outputs leave as float32 NCHW (a dense
+ * layer's output is (N, C)). Convolutions are cross-correlations with
+ * weights laid out (out, in, kh, kw); pooling rounds down; a sum of two
+ * differently shaped tensors zero-pads both to the larger shape. The net
+ * copies every weight array it is given. A finalized net may be used from
+ * several threads; calls are serialised by a lock inside the net (oneDNN
+ * already spreads one call over all cores).
+ */
+#ifndef FXPLAIN_H
+#define FXPLAIN_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    FX_STATUS_OK = 0,
+    FX_STATUS_INVALID_ARGUMENT = 1, /* caller error: bad shape, id, size */
+    FX_STATUS_OUT_OF_MEMORY = 2,
+    FX_STATUS_UNSUPPORTED = 3,      /* valid request the core cannot do */
+    FX_STATUS_BACKEND_ERROR = 4     /* oneDNN reported a failure */
+} fx_status;
+
+/* Message describing the last failure on the calling thread ("" if none). */
+const char *fx_last_error(void);
+
+/* Facts about the oneDNN library in use. */
+typedef struct {
+    int major, minor, patch;
+    const char *hash;        /* git hash of the oneDNN build */
+    const char *cpu_runtime; /* "OpenMP", "TBB", "sequential", ... */
+    const char *isa;         /* effective instruction set, e.g. "avx512_core_fp16" */
+} fx_backend_info;
+
+fx_status fx_backend_get_info(fx_backend_info *info);
+
+typedef enum { FX_POOL_MAX = 0, FX_POOL_AVG = 1 } fx_pool_kind;
+
+typedef struct fx_net fx_net;
+
+fx_status fx_net_create(fx_net **net, int channels, int height, int width);
+void fx_net_destroy(fx_net *net); /* accepts NULL */
+
+/* x = (pixel - mean[c]) * scale[c], one value per input channel.
+ * Default: mean 0, scale 1. */
+fx_status fx_net_set_input_normalization(fx_net *net, const float *mean, const float *scale);
+
+/* Each fx_net_add_* appends a layer reading earlier node(s) and writes the
+ * id of its output node to *out. */
+fx_status fx_net_add_conv(fx_net *net, int input, int out_channels, int kernel_h, int kernel_w,
+                          int stride_h, int stride_w, int pad_h, int pad_w,
+                          const float *weight /* [out][in][kh][kw] */,
+                          const float *bias /* [out] or NULL */, int *out);
+fx_status fx_net_add_scale_shift(fx_net *net, int input, const float *scale /* [C] */,
+                                 const float *shift /* [C] */, int *out);
+fx_status fx_net_add_relu(fx_net *net, int input, int *out);
+fx_status fx_net_add_prelu(fx_net *net, int input, const float *slope /* [C] */, int *out);
+fx_status fx_net_add_pool(fx_net *net, int input, fx_pool_kind kind, int kernel_h, int kernel_w,
+                          int stride_h, int stride_w, int pad_h, int pad_w, int *out);
+fx_status fx_net_add_global_avg_pool(fx_net *net, int input, int *out);
+fx_status fx_net_add_sum(fx_net *net, int a, int b, int *out);
+fx_status fx_net_add_dense(fx_net *net, int input, int out_features,
+                           const float *weight /* [out][C*H*W] */,
+                           const float *bias /* [out] or NULL */, int *out);
+
+/* Shape of a node: channels, height, width (a dense output is C x 1 x 1). */
+fx_status fx_net_node_shape(const fx_net *net, int node, int *c, int *h, int *w);
+
+/* Shape of the finalized network's output node. */
+fx_status fx_net_output_shape(const fx_net *net, int *c, int *h, int *w);
+
+/* Freeze the graph with `output` as the network's result. Fuses layers
+ * (scale/shift folded into convolutions; sums and activations become
+ * post-ops). No layer may be added afterwards. */
+fx_status fx_net_finalize(fx_net *net, int output);
+
+/* Number of oneDNN primitives one forward pass executes (after fusion). */
+fx_status fx_net_step_count(fx_net *net, int batch, int *steps);
+
+/* Run the network on n images.
+ *   pixels: [n][H][W][C] float32
+ *   out:    [n][C_out * H_out * W_out] float32, NCHW order per image
+ * Primitives are built on first use of each batch size and cached. */
+fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FXPLAIN_H */

@@ -1,0 +1,63 @@
+/*
+ * net_forward.c - running a finalized network: plan lookup and caching.
+ *
+ * Plans are cached per batch size (least recently used is evicted), so a
+ * stream of equal-sized chunks builds its primitives once. The net's lock
+ * makes a net safe to share between threads.
+ */
+#include "fx_internal.h"
+
+/* The plan for `batch`, built on first use. Call with the lock held. */
+static fx_status plan_for(fx_net *net, int batch, fx_plan **out) {
+    int victim = 0;
+    net->clock++;
+    for (int i = 0; i < FX_PLAN_CACHE; ++i) {
+        if (net->plans[i] && fx_plan_batch(net->plans[i]) == batch) {
+            net->plan_used[i] = net->clock;
+            *out = net->plans[i];
+            return FX_STATUS_OK;
+        }
+        /* an empty slot wins; otherwise the least recently used plan goes */
+        if (!net->plans[i] || (net->plans[victim] && net->plan_used[i] < net->plan_used[victim]))
+            victim = i;
+    }
+    fx_plan *plan = NULL;
+    fx_status st = fx_plan_build(net, batch, &plan);
+    if (st) return st;
+    fx_plan_destroy(net->plans[victim]);
+    net->plans[victim] = plan;
+    net->plan_used[victim] = net->clock;
+    *out = plan;
+    return FX_STATUS_OK;
+}
+
+static fx_status check_run(const fx_net *net, int n) {
+    if (!net) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "net must not be NULL");
+    if (!net->finalized) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "the network is not finalized");
+    if (n < 1) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "batch size must be >= 1, got %d", n);
+    return FX_STATUS_OK;
+}
+
+fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out) {
+    fx_status st = check_run(net, n);
+    if (st) return st;
+    if (!pixels || !out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels and out must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_plan *plan = NULL;
+    st = plan_for(net, n, &plan);
+    if (!st) st = fx_plan_run(net, plan, pixels, out);
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}
+
+fx_status fx_net_step_count(fx_net *net, int batch, int *steps) {
+    fx_status st = check_run(net, batch);
+    if (st) return st;
+    if (!steps) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "steps must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_plan *plan = NULL;
+    st = plan_for(net, batch, &plan);
+    if (!st) *steps = fx_plan_steps(plan);
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}

@@ -1,0 +1,398 @@
+/*
+ * module.c - fxplain._core: the CPython/NumPy glue over the C core.
+ *
+ * This file only converts and checks arguments, allocates result arrays,
+ * releases the GIL around compute calls, and maps fx_status codes to
+ * fxplain's exception classes. All numerics live in csrc/*.c. Every array
+ * the core reads is checked here for dtype (float32), layout (C-contiguous),
+ * and exact shape, because the core trusts the sizes it is given.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include "../fxplain.h"
+
+static PyObject *InvalidInputError, *CoreError;
+
+/* Raise the fxplain exception matching `st`, with the core's message. */
+static PyObject *raise_status(fx_status st) {
+    const char *msg = fx_last_error();
+    switch (st) {
+    case FX_STATUS_INVALID_ARGUMENT: PyErr_SetString(InvalidInputError, msg); break;
+    case FX_STATUS_OUT_OF_MEMORY: PyErr_SetString(PyExc_MemoryError, msg); break;
+    default: PyErr_SetString(CoreError, msg); break;
+    }
+    return NULL;
+}
+
+/* A float32, C-contiguous array of exactly `ndim` dims matching `shape`
+ * (entries < 0 are free). Returns a new reference or NULL with an error set. */
+static PyArrayObject *float_array(PyObject *obj, const char *name, int ndim, const npy_intp *shape) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(InvalidInputError, "%s must be a numpy array, got %s", name, Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (PyArray_TYPE(arr) != NPY_FLOAT32) {
+        PyErr_Format(InvalidInputError, "%s must have dtype float32, got %s", name,
+                     PyArray_DESCR(arr)->typeobj->tp_name);
+        return NULL;
+    }
+    if (!PyArray_IS_C_CONTIGUOUS(arr)) {
+        PyErr_Format(InvalidInputError, "%s must be C-contiguous", name);
+        return NULL;
+    }
+    if (PyArray_NDIM(arr) != ndim) {
+        PyErr_Format(InvalidInputError, "%s must have %d dimensions, got %d", name, ndim, PyArray_NDIM(arr));
+        return NULL;
+    }
+    for (int i = 0; i < ndim; ++i) {
+        if (shape[i] >= 0 && PyArray_DIM(arr, i) != shape[i]) {
+            PyErr_Format(InvalidInputError, "%s has size %zd on axis %d, expected %zd", name,
+                         (Py_ssize_t)PyArray_DIM(arr, i), i, (Py_ssize_t)shape[i]);
+            return NULL;
+        }
+    }
+    Py_INCREF(arr);
+    return arr;
+}
+
+/* ---- the Net type ------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    fx_net *net;
+} NetObject;
+
+static void Net_dealloc(NetObject *self) {
+    fx_net_destroy(self->net);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Net_init(NetObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"channels", "height", "width", NULL};
+    int c, h, w;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iii", kwlist, &c, &h, &w)) return -1;
+    if (self->net) {
+        PyErr_SetString(InvalidInputError, "Net is already initialised");
+        return -1;
+    }
+    fx_status st = fx_net_create(&self->net, c, h, w);
+    if (st) {
+        raise_status(st);
+        return -1;
+    }
+    return 0;
+}
+
+static int node_channels(NetObject *self, int node, npy_intp *c, npy_intp *hw) {
+    int nc, nh, nw;
+    fx_status st = fx_net_node_shape(self->net, node, &nc, &nh, &nw);
+    if (st) {
+        raise_status(st);
+        return -1;
+    }
+    *c = nc;
+    if (hw) *hw = (npy_intp)nh * nw;
+    return 0;
+}
+
+static int ready(NetObject *self) {
+    if (!self->net) {
+        PyErr_SetString(InvalidInputError, "Net is not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *Net_set_input_normalization(NetObject *self, PyObject *args) {
+    PyObject *mean_obj, *scale_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "OO", &mean_obj, &scale_obj)) return NULL;
+    npy_intp c;
+    if (node_channels(self, 0, &c, NULL)) return NULL;
+    PyArrayObject *mean = float_array(mean_obj, "mean", 1, &c);
+    if (!mean) return NULL;
+    PyArrayObject *scale = float_array(scale_obj, "scale", 1, &c);
+    if (!scale) {
+        Py_DECREF(mean);
+        return NULL;
+    }
+    fx_status st = fx_net_set_input_normalization(self->net, PyArray_DATA(mean), PyArray_DATA(scale));
+    Py_DECREF(mean);
+    Py_DECREF(scale);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Net_add_conv(NetObject *self, PyObject *args) {
+    int input, sh, sw, ph, pw, out;
+    PyObject *w_obj, *b_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "iOO(ii)(ii)", &input, &w_obj, &b_obj, &sh, &sw, &ph, &pw))
+        return NULL;
+    npy_intp c;
+    if (node_channels(self, input, &c, NULL)) return NULL;
+    npy_intp wshape[4] = {-1, c, -1, -1};
+    PyArrayObject *w = float_array(w_obj, "conv weight", 4, wshape), *b = NULL;
+    if (!w) return NULL;
+    npy_intp oc = PyArray_DIM(w, 0);
+    if (b_obj != Py_None && !(b = float_array(b_obj, "conv bias", 1, &oc))) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    fx_status st = fx_net_add_conv(self->net, input, (int)oc, (int)PyArray_DIM(w, 2), (int)PyArray_DIM(w, 3),
+                                   sh, sw, ph, pw, PyArray_DATA(w), b ? PyArray_DATA(b) : NULL, &out);
+    Py_DECREF(w);
+    Py_XDECREF(b);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_scale_shift(NetObject *self, PyObject *args) {
+    int input, out;
+    PyObject *s_obj, *t_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "iOO", &input, &s_obj, &t_obj)) return NULL;
+    npy_intp c;
+    if (node_channels(self, input, &c, NULL)) return NULL;
+    PyArrayObject *s = float_array(s_obj, "scale", 1, &c);
+    if (!s) return NULL;
+    PyArrayObject *t = float_array(t_obj, "shift", 1, &c);
+    if (!t) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    fx_status st = fx_net_add_scale_shift(self->net, input, PyArray_DATA(s), PyArray_DATA(t), &out);
+    Py_DECREF(s);
+    Py_DECREF(t);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_relu(NetObject *self, PyObject *args) {
+    int input, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &input)) return NULL;
+    fx_status st = fx_net_add_relu(self->net, input, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_prelu(NetObject *self, PyObject *args) {
+    int input, out;
+    PyObject *s_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "iO", &input, &s_obj)) return NULL;
+    npy_intp c;
+    if (node_channels(self, input, &c, NULL)) return NULL;
+    PyArrayObject *s = float_array(s_obj, "prelu slope", 1, &c);
+    if (!s) return NULL;
+    fx_status st = fx_net_add_prelu(self->net, input, PyArray_DATA(s), &out);
+    Py_DECREF(s);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_pool(NetObject *self, PyObject *args) {
+    int input, kh, kw, sh, sw, ph, pw, out;
+    const char *kind;
+    if (!ready(self) ||
+        !PyArg_ParseTuple(args, "is(ii)(ii)(ii)", &input, &kind, &kh, &kw, &sh, &sw, &ph, &pw))
+        return NULL;
+    fx_pool_kind k;
+    if (strcmp(kind, "max") == 0) k = FX_POOL_MAX;
+    else if (strcmp(kind, "avg") == 0) k = FX_POOL_AVG;
+    else {
+        PyErr_Format(InvalidInputError, "pool kind must be 'max' or 'avg', got %R", PyTuple_GET_ITEM(args, 1));
+        return NULL;
+    }
+    fx_status st = fx_net_add_pool(self->net, input, k, kh, kw, sh, sw, ph, pw, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_global_avg_pool(NetObject *self, PyObject *args) {
+    int input, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &input)) return NULL;
+    fx_status st = fx_net_add_global_avg_pool(self->net, input, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_sum(NetObject *self, PyObject *args) {
+    int a, b, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "ii", &a, &b)) return NULL;
+    fx_status st = fx_net_add_sum(self->net, a, b, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_dense(NetObject *self, PyObject *args) {
+    int input, out;
+    PyObject *w_obj, *b_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "iOO", &input, &w_obj, &b_obj)) return NULL;
+    npy_intp c, hw;
+    if (node_channels(self, input, &c, &hw)) return NULL;
+    npy_intp wshape[2] = {-1, c * hw};
+    PyArrayObject *w = float_array(w_obj, "dense weight", 2, wshape), *b = NULL;
+    if (!w) return NULL;
+    npy_intp oc = PyArray_DIM(w, 0);
+    if (b_obj != Py_None && !(b = float_array(b_obj, "dense bias", 1, &oc))) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    fx_status st = fx_net_add_dense(self->net, input, (int)oc, PyArray_DATA(w), b ? PyArray_DATA(b) : NULL, &out);
+    Py_DECREF(w);
+    Py_XDECREF(b);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_node_shape(NetObject *self, PyObject *args) {
+    int node, c, h, w;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &node)) return NULL;
+    fx_status st = fx_net_node_shape(self->net, node, &c, &h, &w);
+    if (st) return raise_status(st);
+    return Py_BuildValue("(iii)", c, h, w);
+}
+
+static PyObject *Net_output_shape(NetObject *self, PyObject *noargs) {
+    (void)noargs;
+    int c, h, w;
+    if (!ready(self)) return NULL;
+    fx_status st = fx_net_output_shape(self->net, &c, &h, &w);
+    if (st) return raise_status(st);
+    return Py_BuildValue("(iii)", c, h, w);
+}
+
+static PyObject *Net_finalize(NetObject *self, PyObject *args) {
+    int output;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &output)) return NULL;
+    fx_status st = fx_net_finalize(self->net, output);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Net_step_count(NetObject *self, PyObject *args) {
+    int batch, steps = 0;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &batch)) return NULL;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_net_step_count(self->net, batch, &steps);
+    Py_END_ALLOW_THREADS
+    if (st) return raise_status(st);
+    return PyLong_FromLong(steps);
+}
+
+static PyObject *Net_forward(NetObject *self, PyObject *args) {
+    PyObject *x_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "O", &x_obj)) return NULL;
+    int c, h, w, oc, oh, ow;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    npy_intp shape[4] = {-1, h, w, c};
+    PyArrayObject *x = float_array(x_obj, "pixels", 4, shape);
+    if (!x) return NULL;
+    npy_intp n = PyArray_DIM(x, 0);
+    if (n < 1 || n > INT32_MAX) {
+        Py_DECREF(x);
+        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        return NULL;
+    }
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) {
+        Py_DECREF(x);
+        return raise_status(st);
+    }
+    npy_intp out_shape[4] = {n, oc, oh, ow};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(4, out_shape, NPY_FLOAT32);
+    if (!out) {
+        Py_DECREF(x);
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_net_forward(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(out));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(x);
+    if (st) {
+        Py_DECREF(out);
+        return raise_status(st);
+    }
+    return (PyObject *)out;
+}
+
+static PyMethodDef Net_methods[] = {
+    {"set_input_normalization", (PyCFunction)Net_set_input_normalization, METH_VARARGS,
+     "set_input_normalization(mean, scale): x = (pixel - mean[c]) * scale[c]."},
+    {"add_conv", (PyCFunction)Net_add_conv, METH_VARARGS,
+     "add_conv(input, weight[O,I,kh,kw], bias[O] or None, (sh, sw), (ph, pw)) -> node id."},
+    {"add_scale_shift", (PyCFunction)Net_add_scale_shift, METH_VARARGS,
+     "add_scale_shift(input, scale[C], shift[C]) -> node id."},
+    {"add_relu", (PyCFunction)Net_add_relu, METH_VARARGS, "add_relu(input) -> node id."},
+    {"add_prelu", (PyCFunction)Net_add_prelu, METH_VARARGS, "add_prelu(input, slope[C]) -> node id."},
+    {"add_pool", (PyCFunction)Net_add_pool, METH_VARARGS,
+     "add_pool(input, 'max'|'avg', (kh, kw), (sh, sw), (ph, pw)) -> node id."},
+    {"add_global_avg_pool", (PyCFunction)Net_add_global_avg_pool, METH_VARARGS,
+     "add_global_avg_pool(input) -> node id."},
+    {"add_sum", (PyCFunction)Net_add_sum, METH_VARARGS, "add_sum(a, b) -> node id (zero-padded sum)."},
+    {"add_dense", (PyCFunction)Net_add_dense, METH_VARARGS,
+     "add_dense(input, weight[O, C*H*W], bias[O] or None) -> node id."},
+    {"node_shape", (PyCFunction)Net_node_shape, METH_VARARGS, "node_shape(node) -> (C, H, W)."},
+    {"output_shape", (PyCFunction)Net_output_shape, METH_NOARGS,
+     "output_shape() -> (C, H, W) of the finalized network's output."},
+    {"finalize", (PyCFunction)Net_finalize, METH_VARARGS, "finalize(output): fuse and freeze the graph."},
+    {"step_count", (PyCFunction)Net_step_count, METH_VARARGS,
+     "step_count(batch) -> number of oneDNN primitives a forward pass runs."},
+    {"forward", (PyCFunction)Net_forward, METH_VARARGS,
+     "forward(pixels[N,H,W,C] float32) -> float32 [N, C_out, H_out, W_out]. Releases the GIL."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject NetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fxplain._core.Net",
+    .tp_basicsize = sizeof(NetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A network run by the oneDNN core. Build with add_*, then finalize(output) and forward().",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Net_init,
+    .tp_dealloc = (destructor)Net_dealloc,
+    .tp_methods = Net_methods,
+};
+
+/* ---- module functions ---------------------------------------------------- */
+
+static PyObject *backend_info(PyObject *self, PyObject *noargs) {
+    (void)self, (void)noargs;
+    fx_backend_info info;
+    fx_status st = fx_backend_get_info(&info);
+    if (st) return raise_status(st);
+    char version[64];
+    snprintf(version, sizeof version, "%d.%d.%d", info.major, info.minor, info.patch);
+    return Py_BuildValue("{s:s,s:s,s:s,s:s}", "onednn_version", version, "onednn_hash", info.hash,
+                         "cpu_runtime", info.cpu_runtime, "isa", info.isa);
+}
+
+static PyMethodDef module_methods[] = {
+    {"backend_info", backend_info, METH_NOARGS,
+     "backend_info() -> dict with the oneDNN version, build hash, CPU runtime and ISA in use."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "fxplain._core",
+                                        "fxplain's C core (oneDNN networks and kernels).", -1,
+                                        module_methods};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    import_array();
+    PyObject *errors = PyImport_ImportModule("fxplain._errors");
+    if (!errors) return NULL;
+    InvalidInputError = PyObject_GetAttrString(errors, "InvalidInputError");
+    CoreError = PyObject_GetAttrString(errors, "CoreError");
+    Py_DECREF(errors);
+    if (!InvalidInputError || !CoreError) return NULL;
+    if (PyType_Ready(&NetType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m) return NULL;
+    Py_INCREF(&NetType);
+    if (PyModule_AddObject(m, "Net", (PyObject *)&NetType) < 0) {
+        Py_DECREF(&NetType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,36 @@
+"""Exception classes raised by fxplain.
+
+Every error fxplain raises derives from :class:`FxplainError`, and also from
+the built-in class users already catch (``ValueError`` for bad arguments or
+files, ``RuntimeError`` for failures inside the compute core), so
+``except ValueError`` keeps working in existing pipelines.
+
+The C extension imports this module at start-up and raises these classes
+directly; keep it free of imports from the rest of the package.
+"""
+
+from __future__ import annotations
+
+
+class FxplainError(Exception):
+    """Base class of every exception fxplain raises."""
+
+
+class InvalidInputError(FxplainError, ValueError):
+    """An argument (image, array, parameter) has the wrong type, shape, dtype or value."""
+
+
+class ModelFormatError(FxplainError, ValueError):
+    """A model file is truncated, corrupted, of a foreign format, or unsupported."""
+
+
+class ModelNotFoundError(FxplainError, FileNotFoundError):
+    """A model file could not be located."""
+
+
+class DataUnavailableError(FxplainError, RuntimeError):
+    """A dataset (for example the ``johns`` chips) is not installed and could not be fetched."""
+
+
+class CoreError(FxplainError, RuntimeError):
+    """The C core (oneDNN) failed while building or running a network."""

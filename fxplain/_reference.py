@@ -1,0 +1,120 @@
+"""NumPy twin of the C core's network runtime: the test oracle for every layer.
+
+Written for clarity, not speed: each function is the textbook definition of a
+layer in :mod:`fxplain._graph`'s conventions (NCHW, cross-correlation, floor
+rounding, zero-padded sums). Computation is in float64 so that the reference
+is more accurate than the float32 code it checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._graph import NetworkSpec
+
+
+def normalize_input(pixels: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """NHWC pixels -> NCHW network input ``(pixel - mean[c]) * scale[c]``."""
+    x = (np.asarray(pixels, np.float64) - mean) * scale
+    return x.transpose(0, 3, 1, 2)
+
+
+def _windows(x: np.ndarray, kernel, stride, padding, fill: float) -> np.ndarray:
+    """Sliding windows of an NCHW array: (N, C, OH, OW, KH, KW)."""
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
+    view = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
+    oh = (x.shape[2] + 2 * ph - kh) // sh + 1
+    ow = (x.shape[3] + 2 * pw - kw) // sw + 1
+    return view[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+
+
+def conv2d(x, weight, bias, stride, padding):
+    """Cross-correlation: ``y[n,o] = sum_{i,u,v} w[o,i,u,v] x[n,i,s*h+u-p,s*w+v-p] + b[o]``."""
+    win = _windows(x, weight.shape[2:], stride, padding, 0.0)
+    y = np.einsum("nchwuv,ocuv->nohw", win, np.asarray(weight, np.float64), optimize=True)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64)[None, :, None, None]
+    return y
+
+
+def max_pool(x, kernel, stride, padding):
+    """Maximum over each window; padded cells never win."""
+    return _windows(x, kernel, stride, padding, -np.inf).max(axis=(4, 5))
+
+
+def avg_pool(x, kernel, stride, padding):
+    """Mean over each window, counting only cells inside the input."""
+    total = _windows(x, kernel, stride, padding, 0.0).sum(axis=(4, 5))
+    ones = np.ones((1, 1) + x.shape[2:])
+    count = _windows(ones, kernel, stride, padding, 0.0).sum(axis=(4, 5))
+    return total / count
+
+
+def global_avg_pool(x):
+    """Mean over rows and columns, keeping (N, C, 1, 1)."""
+    return x.mean(axis=(2, 3), keepdims=True)
+
+
+def scale_shift(x, scale, shift):
+    """Per-channel affine map ``x * scale[c] + shift[c]``."""
+    return x * np.asarray(scale, np.float64)[None, :, None, None] + np.asarray(shift, np.float64)[None, :, None, None]
+
+
+def relu(x):
+    """``max(x, 0)``."""
+    return np.maximum(x, 0.0)
+
+
+def prelu(x, slope):
+    """``x`` where positive, ``slope[c] * x`` elsewhere."""
+    return np.where(x > 0, x, x * np.asarray(slope, np.float64)[None, :, None, None])
+
+
+def padded_sum(a, b):
+    """``a + b`` after zero-padding both, at the end of each axis, to the larger shape."""
+    shape = tuple(max(p, q) for p, q in zip(a.shape, b.shape))
+    out = np.zeros(shape)
+    out[tuple(slice(0, s) for s in a.shape)] += a
+    out[tuple(slice(0, s) for s in b.shape)] += b
+    return out
+
+
+def dense(x, weight, bias):
+    """Fully connected on the C,H,W-flattened input; output (N, O, 1, 1)."""
+    y = x.reshape(x.shape[0], -1) @ np.asarray(weight, np.float64).T
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64)
+    return y[:, :, None, None]
+
+
+def run_layer(kind: str, inputs: list[np.ndarray], params: dict) -> np.ndarray:
+    """Apply one layer of a :class:`~fxplain._graph.NetworkSpec` to its inputs."""
+    x = inputs[0]
+    if kind == "conv":
+        return conv2d(x, params["weight"], params.get("bias"), params["stride"], params["padding"])
+    if kind == "max_pool":
+        return max_pool(x, params["kernel"], params["stride"], params["padding"])
+    if kind == "avg_pool":
+        return avg_pool(x, params["kernel"], params["stride"], params["padding"])
+    if kind == "global_avg_pool":
+        return global_avg_pool(x)
+    if kind == "scale_shift":
+        return scale_shift(x, params["scale"], params["shift"])
+    if kind == "relu":
+        return relu(x)
+    if kind == "prelu":
+        return prelu(x, params["slope"])
+    if kind == "sum":
+        return padded_sum(x, inputs[1])
+    if kind == "dense":
+        return dense(x, params["weight"], params.get("bias"))
+    raise ValueError(f"unknown layer kind {kind!r}")
+
+
+def forward(spec: NetworkSpec, pixels: np.ndarray) -> np.ndarray:
+    """Run a whole network on NHWC pixels; returns the output node as (N, C, H, W) float64."""
+    nodes = [normalize_input(pixels, spec.input_mean, spec.input_scale)]
+    for layer in spec.layers:
+        nodes.append(run_layer(layer.kind, [nodes[i] for i in layer.inputs], layer.params))
+    return nodes[spec.output]
