@@ -112,22 +112,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    import fxplain  # after argparse, so --help works without the C extension
+    # fxplain's oneDNN uses OpenMP and has no thread setter: OMP_NUM_THREADS,
+    # read when libgomp loads, sizes its pool. Set it before fxplain is
+    # imported (after argparse, so --help works without the C extension).
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import fxplain
+    import fxplain.datasets
 
+    # With the torch build used here both libraries share the system libgomp,
+    # and omp_set_num_threads (which this calls) then applies to both.
     torch.set_num_threads(args.threads)
-    # fxplain's thread count, if the package lets us set it; both sides must use the same.
-    if hasattr(fxplain, "set_num_threads"):
-        fxplain.set_num_threads(args.threads)
 
     model = fxplain.load_model("dlib")
     images, _identities, _paths = fxplain.datasets.load_johns()
     flops = float(model.spec.flops_per_image())
     module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")
 
-    print(f"fxplain {fxplain.__version__} | torch {torch.__version__} "
+    backend = fxplain.backend_info() if hasattr(fxplain, "backend_info") else {}
+    print(f"fxplain {fxplain.__version__} (oneDNN {backend.get('onednn_version', '?')}, "
+          f"{backend.get('cpu_runtime', '?')}, {backend.get('isa', '?')}) | torch {torch.__version__} "
           f"(mkldnn available: {torch.backends.mkldnn.is_available()}, layout {args.torch_layout}, "
           f"eager) | threads {args.threads} | {flops / 1e9:.3f} GFLOP/image | "
           f"peak {PEAK_GFLOPS_2_CORES * args.threads / 2:.0f} GFLOP/s")
+    # Other processes on the cores distort both columns (seen: 2-4x slower), so show the load.
+    print(f"load average before timing: {os.getloadavg()[0]:.2f} (on {os.cpu_count()} CPUs)")
 
     rows = []
     with torch.inference_mode():

@@ -1,0 +1,106 @@
+"""Command line: ``fxplain info | verify A B | demo`` (also ``python -m fxplain``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import fxplain
+
+    info = fxplain.backend_info()
+    print(f"fxplain {fxplain.__version__}")
+    print(f"oneDNN {info['onednn_version']} ({info['onednn_hash'][:12]}), "
+          f"CPU runtime {info['cpu_runtime']}, ISA {info['isa']}")
+    model = fxplain.load_model(args.model)
+    c, h, w = model.spec.input_shape
+    print(f"model {model.name}: {model.source}")
+    print(f"  input {h}x{w}x{c} RGB, embedding {model.embedding_size}-d, "
+          f"{model.spec.flops_per_image() / 1e9:.2f} GFLOP per image")
+    if model.metric == "squared_euclidean":
+        print(f"  decision: same person iff Euclidean distance < {model.facts['distance_threshold']:g} "
+              f"(score = -distance^2 >= {model.threshold:.4f})")
+    else:
+        print(f"  decision: same person iff cosine similarity >= {model.threshold:.4f}")
+    print(f"  weights SHA-256 (fxplain model hash) {model.model_hash}")
+    return 0
+
+
+def _print_verification(label: str, result, seconds: float) -> None:
+    verdict = "SAME person" if result.match else "DIFFERENT people"
+    print(f"{label}: distance {result.distance:.4f}, score {result.score:.4f} "
+          f"(threshold {result.threshold:.4f}) -> {verdict}  [{seconds * 1000:.0f} ms]")
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import fxplain
+
+    model = fxplain.load_model(args.model)
+    start = time.perf_counter()
+    result = model.verify(args.image_a, args.image_b)
+    _print_verification(f"{args.image_a} vs {args.image_b}", result, time.perf_counter() - start)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import fxplain
+    from fxplain import datasets
+
+    model = fxplain.load_model(args.model)
+    print(f"model: {model!r}")
+    print(f"oneDNN {fxplain.backend_info()['onednn_version']}, ISA {fxplain.backend_info()['isa']}")
+    paths = datasets.johns_files()
+    ids = datasets.johns_identities()
+    a = 0
+    genuine = next(i for i in range(1, len(paths)) if ids[i] == ids[a])
+    impostor = next(i for i in range(1, len(paths)) if ids[i] != ids[a])
+    for label, b in (("genuine pair", genuine), ("impostor pair", impostor)):
+        start = time.perf_counter()
+        result = model.verify(paths[a], paths[b])
+        _print_verification(f"{label} {ids[a]}/{paths[a].name} vs {ids[b]}/{paths[b].name}", result,
+                            time.perf_counter() - start)
+    images, ids, _ = datasets.load_johns()
+    start = time.perf_counter()
+    emb = model.embed(images, batch_size=64)
+    seconds = time.perf_counter() - start
+    pairs, same = datasets.johns_pairs()
+    i, j = np.array(pairs).T
+    decided = model.score(emb[i], emb[j]) >= model.threshold
+    print(f"all {len(pairs)} johns pairs: {np.mean(decided == same) * 100:.1f} % decided correctly "
+          f"({same.sum()} genuine, {(~same).sum()} impostor); 55 faces embedded in {seconds:.2f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``fxplain`` command."""
+    parser = argparse.ArgumentParser(prog="fxplain", description="Explain face-recognition decisions.")
+    parser.add_argument("--model", default="dlib", help="'dlib' (default) or a model file path")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="versions, oneDNN ISA, and the model's facts").set_defaults(func=_cmd_info)
+    verify = sub.add_parser("verify", help="compare two aligned face chips")
+    verify.add_argument("image_a")
+    verify.add_argument("image_b")
+    verify.set_defaults(func=_cmd_verify)
+    sub.add_parser("demo", help="verify a genuine and an impostor pair of the johns faces").set_defaults(
+        func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fxplain`` console script."""
+    from ._errors import FxplainError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FxplainError as exc:
+        print(f"fxplain: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

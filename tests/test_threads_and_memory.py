@@ -1,0 +1,68 @@
+"""Sharing a model between threads, and repeated calls that must not leak."""
+
+from __future__ import annotations
+
+import resource
+import threading
+
+import numpy as np
+
+
+def test_threads_give_the_serial_result(model, johns, johns_embeddings):
+    images = johns[0]
+    results: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            chunk = images[k * 11:(k + 1) * 11]
+            for _ in range(3):
+                results[k] = model.embed(chunk, batch_size=4 + k)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    np.testing.assert_allclose(np.concatenate([results[k] for k in range(5)]), johns_embeddings,
+                               rtol=0, atol=2e-6)
+
+
+def test_inputs_are_not_modified(model, johns):
+    images = johns[0][:3].copy()
+    floats = images.astype(np.float32)
+    model.embed(images)
+    model.embed(floats)
+    np.testing.assert_array_equal(images, johns[0][:3])
+    np.testing.assert_array_equal(floats, johns[0][:3].astype(np.float32))
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def test_repeated_calls_do_not_leak(model, johns):
+    images = johns[0][:4]
+    for _ in range(5):  # warm up: plans and allocator pools
+        model.embed(images)
+    before = _rss_mib()
+    for _ in range(200):
+        model.embed(images)
+    assert _rss_mib() - before < 20
+
+
+def test_building_and_dropping_models_does_not_leak(model):
+    from fxplain._network import build_core_net
+
+    for _ in range(3):
+        build_core_net(model.spec).forward(np.zeros((1, 150, 150, 3), np.float32))
+    before = _rss_mib()
+    for _ in range(15):
+        net = build_core_net(model.spec)
+        net.forward(np.zeros((2, 150, 150, 3), np.float32))
+        del net
+    assert _rss_mib() - before < 60
