@@ -103,6 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="minimum seconds of work per repeat (default: 1.0)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for both libraries (default: os.cpu_count())")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="fxplain's convolution arithmetic (default: fp32; torch always runs fp32)")
     parser.add_argument("--torch-layout", choices=("channels_last", "nchw"),
                         default="channels_last" if DEFAULT_CHANNELS_LAST else "nchw",
                         help="memory format of the torch activations (default: the faster, "
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     # and omp_set_num_threads (which this calls) then applies to both.
     torch.set_num_threads(args.threads)
 
-    model = fxplain.load_model("dlib")
+    model = fxplain.load_model("dlib", precision=args.precision)
     images, _identities, _paths = fxplain.datasets.load_johns()
     flops = float(model.spec.flops_per_image())
     module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")

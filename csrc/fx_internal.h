@@ -79,6 +79,7 @@ struct fx_net {
     float *input_mean, *input_scale; /* [C of the input] */
     int output;
     int finalized;
+    fx_math_mode math;               /* arithmetic of convolutions and dense layers */
     pthread_mutex_t lock;            /* serialises plan building and execution */
     dnnl_stream_t stream;
     fx_plan *plans[FX_PLAN_CACHE];

@@ -89,6 +89,15 @@ fx_status fx_net_add_dense(fx_net *net, int input, int out_features,
 /* Shape of a node: channels, height, width (a dense output is C x 1 x 1). */
 fx_status fx_net_node_shape(const fx_net *net, int node, int *c, int *h, int *w);
 
+/* Arithmetic of convolutions and dense layers. FX_MATH_BF16 lets oneDNN
+ * compute them with bfloat16 inputs and float32 accumulation (about twice the
+ * throughput on CPUs with AVX512-BF16 or AMX; about 3 significant digits).
+ * Tensors stay float32 in memory. May be changed at any time; cached
+ * primitives are rebuilt. */
+typedef enum { FX_MATH_FP32 = 0, FX_MATH_BF16 = 1 } fx_math_mode;
+
+fx_status fx_net_set_math_mode(fx_net *net, fx_math_mode mode);
+
 /* Shape of the finalized network's output node. */
 fx_status fx_net_output_shape(const fx_net *net, int *c, int *h, int *w);
 

@@ -61,3 +61,19 @@ fx_status fx_net_step_count(fx_net *net, int batch, int *steps) {
     pthread_mutex_unlock(&net->lock);
     return st;
 }
+
+fx_status fx_net_set_math_mode(fx_net *net, fx_math_mode mode) {
+    if (!net) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "net must not be NULL");
+    if (mode != FX_MATH_FP32 && mode != FX_MATH_BF16)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "unknown math mode %d", (int)mode);
+    pthread_mutex_lock(&net->lock);
+    if (net->math != mode) {
+        for (int i = 0; i < FX_PLAN_CACHE; ++i) {
+            fx_plan_destroy(net->plans[i]);
+            net->plans[i] = NULL;
+        }
+        net->math = mode;
+    }
+    pthread_mutex_unlock(&net->lock);
+    return FX_STATUS_OK;
+}

@@ -14,6 +14,7 @@
 
 #include "fx_internal.h"
 
+
 typedef struct {
     dnnl_primitive_t prim; /* NULL for a memset-only step */
     int n_args;
@@ -36,6 +37,7 @@ struct fx_plan {
     size_t scratch_bytes;
     dnnl_engine_t engine;
     dnnl_stream_t stream;
+    fx_math_mode math;
 };
 
 int fx_plan_batch(const fx_plan *plan) { return plan->batch; }
@@ -102,12 +104,23 @@ static int node_dims(const fx_node *node, int batch, dnnl_dims_t dims) {
     return 4;
 }
 
-static fx_status node_md(const fx_node *node, int batch, dnnl_format_tag_t tag4,
-                         dnnl_format_tag_t tag2, dnnl_memory_desc_t *md) {
+static fx_status node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt,
+                               dnnl_format_tag_t tag4, dnnl_format_tag_t tag2, dnnl_memory_desc_t *md) {
     dnnl_dims_t dims;
     int nd = node_dims(node, batch, dims);
-    dnnl_status_t s = dnnl_memory_desc_create_with_tag(md, nd, dims, dnnl_f32, nd == 4 ? tag4 : tag2);
+    dnnl_status_t s = dnnl_memory_desc_create_with_tag(md, nd, dims, dt, nd == 4 ? tag4 : tag2);
     return s == dnnl_success ? FX_STATUS_OK : fx_fail_dnnl(s, "memory_desc_create", __FILE__, __LINE__);
+}
+
+/* Activations are float32, or bfloat16 in FX_MATH_BF16 mode (halving memory
+   traffic and letting the AVX512-BF16 convolution kernels run). */
+static dnnl_data_type_t act_type(const fx_plan *plan) {
+    return plan->math == FX_MATH_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+static fx_status node_md(const fx_plan *plan, const fx_node *node, dnnl_format_tag_t tag4,
+                         dnnl_format_tag_t tag2, dnnl_memory_desc_t *md) {
+    return node_md_typed(node, plan->batch, act_type(plan), tag4, tag2, md);
 }
 
 static fx_status new_attr(dnnl_primitive_attr_t *attr) {
@@ -270,15 +283,15 @@ static fx_status build_conv_or_dense(fx_plan *plan, const fx_net *net, int head)
        layout, and the network input already arrives in it, so no reorders are
        needed between layers. Dense layers choose their own layouts. */
     dnnl_format_tag_t act = conv ? dnnl_nhwc : dnnl_format_tag_any;
-    FX_TRY(node_md(in, plan->batch, act, dnnl_format_tag_any, &src_md));
-    FX_TRY(node_md(n, plan->batch, act, dnnl_format_tag_any, &dst_md));
+    FX_TRY(node_md(plan, in, act, dnnl_format_tag_any, &src_md));
+    FX_TRY(node_md(plan, n, act, dnnl_format_tag_any, &dst_md));
     if (conv) {
         w_nd = 4;
         w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
     } else {
         w_nd = node_dims(in, n->c, w_dims); /* (out, C[, H, W]) */
     }
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, dnnl_f32, dnnl_format_tag_any));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, act_type(plan), dnnl_format_tag_any));
     if (n->bias) FX_DNNL(dnnl_memory_desc_create_with_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
     FX_TRY(build_post_ops(plan, net, head, &po));
     FX_TRY(new_attr(&attr));
@@ -349,7 +362,7 @@ static fx_status build_pool(fx_plan *plan, const fx_net *net, int id) {
     dnnl_dims_t dil = {0, 0}, pad = {n->padding[0], n->padding[1]};
     dnnl_alg_kind_t alg = n->kind == FX_LAYER_MAX_POOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
 
-    FX_TRY(node_md(n, plan->batch, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+    FX_TRY(node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
     FX_TRY(new_attr(&attr));
     FX_DNNL(dnnl_pooling_forward_primitive_desc_create(&pd, plan->engine, dnnl_forward_inference, alg,
                                                        md_of(src), dst_md, strides, kernel, dil, pad,
@@ -377,7 +390,7 @@ static fx_status build_elementwise(fx_plan *plan, const fx_net *net, int id) {
     dnnl_dims_t chan_dims = {1, n->c, 1, 1};
     int nd = n->flat ? 2 : 4;
 
-    FX_TRY(node_md(n, plan->batch, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+    FX_TRY(node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
     FX_TRY(new_attr(&attr));
     FX_DNNL(dnnl_memory_desc_create_with_tag(&chan_md, nd, chan_dims, dnnl_f32, nd == 4 ? dnnl_abcd : dnnl_ab));
     if (n->kind == FX_LAYER_RELU) {
@@ -456,7 +469,7 @@ static fx_status build_sum(fx_plan *plan, const fx_net *net, int id) {
     int same = na->c == n->c && na->h == n->h && na->w == n->w && nb->c == n->c &&
                nb->h == n->h && nb->w == n->w;
     if (same) {
-        FX_TRY(node_md(n, plan->batch, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+        FX_TRY(node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
         FX_TRY(new_attr(&attr));
         FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_add, md_of(a),
                                                   md_of(b), dst_md, attr));
@@ -466,7 +479,7 @@ static fx_status build_sum(fx_plan *plan, const fx_net *net, int id) {
     } else {
         /* Zero-padded sum (dlib's add_prev on differently shaped inputs):
            clear a channels-last buffer, then add each input into its leading corner. */
-        FX_TRY(node_md(n, plan->batch, dnnl_nhwc, dnnl_nc, &dst_md));
+        FX_TRY(node_md(plan, n, dnnl_nhwc, dnnl_nc, &dst_md));
         FX_TRY(new_memory(plan, dst_md, NULL, &dst));
         FX_TRY(add_step(plan, NULL, NULL, 0, dst));
         FX_TRY(accumulate_into(plan, a, dst));
@@ -505,6 +518,7 @@ fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
     fx_plan *plan = calloc(1, sizeof *plan);
     if (!plan) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a plan");
     plan->batch = batch;
+    plan->math = net->math;
     plan->node_mem = calloc((size_t)net->n_nodes, sizeof *plan->node_mem);
     if (!plan->node_mem) {
         st = fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a plan");
@@ -514,7 +528,7 @@ fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
     if (!net->stream) FX_DNNL(dnnl_stream_create(&net->stream, plan->engine, dnnl_stream_default_flags));
     plan->stream = net->stream;
 
-    FX_TRY(node_md(&net->nodes[0], batch, dnnl_nhwc, dnnl_nc, &md));
+    FX_TRY(node_md_typed(&net->nodes[0], batch, dnnl_f32, dnnl_nhwc, dnnl_nc, &md));
     FX_TRY(new_memory(plan, md, NULL, &plan->input));
     plan->node_mem[0] = plan->input;
     dnnl_memory_desc_destroy(md);
@@ -529,7 +543,7 @@ fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
 
     /* The result leaves in plain NCHW (or NC) in the caller's buffer. */
     const fx_node *result = &net->nodes[net->output];
-    FX_TRY(node_md(result, batch, dnnl_nchw, dnnl_nc, &md));
+    FX_TRY(node_md_typed(result, batch, dnnl_f32, dnnl_nchw, dnnl_nc, &md));
     FX_DNNL(dnnl_memory_create(&plan->output, md, plan->engine, DNNL_MEMORY_NONE));
     FX_TRY(new_attr(&attr));
     FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, md_of(plan->node_mem[net->output]), plan->engine,

@@ -65,7 +65,7 @@ class FaceModel:
     """
 
     def __init__(self, spec: NetworkSpec, *, name: str, metric: str, threshold: float,
-                 source: str | None = None, facts: dict | None = None):
+                 source: str | None = None, facts: dict | None = None, precision: str = "fp32"):
         if metric not in ("squared_euclidean", "cosine"):
             raise InvalidInputError(f"metric must be 'squared_euclidean' or 'cosine', got {metric!r}")
         self.spec = spec
@@ -80,6 +80,22 @@ class FaceModel:
         self.embedding_size = out_c * out_h * out_w
         self.model_hash = spec.weights_digest()
         self._net = build_core_net(spec)
+        self.precision = "fp32"
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> None:
+        """Choose the arithmetic of convolutions and dense layers.
+
+        ``"fp32"`` (default) reproduces dlib to ~1e-6. ``"bf16"`` keeps
+        activations and weights in bfloat16 with float32 accumulation: about
+        3e-3 embedding error (all johns decisions unchanged). With oneDNN 3.2 on
+        AMD Zen 5 it is *slower* than fp32 (see docs/performance.md); it pays
+        off on CPUs whose oneDNN kernels use AMX.
+        """
+        if precision not in ("fp32", "bf16"):
+            raise InvalidInputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self._net.set_math_mode(precision)
+        self.precision = precision
 
     def __repr__(self) -> str:
         return (f"FaceModel(name={self.name!r}, input_size={self.input_size}, "
@@ -202,7 +218,7 @@ def _read_model_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def load_model(model: str | os.PathLike = "dlib") -> FaceModel:
+def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") -> FaceModel:
     """Load a face-recognition model onto the C core.
 
     Parameters
@@ -210,6 +226,8 @@ def load_model(model: str | os.PathLike = "dlib") -> FaceModel:
     model : str or path
         ``"dlib"`` for dlib's ResNet face descriptor (LFW accuracy 99.38 %,
         public domain), or the path of a dlib ``.dat`` network file.
+    precision : {"fp32", "bf16"}
+        Arithmetic of the convolutions; see :meth:`FaceModel.set_precision`.
 
     Returns
     -------
@@ -247,4 +265,4 @@ def load_model(model: str | os.PathLike = "dlib") -> FaceModel:
     score_threshold = -float(np.nextafter(threshold ** 2, 0.0))
     facts["distance_threshold"] = threshold
     return FaceModel(spec, name=name, metric="squared_euclidean", threshold=score_threshold,
-                     source=str(path), facts=facts)
+                     source=str(path), facts=facts, precision=precision)

@@ -86,3 +86,17 @@ def test_model_facts(model):
     assert 0.5e9 < model.spec.flops_per_image() < 0.6e9
     info = fxplain.backend_info()
     assert info["onednn_version"].startswith("3.")
+
+
+def test_bf16_precision_is_close_and_keeps_every_decision(johns, oracle):
+    model = fxplain.load_model("dlib", precision="bf16")
+    emb = model.embed(johns[0], batch_size=64)
+    assert np.abs(emb - oracle).max() < 0.01
+    pairs, _ = datasets.johns_pairs()
+    i, j = np.array(pairs).T
+    dlib_match = np.linalg.norm(oracle[i] - oracle[j], axis=1) < 0.6
+    np.testing.assert_array_equal(model.score(emb[i], emb[j]) >= model.threshold, dlib_match)
+    model.set_precision("fp32")
+    assert np.abs(model.embed(johns[0][:2]) - oracle[:2]).max() < 1e-4
+    with pytest.raises(fxplain.InvalidInputError, match="precision"):
+        model.set_precision("fp16")

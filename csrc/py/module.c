@@ -254,6 +254,21 @@ static PyObject *Net_node_shape(NetObject *self, PyObject *args) {
     return Py_BuildValue("(iii)", c, h, w);
 }
 
+static PyObject *Net_set_math_mode(NetObject *self, PyObject *args) {
+    const char *mode;
+    if (!ready(self) || !PyArg_ParseTuple(args, "s", &mode)) return NULL;
+    fx_math_mode m;
+    if (strcmp(mode, "fp32") == 0) m = FX_MATH_FP32;
+    else if (strcmp(mode, "bf16") == 0) m = FX_MATH_BF16;
+    else {
+        PyErr_Format(InvalidInputError, "math mode must be 'fp32' or 'bf16', got %R", PyTuple_GET_ITEM(args, 0));
+        return NULL;
+    }
+    fx_status st = fx_net_set_math_mode(self->net, m);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Net_output_shape(NetObject *self, PyObject *noargs) {
     (void)noargs;
     int c, h, w;
@@ -335,6 +350,8 @@ static PyMethodDef Net_methods[] = {
     {"add_dense", (PyCFunction)Net_add_dense, METH_VARARGS,
      "add_dense(input, weight[O, C*H*W], bias[O] or None) -> node id."},
     {"node_shape", (PyCFunction)Net_node_shape, METH_VARARGS, "node_shape(node) -> (C, H, W)."},
+    {"set_math_mode", (PyCFunction)Net_set_math_mode, METH_VARARGS,
+     "set_math_mode('fp32' | 'bf16'): arithmetic of convolutions and dense layers."},
     {"output_shape", (PyCFunction)Net_output_shape, METH_NOARGS,
      "output_shape() -> (C, H, W) of the finalized network's output."},
     {"finalize", (PyCFunction)Net_finalize, METH_VARARGS, "finalize(output): fuse and freeze the graph."},
