@@ -31,6 +31,7 @@
 #define FXPLAIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,6 +115,40 @@ fx_status fx_net_step_count(fx_net *net, int batch, int *steps);
  *   out:    [n][C_out * H_out * W_out] float32, NCHW order per image
  * Primitives are built on first use of each batch size and cached. */
 fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out);
+
+/* ---- saliency kernels (masks.c, saliency.c) ---------------------------
+ * Building blocks of perturbation explanations. Images are [h][w][c] float32
+ * pixels; masks [count][h][w] in [0, 1]; rectangles int32 (top, left,
+ * bottom, right), half-open. Masks are reproducible from (seed, index). */
+
+/* RISE masks: a (grid+1)^2 grid kept with probability p_keep, bilinearly
+ * upsampled with a random sub-cell shift. Masks first..first+count-1. */
+fx_status fx_masks_rise(uint64_t seed, int64_t first, int count, int h, int w, int grid, double p_keep,
+                        float *out);
+/* Binary masks: ones except `holes` random squares of side `patch`. */
+fx_status fx_masks_patches(uint64_t seed, int64_t first, int count, int h, int w, int patch, int holes,
+                           float *out);
+
+/* out[i] = fill + masks[i] * (image - fill), per pixel and channel. */
+fx_status fx_apply_masks(int count, int h, int w, int c, const float *image, const float *fill,
+                         const float *masks, float *out);
+/* out[i] = image with rects[i] replaced by fill. */
+fx_status fx_occlude(int count, int h, int w, int c, const float *image, const float *fill,
+                     const int32_t *rects, float *out);
+
+typedef enum { FX_SCORE_NEG_SQUARED_EUCLIDEAN = 0, FX_SCORE_COSINE = 1 } fx_score_kind;
+
+/* Similarity of each of n embeddings [n][dim] to ref [dim]. */
+fx_status fx_embedding_scores(fx_score_kind kind, int n, int dim, const float *emb, const float *ref,
+                              double *out);
+
+/* Streaming sums for the per-pixel Pearson correlation between mask values
+ * and scores: sum_m += m, sum_mm += m^2, sum_ms += m * s over the masks. */
+fx_status fx_correlation_accumulate(int count, size_t pixels, const float *masks, const double *scores,
+                                    double *sum_m, double *sum_mm, double *sum_ms);
+/* For each rectangle i: sum += values[i], hits += 1 over its pixels. */
+fx_status fx_rect_accumulate(int count, int h, int w, const int32_t *rects, const double *values,
+                             double *sum, double *hits);
 
 #ifdef __cplusplus
 }

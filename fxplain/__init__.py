@@ -1,13 +1,14 @@
 """fxplain: explain face-recognition decisions.
 
 Load a face-recognition model (dlib's ResNet by default) running on a oneDNN
-C core, embed faces, score pairs, and (in later modules) explain where in
-each face the evidence for and against a match lies.
+C core, embed faces, score pairs, and explain where in each face the
+evidence for and against a match lies.
 
 >>> import fxplain
 >>> model = fxplain.load_model("dlib")
->>> emb = model.embed(images)            # (N, 128) float32
->>> model.score(emb[0], emb[1]) >= model.threshold
+>>> r = fxplain.Explainer(model, method="corrrise", seed=0).explain("a.jpg", "b.jpg")
+>>> r.similarity, r.dissimilarity        # (2, H, W) maps for image A and B
+>>> r.plot()
 """
 
 from __future__ import annotations
@@ -25,12 +26,19 @@ from ._errors import (  # noqa: E402
     ModelFormatError,
     ModelNotFoundError,
 )
+from ._wrap import CallableModel, wrap  # noqa: E402
+from .explainer import Explainer  # noqa: E402
 from .models import FaceModel, load_model  # noqa: E402
+from .results import PairExplanation  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallableModel",
     "CoreError",
+    "Explainer",
+    "PairExplanation",
+    "wrap",
     "DataUnavailableError",
     "FaceModel",
     "FxplainError",

@@ -7,17 +7,12 @@
  * the core reads is checked here for dtype (float32), layout (C-contiguous),
  * and exact shape, because the core trusts the sizes it is given.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
-#include <numpy/arrayobject.h>
+#define FX_GLUE_MAIN
+#include "glue.h"
 
-#include "../fxplain.h"
+PyObject *InvalidInputError, *CoreError;
 
-static PyObject *InvalidInputError, *CoreError;
-
-/* Raise the fxplain exception matching `st`, with the core's message. */
-static PyObject *raise_status(fx_status st) {
+PyObject *raise_status(fx_status st) {
     const char *msg = fx_last_error();
     switch (st) {
     case FX_STATUS_INVALID_ARGUMENT: PyErr_SetString(InvalidInputError, msg); break;
@@ -27,21 +22,26 @@ static PyObject *raise_status(fx_status st) {
     return NULL;
 }
 
-/* A float32, C-contiguous array of exactly `ndim` dims matching `shape`
- * (entries < 0 are free). Returns a new reference or NULL with an error set. */
-static PyArrayObject *float_array(PyObject *obj, const char *name, int ndim, const npy_intp *shape) {
+PyArrayObject *checked_array(PyObject *obj, const char *name, int typenum, int ndim, const npy_intp *shape,
+                             int writeable) {
     if (!PyArray_Check(obj)) {
         PyErr_Format(InvalidInputError, "%s must be a numpy array, got %s", name, Py_TYPE(obj)->tp_name);
         return NULL;
     }
     PyArrayObject *arr = (PyArrayObject *)obj;
-    if (PyArray_TYPE(arr) != NPY_FLOAT32) {
-        PyErr_Format(InvalidInputError, "%s must have dtype float32, got %s", name,
+    if (PyArray_TYPE(arr) != typenum) {
+        PyArray_Descr *want = PyArray_DescrFromType(typenum);
+        PyErr_Format(InvalidInputError, "%s must have dtype %s, got %s", name, want->typeobj->tp_name,
                      PyArray_DESCR(arr)->typeobj->tp_name);
+        Py_DECREF(want);
         return NULL;
     }
     if (!PyArray_IS_C_CONTIGUOUS(arr)) {
         PyErr_Format(InvalidInputError, "%s must be C-contiguous", name);
+        return NULL;
+    }
+    if (writeable && !PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(InvalidInputError, "%s must be writeable", name);
         return NULL;
     }
     if (PyArray_NDIM(arr) != ndim) {
@@ -49,7 +49,7 @@ static PyArrayObject *float_array(PyObject *obj, const char *name, int ndim, con
         return NULL;
     }
     for (int i = 0; i < ndim; ++i) {
-        if (shape[i] >= 0 && PyArray_DIM(arr, i) != shape[i]) {
+        if (shape && shape[i] >= 0 && PyArray_DIM(arr, i) != shape[i]) {
             PyErr_Format(InvalidInputError, "%s has size %zd on axis %d, expected %zd", name,
                          (Py_ssize_t)PyArray_DIM(arr, i), i, (Py_ssize_t)shape[i]);
             return NULL;
@@ -57,6 +57,11 @@ static PyArrayObject *float_array(PyObject *obj, const char *name, int ndim, con
     }
     Py_INCREF(arr);
     return arr;
+}
+
+/* The float32 case, used by the Net methods. */
+static PyArrayObject *float_array(PyObject *obj, const char *name, int ndim, const npy_intp *shape) {
+    return checked_array(obj, name, NPY_FLOAT32, ndim, shape, 0);
 }
 
 /* ---- the Net type ------------------------------------------------------ */
@@ -388,6 +393,7 @@ static PyObject *backend_info(PyObject *self, PyObject *noargs) {
 static PyMethodDef module_methods[] = {
     {"backend_info", backend_info, METH_NOARGS,
      "backend_info() -> dict with the oneDNN version, build hash, CPU runtime and ISA in use."},
+    SALIENCY_METHODS
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "fxplain._core",

@@ -1,0 +1,57 @@
+/*
+ * glue.h - shared by the glue files of fxplain._core (and only by them).
+ *
+ * module.c owns the exception objects and the NumPy C-API table; the other
+ * glue files import the table (NO_IMPORT_ARRAY) and reuse the checkers.
+ */
+#ifndef FX_GLUE_H
+#define FX_GLUE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL fxplain_core_ARRAY_API
+#ifndef FX_GLUE_MAIN
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include "../fxplain.h"
+
+extern PyObject *InvalidInputError, *CoreError;
+
+/* Raise the fxplain exception matching `st`, with the core's message; returns NULL. */
+PyObject *raise_status(fx_status st);
+
+/* `obj` as an array of dtype `typenum`, C-contiguous, `ndim` dims, sizes
+ * `shape` (entries < 0 free; shape may be NULL), writeable if asked. New
+ * reference, or NULL with InvalidInputError set. */
+PyArrayObject *checked_array(PyObject *obj, const char *name, int typenum, int ndim, const npy_intp *shape,
+                             int writeable);
+
+/* Module-level functions defined in saliency_glue.c. */
+PyObject *py_masks_rise(PyObject *self, PyObject *args);
+PyObject *py_masks_patches(PyObject *self, PyObject *args);
+PyObject *py_apply_masks(PyObject *self, PyObject *args);
+PyObject *py_occlude(PyObject *self, PyObject *args);
+PyObject *py_embedding_scores(PyObject *self, PyObject *args);
+PyObject *py_correlation_accumulate(PyObject *self, PyObject *args);
+PyObject *py_rect_accumulate(PyObject *self, PyObject *args);
+
+#define SALIENCY_METHODS \
+    {"masks_rise", py_masks_rise, METH_VARARGS, \
+     "masks_rise(seed, first, count, h, w, grid, p_keep) -> float32 (count, h, w)."}, \
+    {"masks_patches", py_masks_patches, METH_VARARGS, \
+     "masks_patches(seed, first, count, h, w, patch, holes) -> float32 (count, h, w)."}, \
+    {"apply_masks", py_apply_masks, METH_VARARGS, \
+     "apply_masks(image[h,w,c], fill[h,w,c], masks[n,h,w]) -> float32 (n, h, w, c)."}, \
+    {"occlude", py_occlude, METH_VARARGS, \
+     "occlude(image[h,w,c], fill[h,w,c], rects int32[n,4]) -> float32 (n, h, w, c)."}, \
+    {"embedding_scores", py_embedding_scores, METH_VARARGS, \
+     "embedding_scores('neg_squared_euclidean'|'cosine', emb[n,d], ref[d]) -> float64 (n,)."}, \
+    {"correlation_accumulate", py_correlation_accumulate, METH_VARARGS, \
+     "correlation_accumulate(masks[n,h,w], scores f64[n], sum_m, sum_mm, sum_ms f64[h,w]): in place."}, \
+    {"rect_accumulate", py_rect_accumulate, METH_VARARGS, \
+     "rect_accumulate(rects int32[n,4], values f64[n], sum f64[h,w], hits f64[h,w]): in place."},
+
+#endif /* FX_GLUE_H */

@@ -1,0 +1,222 @@
+"""Perturbation explanation methods: occlusion and CorrRISE.
+
+Each method turns one image of a pair, and the embedding of its intact
+partner, into a signed *evidence map*: positive where the pixels support the
+match, negative where they argue against it. The Python code here only
+orchestrates; masks, perturbed batches, scores and the per-pixel reductions
+are C kernels (``fxplain._core``), and perturbed images stream through the
+network in chunks of ``batch_size`` so memory does not grow with the number
+of perturbations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._errors import InvalidInputError
+from ._fill import fill_image
+
+
+def score_kind(model) -> str:
+    """Name of the C scoring kernel matching a model's metric."""
+    return "neg_squared_euclidean" if model.metric == "squared_euclidean" else "cosine"
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+            high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise InvalidInputError(f"{name} must be an integer {bound}, got {value!r}")
+    return int(value)
+
+
+class Method:
+    """Base of the explanation methods: parameters, defaults, validation."""
+
+    name = ""
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, **params: Any):
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise InvalidInputError(f"unknown parameter(s) {sorted(unknown)} for method {self.name!r}; "
+                                    f"known: {sorted(self.defaults)}")
+        self.params = {**self.defaults, **params}
+        self.validate()
+
+    def validate(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def work_units(self, size: tuple[int, int]) -> int:
+        """Number of perturbed images one call of :meth:`evidence` runs through the model."""
+        raise NotImplementedError
+
+    def evidence(self, model, image: np.ndarray, partner: np.ndarray, base_score: float, seed: int,
+                 batch_size: int, progress) -> np.ndarray:
+        """Signed (H, W) float64 evidence map of ``image`` against the ``partner`` embedding."""
+        raise NotImplementedError
+
+
+class Occlusion(Method):
+    """Slide square patches of several sizes over the image; record the score change.
+
+    For each patch size, the evidence at a pixel is minus the mean score
+    change of the patches covering it (occluding a region that supports the
+    match lowers the score, so its evidence is positive); sizes are averaged.
+    Units: score units of the model.
+    """
+
+    name = "occlusion"
+    defaults = {"patch_sizes": (20, 40, 60), "stride": 0.5, "fill": "mean"}
+
+    def validate(self) -> None:
+        sizes = self.params["patch_sizes"]
+        if isinstance(sizes, (int, np.integer)):
+            sizes = (sizes,)
+        sizes = tuple(_check_int("patch_sizes entries", s, 1) for s in sizes)
+        if not sizes:
+            raise InvalidInputError("patch_sizes must name at least one size")
+        self.params["patch_sizes"] = sizes
+        stride = self.params["stride"]
+        if not isinstance(stride, (int, float, np.number)) or isinstance(stride, bool) or not 0 < stride <= 1:
+            raise InvalidInputError(f"stride must be a fraction of the patch size in (0, 1], got {stride!r}")
+
+    def rects(self, size: tuple[int, int]) -> list[np.ndarray]:
+        """Patch rectangles (top, left, bottom, right) per patch size, covering every pixel."""
+        h, w = size
+        out = []
+        for patch in self.params["patch_sizes"]:
+            if patch > min(h, w):
+                raise InvalidInputError(f"patch size {patch} is larger than the {h}x{w} image")
+            step = max(1, int(round(patch * self.params["stride"])))
+            tops = sorted(set(range(0, h - patch + 1, step)) | {h - patch})
+            lefts = sorted(set(range(0, w - patch + 1, step)) | {w - patch})
+            out.append(np.array([(t, l, t + patch, l + patch) for t in tops for l in lefts], np.int32))
+        return out
+
+    def work_units(self, size):
+        return sum(len(r) for r in self.rects(size))
+
+    def evidence(self, model, image, partner, base_score, seed, batch_size, progress):
+        h, w = image.shape[:2]
+        fill = fill_image(image, self.params["fill"])
+        kind = score_kind(model)
+        maps = []
+        for rects in self.rects((h, w)):
+            total = np.zeros((h, w))
+            hits = np.zeros((h, w))
+            for start in range(0, len(rects), batch_size):
+                chunk = np.ascontiguousarray(rects[start:start + batch_size])
+                batch = _core.occlude(image, fill, chunk)
+                scores = _core.embedding_scores(kind, model.embed_pixels(batch, batch_size=batch_size), partner)
+                _core.rect_accumulate(chunk, scores - base_score, total, hits)
+                progress.update(len(chunk))
+            maps.append(-total / hits)
+        return np.mean(maps, axis=0)
+
+
+class CorrRISE(Method):
+    """CorrRISE (Lu, Xu, Ebrahimi, WACV 2024): correlation of mask values with scores.
+
+    ``n_masks`` random masks are applied to the image (the partner stays
+    intact); at each pixel the evidence is the correlation, across masks,
+    between the mask value there and the pair's score. Units: correlation,
+    in [-1, 1]. The same masks (from ``seed``) are used for both images.
+
+    Parameters: ``n_masks``; ``masks`` = ``"rise"`` (``grid`` cells kept with
+    probability ``p_keep``, bilinearly upsampled with a random shift) or
+    ``"patches"`` (binary: ``holes`` squares of side ``patch`` removed);
+    ``fill`` (see :func:`fxplain._fill.fill_image`); ``correlation`` =
+    ``"pearson"`` or ``"spearman"`` (ranks of scores; exact for the binary
+    ``"patches"`` masks, refused for ``"rise"`` because per-pixel ranks of
+    continuous masks would need every mask in memory).
+    """
+
+    name = "corrrise"
+    defaults = {"n_masks": 500, "masks": "rise", "grid": 7, "p_keep": 0.5, "patch": 30, "holes": 3,
+                "fill": "mean", "correlation": "pearson"}
+
+    def validate(self) -> None:
+        p = self.params
+        p["n_masks"] = _check_int("n_masks", p["n_masks"], 2)
+        if p["masks"] not in ("rise", "patches"):
+            raise InvalidInputError(f"masks must be 'rise' or 'patches', got {p['masks']!r}")
+        p["grid"] = _check_int("grid", p["grid"], 1)
+        p["patch"] = _check_int("patch", p["patch"], 1)
+        p["holes"] = _check_int("holes", p["holes"], 1)
+        if not isinstance(p["p_keep"], (int, float, np.number)) or not 0 < p["p_keep"] < 1:
+            raise InvalidInputError(f"p_keep must be in (0, 1), got {p['p_keep']!r}")
+        if p["correlation"] not in ("pearson", "spearman"):
+            raise InvalidInputError(f"correlation must be 'pearson' or 'spearman', got {p['correlation']!r}")
+        if p["correlation"] == "spearman" and p["masks"] != "patches":
+            raise InvalidInputError("correlation='spearman' needs binary masks (masks='patches'); "
+                                    "with continuous 'rise' masks use 'pearson'")
+
+    def work_units(self, size):
+        return self.params["n_masks"]
+
+    def masks(self, seed: int, first: int, count: int, size: tuple[int, int]) -> np.ndarray:
+        """Masks ``first .. first+count-1`` of this configuration, float32 (count, H, W)."""
+        p = self.params
+        h, w = size
+        if p["masks"] == "rise":
+            if p["grid"] > min(h, w):
+                raise InvalidInputError(f"grid {p['grid']} is finer than the {h}x{w} image")
+            return _core.masks_rise(seed, first, count, h, w, p["grid"], float(p["p_keep"]))
+        if p["patch"] > min(h, w):
+            raise InvalidInputError(f"patch {p['patch']} is larger than the {h}x{w} image")
+        return _core.masks_patches(seed, first, count, h, w, p["patch"], p["holes"])
+
+    def evidence(self, model, image, partner, base_score, seed, batch_size, progress):
+        h, w = image.shape[:2]
+        n = self.params["n_masks"]
+        fill = fill_image(image, self.params["fill"])
+        kind = score_kind(model)
+        scores = np.empty(n)
+        sum_m, sum_mm, sum_ms = (np.zeros((h, w)) for _ in range(3))
+        spearman = self.params["correlation"] == "spearman"
+        for first in range(0, n, batch_size):
+            count = min(batch_size, n - first)
+            masks = self.masks(seed, first, count, (h, w))
+            batch = _core.apply_masks(image, fill, masks)
+            # centring on the intact pair's score keeps the streaming sums well conditioned
+            s = _core.embedding_scores(kind, model.embed_pixels(batch, batch_size=batch_size), partner) - base_score
+            scores[first:first + count] = s
+            if not spearman:
+                _core.correlation_accumulate(masks, s, sum_m, sum_mm, sum_ms)
+            progress.update(count)
+        if spearman:
+            # second pass: regenerate the (cheap) masks, correlate with score ranks
+            scores = _average_ranks(scores)
+            for first in range(0, n, batch_size):
+                count = min(batch_size, n - first)
+                _core.correlation_accumulate(self.masks(seed, first, count, (h, w)),
+                                             np.ascontiguousarray(scores[first:first + count]),
+                                             sum_m, sum_mm, sum_ms)
+        cov = n * sum_ms - sum_m * scores.sum()
+        var_m = np.maximum(n * sum_mm - sum_m ** 2, 0.0)
+        var_s = max(n * np.sum(scores ** 2) - scores.sum() ** 2, 0.0)
+        denom = np.sqrt(var_m * var_s)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties averaged (as Spearman's correlation needs)."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        stop = start
+        while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
+            stop += 1
+        ranks[order[start:stop + 1]] = (start + stop) / 2 + 1
+        start = stop + 1
+    return ranks
+
+
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Occlusion, CorrRISE)}

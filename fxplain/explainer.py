@@ -1,0 +1,154 @@
+"""The Explainer: one object, any method, the same result type.
+
+>>> ex = fxplain.Explainer(model, method="corrrise", seed=0, n_masks=1000)
+>>> r = ex.explain("a.jpg", "b.jpg")     # or ex("a.jpg", "b.jpg")
+>>> r.similarity.shape                   # (2, H, W): evidence for the match in A and B
+>>> r.plot()
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import numpy as np
+
+from ._errors import InvalidInputError
+from ._images import to_pixel_batch
+from ._methods import METHODS, Method, score_kind
+from ._progress import Progress
+from .results import PairExplanation, _jsonable
+
+_NORMALIZE = (None, "pair", "image")
+
+
+class Explainer:
+    """Explain a face-recognition model's decisions on pairs of faces.
+
+    Parameters
+    ----------
+    model : FaceModel or CallableModel
+        From :func:`fxplain.load_model` or :func:`fxplain.wrap`.
+    method : str
+        ``"corrrise"`` (default) or ``"occlusion"``.
+    seed : int
+        Seed of the method's random numbers: the same seed gives the same maps.
+    batch_size : int
+        Perturbed images per pass through the model (bounds memory).
+    show_progress : bool
+        Show a progress bar (tqdm if installed).
+    normalize : {None, "pair", "image"}
+        None (default) keeps raw maps, comparable across pairs; ``"pair"``
+        divides both images' maps by the largest value of the pair; ``"image"``
+        divides each image's maps by its own largest value.
+    **method_params
+        The method's parameters (see ``fxplain.Explainer.methods()``), e.g.
+        ``n_masks``, ``masks``, ``fill``, ``correlation`` for CorrRISE;
+        ``patch_sizes``, ``stride``, ``fill`` for occlusion.
+    """
+
+    def __init__(self, model, method: str = "corrrise", *, seed: int = 0, batch_size: int = 64,
+                 show_progress: bool = False, normalize: str | None = None, **method_params: Any):
+        if method not in METHODS:
+            raise InvalidInputError(f"unknown method {method!r}; available: {sorted(METHODS)}")
+        for attr in ("embed_pixels", "score", "threshold", "input_size", "model_hash", "metric"):
+            if not hasattr(model, attr):
+                raise InvalidInputError(f"model must be a FaceModel or come from fxplain.wrap(); it lacks {attr!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if normalize not in _NORMALIZE:
+            raise InvalidInputError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
+        self.model = model
+        self.method: Method = METHODS[method](**method_params)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.show_progress = bool(show_progress)
+        self.normalize = normalize
+
+    @staticmethod
+    def methods() -> dict[str, dict[str, Any]]:
+        """Available methods and their default parameters."""
+        return {name: dict(cls.defaults) for name, cls in METHODS.items()}
+
+    def __repr__(self) -> str:
+        return f"Explainer(method={self.method.name!r}, params={self.method.params}, seed={self.seed})"
+
+    def __call__(self, image_a: Any, image_b: Any) -> PairExplanation:
+        return self.explain(image_a, image_b)
+
+    def explain(self, image_a: Any, image_b: Any) -> PairExplanation:
+        """Explain the model's decision on one pair.
+
+        Parameters
+        ----------
+        image_a, image_b
+            Aligned face chips of the model's input size: arrays, PIL images
+            or file paths (as :meth:`FaceModel.embed` accepts).
+
+        Returns
+        -------
+        PairExplanation
+        """
+        pixels = self._pair_pixels(image_a, image_b)
+        embeddings = self.model.embed_pixels(pixels, batch_size=2)
+        with Progress(2 * self.method.work_units(self.model.input_size), f"{self.method.name}",
+                      self.show_progress) as progress:
+            return self._explain(pixels, embeddings, progress)
+
+    def explain_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> list[PairExplanation]:
+        """Explain many pairs; the intact images are embedded together in batches.
+
+        ``pairs`` is an iterable of ``(image_a, image_b)``. A progress bar (if
+        enabled) counts perturbed images over all pairs.
+        """
+        pairs = list(pairs)
+        if not pairs:
+            raise InvalidInputError("pairs must hold at least one (image_a, image_b) pair")
+        pixel_pairs = [self._pair_pixels(a, b) for a, b in pairs]
+        embeddings = self.model.embed_pixels(np.concatenate(pixel_pairs), batch_size=self.batch_size)
+        total = 2 * len(pairs) * self.method.work_units(self.model.input_size)
+        results = []
+        with Progress(total, f"{self.method.name} x {len(pairs)} pairs", self.show_progress) as progress:
+            for k, pixels in enumerate(pixel_pairs):
+                results.append(self._explain(pixels, embeddings[2 * k:2 * k + 2], progress))
+        return results
+
+    # ---- internals --------------------------------------------------------
+
+    def _pair_pixels(self, image_a: Any, image_b: Any) -> np.ndarray:
+        a = to_pixel_batch(image_a, self.model.input_size)
+        b = to_pixel_batch(image_b, self.model.input_size)
+        if len(a) != 1 or len(b) != 1:
+            raise InvalidInputError(f"explain takes one image per side, got {len(a)} and {len(b)}; "
+                                    "use explain_pairs for many pairs")
+        return np.ascontiguousarray(np.concatenate([a, b]))
+
+    def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress) -> PairExplanation:
+        start = time.perf_counter()
+        score = float(self.model.score(embeddings[0], embeddings[1]))
+        evidence = np.empty((2,) + pixels.shape[1:3], np.float64)
+        for side in (0, 1):
+            evidence[side] = self.method.evidence(self.model, np.ascontiguousarray(pixels[side]),
+                                                  np.ascontiguousarray(embeddings[1 - side]), score, self.seed,
+                                                  self.batch_size, progress)
+        evidence = self._normalized(evidence)
+        return PairExplanation(
+            similarity=np.maximum(evidence, 0).astype(np.float32),
+            dissimilarity=np.maximum(-evidence, 0).astype(np.float32),
+            score=score, threshold=float(self.model.threshold), match=bool(score >= self.model.threshold),
+            method=self.method.name, params=_jsonable(self.method.params), seed=self.seed,
+            model_hash=self.model.model_hash, model_name=getattr(self.model, "name", "model"),
+            images=pixels.copy(), seconds=time.perf_counter() - start, normalize=self.normalize,
+            extras={"score_kind": score_kind(self.model)},
+        )
+
+    def _normalized(self, evidence: np.ndarray) -> np.ndarray:
+        if self.normalize is None:
+            return evidence
+        if self.normalize == "pair":
+            peak = np.abs(evidence).max()
+            return evidence / peak if peak > 0 else evidence
+        peaks = np.abs(evidence).reshape(2, -1).max(axis=1)
+        return evidence / np.where(peaks > 0, peaks, 1.0)[:, None, None]
