@@ -70,7 +70,7 @@ class Occlusion(Method):
     """
 
     name = "occlusion"
-    defaults = {"patch_sizes": (20, 40, 60), "stride": 0.5, "fill": "mean"}
+    defaults = {"patch_sizes": (20, 30, 40), "stride": 0.5, "fill": "mean"}
 
     def validate(self) -> None:
         sizes = self.params["patch_sizes"]
