@@ -1,4 +1,4 @@
-"""Command line: ``fxplain info | verify A B | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | verify A B | explain A B | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
@@ -46,23 +46,56 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _method_params(args: argparse.Namespace) -> dict:
+    return {"n_masks": args.n_masks} if args.method == "corrrise" else {}
+
+
+def _report(label: str, result, path) -> None:
+    verdict = "SAME person" if result.match else "DIFFERENT people"
+    print(f"  {label}: score {result.score:.4f} (threshold {result.threshold:.4f}) -> {verdict}; "
+          f"explained in {result.seconds:.2f} s; figure {path}")
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import fxplain
+
+    model = fxplain.load_model(args.model)
+    explainer = fxplain.Explainer(model, method=args.method, seed=args.seed, show_progress=not args.quiet,
+                                  **_method_params(args))
+    result = explainer.explain(args.image_a, args.image_b)
+    result.plot().savefig(args.output, dpi=100)
+    _report(f"{args.method} {args.image_a} vs {args.image_b}", result, args.output)
+    if args.save:
+        result.save(args.save)
+        print(f"  saved the explanation to {args.save}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import fxplain
     from fxplain import datasets
 
     model = fxplain.load_model(args.model)
-    print(f"model: {model!r}")
-    print(f"oneDNN {fxplain.backend_info()['onednn_version']}, ISA {fxplain.backend_info()['isa']}")
+    info = fxplain.backend_info()
+    print(f"fxplain {fxplain.__version__} | oneDNN {info['onednn_version']} ({info['isa']}) | model {model!r}")
     paths = datasets.johns_files()
     ids = datasets.johns_identities()
     a = 0
     genuine = next(i for i in range(1, len(paths)) if ids[i] == ids[a])
     impostor = next(i for i in range(1, len(paths)) if ids[i] != ids[a])
-    for label, b in (("genuine pair", genuine), ("impostor pair", impostor)):
-        start = time.perf_counter()
-        result = model.verify(paths[a], paths[b])
-        _print_verification(f"{label} {ids[a]}/{paths[a].name} vs {ids[b]}/{paths[b].name}", result,
-                            time.perf_counter() - start)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for method in ("occlusion", "corrrise"):
+        params = {"n_masks": args.n_masks} if method == "corrrise" else {}
+        explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
+        print(f"{method} {explainer.method.params}")
+        for label, b in (("genuine", genuine), ("impostor", impostor)):
+            result = explainer.explain(paths[a], paths[b])
+            figure = out / f"{method}_{label}.png"
+            result.plot().savefig(figure, dpi=100)
+            _report(f"{label} pair {ids[a]}/{paths[a].name} vs {ids[b]}/{paths[b].name}", result, figure)
     images, ids, _ = datasets.load_johns()
     start = time.perf_counter()
     emb = model.embed(images, batch_size=64)
@@ -85,8 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("image_a")
     verify.add_argument("image_b")
     verify.set_defaults(func=_cmd_verify)
-    sub.add_parser("demo", help="verify a genuine and an impostor pair of the johns faces").set_defaults(
-        func=_cmd_demo)
+    explain = sub.add_parser("explain", help="explain the decision on two aligned chips, write a figure")
+    explain.add_argument("image_a")
+    explain.add_argument("image_b")
+    explain.add_argument("--method", default="corrrise", choices=("corrrise", "occlusion"))
+    explain.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
+    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument("-o", "--output", default="explanation.png", help="figure to write (PNG)")
+    explain.add_argument("--save", help="also save the explanation (.npz) here")
+    explain.add_argument("--quiet", action="store_true", help="no progress bar")
+    explain.set_defaults(func=_cmd_explain)
+    demo = sub.add_parser("demo", help="explain a genuine and an impostor johns pair with each method")
+    demo.add_argument("-o", "--output", default="fxplain_demo", help="folder for the figures")
+    demo.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

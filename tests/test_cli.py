@@ -18,13 +18,30 @@ def test_info_prints_versions_isa_and_model_facts():
     assert "150x150x3" in out.stdout and "128-d" in out.stdout and "0.6" in out.stdout
 
 
-def test_demo_verifies_a_genuine_and_an_impostor_pair():
-    out = _run("demo")
+def test_demo_explains_a_genuine_and_an_impostor_pair_with_each_method(tmp_path):
+    out = _run("demo", "-o", str(tmp_path), "--n-masks", "64")
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.splitlines()
-    assert any(line.startswith("genuine pair") and "SAME person" in line for line in lines)
-    assert any(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines)
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    assert sum(line.startswith("genuine pair") and "SAME person" in line for line in lines) == 2
+    assert sum(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines) == 2
     assert "100.0 % decided correctly" in out.stdout
+    for method in ("occlusion", "corrrise"):
+        for label in ("genuine", "impostor"):
+            assert (tmp_path / f"{method}_{label}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_explain_writes_a_figure_and_a_result(johns, tmp_path):
+    import fxplain
+
+    paths = johns[2]
+    figure, saved = tmp_path / "out.png", tmp_path / "r.npz"
+    out = _run("explain", str(paths[0]), str(paths[20]), "--method", "corrrise", "--n-masks", "32",
+               "-o", str(figure), "--save", str(saved), "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "DIFFERENT people" in out.stdout and figure.read_bytes().startswith(b"\x89PNG")
+    assert fxplain.PairExplanation.load(saved).params["n_masks"] == 32
+    bad = _run("explain", str(paths[0]), str(paths[1]), "--n-masks", "1", "--quiet")
+    assert bad.returncode == 2 and "n_masks" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_verify_and_clean_errors(johns, tmp_path):
