@@ -8,9 +8,9 @@ compute the same evidence maps of dlib's face network:
   in batches, scored against the intact partner (``-||e - e_partner||^2``);
   the evidence at a pixel is the Pearson correlation over the masks between
   the mask value there and the score.
-* **Occlusion** (fxplain's default patch set: sizes 20, 40, 60 at half-size
-  stride, 261 patches per image): evidence = minus the mean score change of
-  the patches covering a pixel, averaged over the sizes.
+* **Occlusion** (fxplain's default patch set, ``Occlusion.defaults``; the
+  number of patches per image is printed): evidence = minus the mean score
+  change of the patches covering a pixel, averaged over the patch sizes.
 
 The fxplain side is ``Explainer(...).explain(a, b)``. The torch side is what a
 competent PyTorch user would write around ``torch_network.build_torch_module``
@@ -201,7 +201,10 @@ def measure(runs: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str
 
 
 def warm_up(model: Any, module: TorchNetwork, pixels: np.ndarray, batch_size: int) -> None:
-    """One full batch and one pair through each network: oneDNN primitive creation, first-touch allocations."""
+    """One full batch and one pair through each network.
+
+    Pays for oneDNN primitive creation and first-touch allocations before timing.
+    """
     batch = np.ascontiguousarray(pixels[np.arange(batch_size) % len(pixels)], np.float32)
     for size in (batch_size, 2):
         model.embed_pixels(batch[:size], batch_size=size)
@@ -236,7 +239,9 @@ def profile_fxplain(model: Any, pair: np.ndarray, n_masks: int, seed: int, param
     from fxplain import _core
     from fxplain._fill import fill_image
     from fxplain._images import to_pixel_batch
+    from fxplain._methods import score_kind
 
+    kind = score_kind(model)
     clock = Stopwatch()
     pixels = clock.time("to_pixel_batch", lambda: np.ascontiguousarray(
         np.concatenate([to_pixel_batch(x, model.input_size) for x in pair])))
@@ -255,7 +260,7 @@ def profile_fxplain(model: Any, pair: np.ndarray, n_masks: int, seed: int, param
                                float(params["p_keep"]))
             batch = clock.time("C apply_masks", _core.apply_masks, image, fill, masks)
             emb = clock.time("embed_pixels (forward)", model.embed_pixels, batch, batch_size=batch_size)
-            s = clock.time("C embedding_scores", _core.embedding_scores, "neg_squared_euclidean", emb, partner)
+            s = clock.time("C embedding_scores", _core.embedding_scores, kind, emb, partner)
             s = s - base
             scores[first:first + count] = s
             clock.time("C correlation_accumulate", _core.correlation_accumulate, masks, s, *sums)
@@ -310,6 +315,42 @@ def print_profile(title: str, clock: Stopwatch, images: int) -> None:
               f"{total - forward:.3f} s ({100 * (total - forward) / total:.1f}%)")
 
 
+def forward_sweep(model: Any, module: TorchNetwork, pair: np.ndarray, params: MaskParams, seed: int,
+                  batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64), images: int = 256) -> None:
+    """Forward-pass img/s of each network on masked chips, per batch size.
+
+    The explain loop is dominated by the forward pass, so how its speed
+    depends on the batch size (the Explainer's ``batch_size``) bounds what
+    either side can reach. Timed on ``images`` masked copies of the first chip.
+    """
+    from fxplain import _core
+    from fxplain._fill import fill_image
+
+    image = np.ascontiguousarray(pair[0], np.float32)
+    masks = _core.masks_rise(seed, 0, images, *image.shape[:2], params["grid"], float(params["p_keep"]))
+    batch = _core.apply_masks(image, fill_image(image, "mean"), masks)
+    print(f"\nforward img/s on {images} masked chips by batch size (the explain loop's main cost)")
+    print(f"{'batch':>5} {'fxplain':>8} {'torch':>8} {'fx/torch':>8}")
+    tensor = torch.from_numpy(batch)
+    for size in batch_sizes:
+        def run_fx() -> None:
+            model.embed_pixels(batch, batch_size=size)
+
+        def run_torch() -> None:
+            with torch.inference_mode():
+                for start in range(0, images, size):
+                    module(tensor[start:start + size])
+
+        rates = {}
+        for name, run in (("fxplain", run_fx), ("torch", run_torch)):
+            run()  # warm-up: new shapes mean new oneDNN primitives
+            start = time.perf_counter()
+            run()
+            rates[name] = images / (time.perf_counter() - start)
+        fx, th = rates["fxplain"], rates["torch"]
+        print(f"{size:>5} {fx:>8.1f} {th:>8.1f} {fx / th:>8.2f}")
+
+
 # ---- command line -------------------------------------------------------------
 
 
@@ -343,7 +384,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per side (default: 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for both libraries (default: os.cpu_count())")
-    parser.add_argument("--batch-size", type=int, default=64, help="perturbed images per forward (default: 64)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="perturbed images per forward pass, both sides (default: 64)")
     parser.add_argument("--pair", type=parse_pair, default=(0, 1),
                         help="indices of the two johns chips (default: 0,1, a genuine pair)")
     parser.add_argument("--seed", type=int, default=0, help="CorrRISE seed (default: 0)")
@@ -376,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     pair = np.ascontiguousarray(images[list(args.pair)])
     module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")
     params: MaskParams = dict(CorrRISE.defaults)
-    rects = Occlusion().rects(model.input_size)
+    occlusion = Occlusion()
+    rects = occlusion.rects(model.input_size)
     n_rects = sum(len(r) for r in rects)
 
     backend = fxplain.backend_info()
@@ -386,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     a, b = args.pair
     print(f"pair: johns {a} ({identities[a]}) vs {b} ({identities[b]}) | CorrRISE rise masks grid "
           f"{params['grid']}, p_keep {params['p_keep']}, seed {args.seed}, fill mean | occlusion "
+          f"sizes {occlusion.params['patch_sizes']}, stride {occlusion.params['stride']}, "
           f"{n_rects} patches/image")
     print("masks: the torch side calls fxplain._core.masks_rise (identical masks; timed on the torch side)")
 
@@ -401,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for method, n in cases:
         if method == "corrrise":
-            explainer = fxplain.Explainer(model, method="corrrise", seed=args.seed, batch_size=args.batch_size,
-                                          n_masks=n)
+            explainer = fxplain.Explainer(model, method="corrrise", seed=args.seed,
+                                          batch_size=args.batch_size, n_masks=n)
             run_torch = (lambda n=n: torch_corrrise(module, pair, n, args.seed, params, args.batch_size,
                                                     _core.masks_rise))
             perturbed = 2 * n
@@ -426,14 +470,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{th.median / fx.median:>8.2f} {perturbed / fx.median:>8.1f} {perturbed / th.median:>11.1f} "
               f"{diff:>9.2g}")
         failed |= not diff < args.tolerance
-    print("N = masks per image (occlusion: patches per image); img/s = perturbed images of the pair / median s")
+    print("N = masks per image (occlusion: patches per image); "
+          "img/s = perturbed images of the pair / median s")
 
     if args.profile and "corrrise" in args.methods:
         n = max(args.n_masks)
         print_profile(f"fxplain CorrRISE profile, N={n}",
                       profile_fxplain(model, pair, n, args.seed, params, args.batch_size), 2 * n)
         print_profile(f"torch CorrRISE profile, N={n}",
-                      profile_torch(module, pair, n, args.seed, params, args.batch_size, _core.masks_rise), 2 * n)
+                      profile_torch(module, pair, n, args.seed, params, args.batch_size, _core.masks_rise),
+                      2 * n)
+        forward_sweep(model, module, pair, params, args.seed)
 
     if failed:
         print(f"FAIL: evidence maps differ by more than {args.tolerance:g}", file=sys.stderr)
