@@ -68,8 +68,9 @@ core = Extension(
     libraries=["dnnl"],
     # <prefix>/lib/python3.X/site-packages/fxplain/_core.so -> <prefix>/lib
     runtime_library_dirs=["$ORIGIN/../../.."] + rpaths,
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", "-pthread"],
-    extra_link_args=["-pthread"],
+    # OpenMP (GNU, the runtime the oneDNN wheel uses too) parallelises the saliency kernels
+    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", "-pthread", "-fopenmp"],
+    extra_link_args=["-pthread", "-fopenmp"],
     define_macros=[("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
 )
 

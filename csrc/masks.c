@@ -33,9 +33,18 @@ fx_status fx_masks_rise(uint64_t seed, int64_t first, int count, int h, int w, i
                        grid, p_keep);
     const int g = grid + 1;
     const int cell_h = (h + grid - 1) / grid, cell_w = (w + grid - 1) / grid;
+    int failed = 0;
+    /* masks are independent streams, so they fill in parallel */
+#pragma omp parallel
+    {
     float *cells = malloc((size_t)g * g * sizeof(float));
-    if (!cells) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a mask grid");
+    if (!cells) {
+#pragma omp atomic write
+        failed = 1;
+    }
+#pragma omp for schedule(static)
     for (int i = 0; i < count; ++i) {
+        if (!cells) continue;
         fx_rng rng = fx_rng_for(seed, (uint64_t)(first + i));
         for (int k = 0; k < g * g; ++k) cells[k] = fx_rng_uniform(&rng) < p_keep ? 1.0f : 0.0f;
         const int shift_y = (int)fx_rng_below(&rng, cell_h), shift_x = (int)fx_rng_below(&rng, cell_w);
@@ -61,6 +70,8 @@ fx_status fx_masks_rise(uint64_t seed, int64_t first, int count, int h, int w, i
         }
     }
     free(cells);
+    }
+    if (failed) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a mask grid");
     return FX_STATUS_OK;
 }
 
@@ -72,6 +83,7 @@ fx_status fx_masks_patches(uint64_t seed, int64_t first, int count, int h, int w
         return fx_fail(FX_STATUS_INVALID_ARGUMENT,
                        "patch masks need 1 <= patch <= image size and holes >= 1 (patch %d, holes %d)", patch,
                        holes);
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < count; ++i) {
         fx_rng rng = fx_rng_for(seed, (uint64_t)(first + i));
         float *mask = out + (size_t)i * h * w;

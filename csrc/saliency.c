@@ -17,6 +17,8 @@ fx_status fx_apply_masks(int count, int h, int w, int c, const float *image, con
     if (count < 0 || h < 1 || w < 1 || c < 1 || !image || !fill || !masks || !out)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "apply_masks: bad shape or NULL buffer");
     const size_t pixels = (size_t)h * w;
+    /* one image per thread: memory-bound, and the batch is large enough to split */
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < count; ++i) {
         const float *m = masks + i * pixels;
         float *o = out + i * pixels * c;
@@ -34,12 +36,17 @@ fx_status fx_occlude(int count, int h, int w, int c, const float *image, const f
     if (count < 0 || h < 1 || w < 1 || c < 1 || !image || !fill || !rects || !out)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "occlude: bad shape or NULL buffer");
     const size_t size = (size_t)h * w * c;
-    for (int i = 0; i < count; ++i) {
+    for (int i = 0; i < count; ++i) { /* validate every rectangle before writing anything */
         const int32_t top = rects[4 * i], left = rects[4 * i + 1];
         const int32_t bottom = rects[4 * i + 2], right = rects[4 * i + 3];
         if (top < 0 || left < 0 || bottom > h || right > w || top >= bottom || left >= right)
             return fx_fail(FX_STATUS_INVALID_ARGUMENT, "occlude: rectangle %d (%d, %d, %d, %d) is outside %dx%d", i,
                            top, left, bottom, right, h, w);
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < count; ++i) {
+        const int32_t top = rects[4 * i], left = rects[4 * i + 1];
+        const int32_t bottom = rects[4 * i + 2], right = rects[4 * i + 3];
         float *o = out + i * size;
         memcpy(o, image, size * sizeof(float));
         for (int y = top; y < bottom; ++y) {

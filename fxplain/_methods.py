@@ -59,6 +59,13 @@ class Method:
         """Signed (H, W) float64 evidence map of ``image`` against the ``partner`` embedding."""
         raise NotImplementedError
 
+    def evidence_pair(self, model, pixels: np.ndarray, embeddings: np.ndarray, base_score: float, seed: int,
+                      batch_size: int, progress) -> np.ndarray:
+        """Evidence maps (2, H, W) of both images, each against its intact partner."""
+        return np.stack([self.evidence(model, np.ascontiguousarray(pixels[side]),
+                                       np.ascontiguousarray(embeddings[1 - side]), base_score, seed, batch_size,
+                                       progress) for side in (0, 1)])
+
 
 class Occlusion(Method):
     """Slide square patches of several sizes over the image; record the score change.
@@ -171,37 +178,55 @@ class CorrRISE(Method):
         return _core.masks_patches(seed, first, count, h, w, p["patch"], p["holes"])
 
     def evidence(self, model, image, partner, base_score, seed, batch_size, progress):
-        h, w = image.shape[:2]
+        return self._correlate(model, image[None], partner[None], base_score, seed, batch_size, progress)[0]
+
+    def evidence_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        # both images see the same masks: generate each chunk of masks once
+        return self._correlate(model, pixels, np.ascontiguousarray(embeddings[::-1]), base_score, seed,
+                               batch_size, progress)
+
+    def _correlate(self, model, images, partners, base_score, seed, batch_size, progress):
+        """Correlation maps (len(images), H, W); image k is scored against partners[k]."""
+        k_images, h, w = images.shape[:3]
         n = self.params["n_masks"]
-        fill = fill_image(image, self.params["fill"])
+        fills = [fill_image(image, self.params["fill"]) for image in images]
         kind = score_kind(model)
-        scores = np.empty(n)
-        sum_m, sum_mm, sum_ms = (np.zeros((h, w)) for _ in range(3))
+        scores = np.empty((k_images, n))
+        sums = np.zeros((k_images, 3, h, w))
         spearman = self.params["correlation"] == "spearman"
         for first in range(0, n, batch_size):
             count = min(batch_size, n - first)
             masks = self.masks(seed, first, count, (h, w))
-            batch = _core.apply_masks(image, fill, masks)
-            # centring on the intact pair's score keeps the streaming sums well conditioned
-            s = _core.embedding_scores(kind, model.embed_pixels(batch, batch_size=batch_size), partner) - base_score
-            scores[first:first + count] = s
-            if not spearman:
-                _core.correlation_accumulate(masks, s, sum_m, sum_mm, sum_ms)
-            progress.update(count)
+            for k in range(k_images):
+                batch = _core.apply_masks(np.ascontiguousarray(images[k]), fills[k], masks)
+                emb = model.embed_pixels(batch, batch_size=batch_size)
+                # centring on the intact pair's score keeps the streaming sums well conditioned
+                s = _core.embedding_scores(kind, emb, partners[k]) - base_score
+                scores[k, first:first + count] = s
+                if not spearman:
+                    _core.correlation_accumulate(masks, s, *sums[k])
+                progress.update(count)
         if spearman:
             # second pass: regenerate the (cheap) masks, correlate with score ranks
-            scores = _average_ranks(scores)
+            scores = np.stack([_average_ranks(row) for row in scores])
             for first in range(0, n, batch_size):
                 count = min(batch_size, n - first)
-                _core.correlation_accumulate(self.masks(seed, first, count, (h, w)),
-                                             np.ascontiguousarray(scores[first:first + count]),
-                                             sum_m, sum_mm, sum_ms)
-        cov = n * sum_ms - sum_m * scores.sum()
-        var_m = np.maximum(n * sum_mm - sum_m ** 2, 0.0)
-        var_s = max(n * np.sum(scores ** 2) - scores.sum() ** 2, 0.0)
-        denom = np.sqrt(var_m * var_s)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
+                masks = self.masks(seed, first, count, (h, w))
+                for k in range(k_images):
+                    _core.correlation_accumulate(masks, np.ascontiguousarray(scores[k, first:first + count]),
+                                                 *sums[k])
+        return np.stack([_pearson_from_sums(n, *sums[k], scores[k]) for k in range(k_images)])
+
+
+def _pearson_from_sums(n: int, sum_m: np.ndarray, sum_mm: np.ndarray, sum_ms: np.ndarray,
+                       scores: np.ndarray) -> np.ndarray:
+    """Per-pixel Pearson correlation from the streaming sums; 0 where a variance vanishes."""
+    cov = n * sum_ms - sum_m * scores.sum()
+    var_m = np.maximum(n * sum_mm - sum_m ** 2, 0.0)
+    var_s = max(n * np.sum(scores ** 2) - scores.sum() ** 2, 0.0)
+    denom = np.sqrt(var_m * var_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:

@@ -128,12 +128,8 @@ class Explainer:
     def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress) -> PairExplanation:
         start = time.perf_counter()
         score = float(self.model.score(embeddings[0], embeddings[1]))
-        evidence = np.empty((2,) + pixels.shape[1:3], np.float64)
-        for side in (0, 1):
-            evidence[side] = self.method.evidence(self.model, np.ascontiguousarray(pixels[side]),
-                                                  np.ascontiguousarray(embeddings[1 - side]), score, self.seed,
-                                                  self.batch_size, progress)
-        evidence = self._normalized(evidence)
+        evidence = self._normalized(self.method.evidence_pair(self.model, pixels, embeddings, score, self.seed,
+                                                              self.batch_size, progress))
         return PairExplanation(
             similarity=np.maximum(evidence, 0).astype(np.float32),
             dissimilarity=np.maximum(-evidence, 0).astype(np.float32),
