@@ -66,6 +66,7 @@ typedef struct {
     float *bias;      /* conv/dense bias [oc] or NULL; scale_shift shift[C] */
     /* Filled by fusion (net_fuse.c): */
     int group;        /* index of the node whose primitive computes this node */
+    int folded;       /* a scale/shift folded into the weights of its group's head */
     int consumers;    /* how many layers (plus the net output) read this node */
 } fx_node;
 
@@ -104,8 +105,14 @@ int fx_group_tail(const fx_net *net, int head);
 
 /* ---- plans (net_plan.c) ----------------------------------------------- */
 
-fx_status fx_plan_build(fx_net *net, int batch, fx_plan **plan);
+/* A plan for `batch` images; a training plan also keeps every layer's
+   output and builds the backward pass to the input. */
+fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **plan);
 fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *out);
+/* After fx_plan_run on a training plan: the gradient of sum(out * grad_output)
+   with respect to the pixels, [batch][H][W][C]. */
+fx_status fx_plan_run_backward(fx_net *net, fx_plan *plan, const float *grad_output, float *grad_pixels);
+int fx_plan_training(const fx_plan *plan);
 int fx_plan_batch(const fx_plan *plan);
 int fx_plan_steps(const fx_plan *plan);
 void fx_plan_destroy(fx_plan *plan);

@@ -116,6 +116,14 @@ fx_status fx_net_step_count(fx_net *net, int batch, int *steps);
  * Primitives are built on first use of each batch size and cached. */
 fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out);
 
+/* Forward and backward pass on n images (plans built on first use and cached):
+ *   out:         [n][C_out * H_out * W_out], as fx_net_forward
+ *   grad_pixels: [n][H][W][C], the gradient of sum(out * grad_output) with
+ *                respect to the input pixels (on their 0-255 scale).
+ * Uses oneDNN's backward-data primitives; every layer's output is kept. */
+fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
+                                float *grad_pixels);
+
 /* ---- saliency kernels (masks.c, saliency.c) ---------------------------
  * Building blocks of perturbation explanations. Images are [h][w][c] float32
  * pixels; masks [count][h][w] in [0, 1]; rectangles int32 (top, left,

@@ -8,11 +8,11 @@
 #include "fx_internal.h"
 
 /* The plan for `batch`, built on first use. Call with the lock held. */
-static fx_status plan_for(fx_net *net, int batch, fx_plan **out) {
+static fx_status plan_for(fx_net *net, int batch, int training, fx_plan **out) {
     int victim = 0;
     net->clock++;
     for (int i = 0; i < FX_PLAN_CACHE; ++i) {
-        if (net->plans[i] && fx_plan_batch(net->plans[i]) == batch) {
+        if (net->plans[i] && fx_plan_batch(net->plans[i]) == batch && fx_plan_training(net->plans[i]) == training) {
             net->plan_used[i] = net->clock;
             *out = net->plans[i];
             return FX_STATUS_OK;
@@ -22,7 +22,7 @@ static fx_status plan_for(fx_net *net, int batch, fx_plan **out) {
             victim = i;
     }
     fx_plan *plan = NULL;
-    fx_status st = fx_plan_build(net, batch, &plan);
+    fx_status st = fx_plan_build(net, batch, training, &plan);
     if (st) return st;
     fx_plan_destroy(net->plans[victim]);
     net->plans[victim] = plan;
@@ -44,8 +44,23 @@ fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out) {
     if (!pixels || !out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels and out must not be NULL");
     pthread_mutex_lock(&net->lock);
     fx_plan *plan = NULL;
-    st = plan_for(net, n, &plan);
+    st = plan_for(net, n, 0, &plan);
     if (!st) st = fx_plan_run(net, plan, pixels, out);
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}
+
+fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output,
+                                float *out, float *grad_pixels) {
+    fx_status st = check_run(net, n);
+    if (st) return st;
+    if (!pixels || !grad_output || !out || !grad_pixels)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels, grad_output, out and grad_pixels must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_plan *plan = NULL;
+    st = plan_for(net, n, 1, &plan);
+    if (!st) st = fx_plan_run(net, plan, pixels, out);
+    if (!st) st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
     pthread_mutex_unlock(&net->lock);
     return st;
 }
@@ -56,7 +71,7 @@ fx_status fx_net_step_count(fx_net *net, int batch, int *steps) {
     if (!steps) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "steps must not be NULL");
     pthread_mutex_lock(&net->lock);
     fx_plan *plan = NULL;
-    st = plan_for(net, batch, &plan);
+    st = plan_for(net, batch, 0, &plan);
     if (!st) *steps = fx_plan_steps(plan);
     pthread_mutex_unlock(&net->lock);
     return st;

@@ -48,6 +48,7 @@ fx_status fx_net_fuse(fx_net *net) {
     for (int i = 0; i < net->n_nodes; ++i) {
         net->nodes[i].consumers = 0;
         net->nodes[i].group = -1;
+        net->nodes[i].folded = 0;
     }
     for (int i = 1; i < net->n_nodes; ++i)
         for (int k = 0; k < net->nodes[i].n_inputs; ++k) net->nodes[net->nodes[i].inputs[k]].consumers++;
@@ -68,6 +69,7 @@ fx_status fx_net_fuse(fx_net *net) {
             if (n->kind == FX_LAYER_SCALE_SHIFT && post_ops == 0) {
                 fx_status st = fold_scale_shift(net, h, n);
                 if (st) return st;
+                n->folded = 1;
             } else if ((n->kind == FX_LAYER_RELU || n->kind == FX_LAYER_PRELU) && post_ops < 8) {
                 post_ops++;
             } else if (n->kind == FX_LAYER_SUM) {

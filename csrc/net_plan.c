@@ -12,33 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fx_internal.h"
+#include "plan_internal.h"
 
-
-typedef struct {
-    dnnl_primitive_t prim; /* NULL for a memset-only step */
-    int n_args;
-    dnnl_exec_arg_t args[16];
-    int uses_scratchpad;
-    dnnl_memory_t zero;    /* cleared before the primitive runs (padded sums) */
-} fx_step;
-
-struct fx_plan {
-    int batch;
-    unsigned long last_used;
-    fx_step *steps;
-    int n_steps, cap_steps;
-    dnnl_memory_t *node_mem; /* [n_nodes] output of each node (borrowed) */
-    dnnl_memory_t *owned;    /* every memory object this plan created */
-    int n_owned, cap_owned;
-    dnnl_memory_t input;     /* normalized input, NHWC */
-    dnnl_memory_t output;    /* caller's buffer, plain layout; handle set per run */
-    dnnl_memory_t scratchpad;
-    size_t scratch_bytes;
-    dnnl_engine_t engine;
-    dnnl_stream_t stream;
-    fx_math_mode math;
-};
 
 int fx_plan_batch(const fx_plan *plan) { return plan->batch; }
 int fx_plan_steps(const fx_plan *plan) { return plan->n_steps; }
@@ -49,6 +24,13 @@ void fx_plan_destroy(fx_plan *plan) {
     for (int i = 0; i < plan->n_owned; ++i) dnnl_memory_destroy(plan->owned[i]);
     dnnl_memory_destroy(plan->output);
     dnnl_memory_destroy(plan->scratchpad);
+    dnnl_memory_destroy(plan->grad_output);
+    dnnl_memory_destroy(plan->grad_input);
+    if (plan->fwd_pd)
+        for (int i = 0; i < plan->n_nodes; ++i) dnnl_primitive_desc_destroy(plan->fwd_pd[i]);
+    free(plan->fwd_pd);
+    free(plan->workspace);
+    free(plan->diff);
     free(plan->steps);
     free(plan->owned);
     free(plan->node_mem);
@@ -57,7 +39,7 @@ void fx_plan_destroy(fx_plan *plan) {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static fx_status own(fx_plan *plan, dnnl_memory_t mem) {
+fx_status plan_own(fx_plan *plan, dnnl_memory_t mem) {
     if (plan->n_owned == plan->cap_owned) {
         int cap = plan->cap_owned ? 2 * plan->cap_owned : 64;
         dnnl_memory_t *grown = realloc(plan->owned, (size_t)cap * sizeof *grown);
@@ -73,29 +55,29 @@ static fx_status own(fx_plan *plan, dnnl_memory_t mem) {
 }
 
 /* A new memory object with its own buffer, owned by the plan. */
-static fx_status new_memory(fx_plan *plan, const_dnnl_memory_desc_t md, void *handle,
+fx_status plan_new_memory(fx_plan *plan, const_dnnl_memory_desc_t md, void *handle,
                             dnnl_memory_t *out) {
     fx_status st = FX_STATUS_OK;
     dnnl_memory_t mem = NULL;
     FX_DNNL(dnnl_memory_create(&mem, md, plan->engine, handle ? handle : DNNL_MEMORY_ALLOCATE));
-    FX_TRY(own(plan, mem));
+    FX_TRY(plan_own(plan, mem));
     *out = mem;
 cleanup:
     return st;
 }
 
-static const_dnnl_memory_desc_t md_of(const_dnnl_memory_t mem) {
+const_dnnl_memory_desc_t plan_md_of(const_dnnl_memory_t mem) {
     const_dnnl_memory_desc_t md = NULL;
     dnnl_memory_get_memory_desc(mem, &md);
     return md;
 }
 
-static const_dnnl_memory_desc_t pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) {
+const_dnnl_memory_desc_t plan_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) {
     return dnnl_primitive_desc_query_md(pd, what, 0);
 }
 
 /* Dims of a node's output for this batch: NCHW, or NC for dense outputs. */
-static int node_dims(const fx_node *node, int batch, dnnl_dims_t dims) {
+int plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims) {
     dims[0] = batch;
     dims[1] = node->c;
     if (node->flat) return 2;
@@ -104,26 +86,26 @@ static int node_dims(const fx_node *node, int batch, dnnl_dims_t dims) {
     return 4;
 }
 
-static fx_status node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt,
+fx_status plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt,
                                dnnl_format_tag_t tag4, dnnl_format_tag_t tag2, dnnl_memory_desc_t *md) {
     dnnl_dims_t dims;
-    int nd = node_dims(node, batch, dims);
+    int nd = plan_node_dims(node, batch, dims);
     dnnl_status_t s = dnnl_memory_desc_create_with_tag(md, nd, dims, dt, nd == 4 ? tag4 : tag2);
     return s == dnnl_success ? FX_STATUS_OK : fx_fail_dnnl(s, "memory_desc_create", __FILE__, __LINE__);
 }
 
 /* Activations are float32, or bfloat16 in FX_MATH_BF16 mode (halving memory
    traffic and letting the AVX512-BF16 convolution kernels run). */
-static dnnl_data_type_t act_type(const fx_plan *plan) {
+dnnl_data_type_t plan_act_type(const fx_plan *plan) {
     return plan->math == FX_MATH_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
-static fx_status node_md(const fx_plan *plan, const fx_node *node, dnnl_format_tag_t tag4,
+fx_status plan_node_md(const fx_plan *plan, const fx_node *node, dnnl_format_tag_t tag4,
                          dnnl_format_tag_t tag2, dnnl_memory_desc_t *md) {
-    return node_md_typed(node, plan->batch, act_type(plan), tag4, tag2, md);
+    return plan_node_md_typed(node, plan->batch, plan_act_type(plan), tag4, tag2, md);
 }
 
-static fx_status new_attr(dnnl_primitive_attr_t *attr) {
+fx_status plan_new_attr(dnnl_primitive_attr_t *attr) {
     fx_status st = FX_STATUS_OK;
     *attr = NULL;
     FX_DNNL(dnnl_primitive_attr_create(attr));
@@ -137,7 +119,7 @@ cleanup:
 }
 
 /* Append a step running the primitive of `pd` with the given arguments. */
-static fx_status add_step(fx_plan *plan, const_dnnl_primitive_desc_t pd, const dnnl_exec_arg_t *args,
+fx_status plan_add_step(fx_plan *plan, const_dnnl_primitive_desc_t pd, const dnnl_exec_arg_t *args,
                           int n_args, dnnl_memory_t zero) {
     fx_status st = FX_STATUS_OK;
     dnnl_primitive_t prim = NULL;
@@ -152,7 +134,7 @@ static fx_status add_step(fx_plan *plan, const_dnnl_primitive_desc_t pd, const d
     memset(step, 0, sizeof *step);
     if (pd) {
         FX_DNNL(dnnl_primitive_create(&prim, pd));
-        size_t scratch = dnnl_memory_desc_get_size(pd_md(pd, dnnl_query_scratchpad_md));
+        size_t scratch = dnnl_memory_desc_get_size(plan_pd_md(pd, dnnl_query_scratchpad_md));
         if (scratch > plan->scratch_bytes) plan->scratch_bytes = scratch;
         step->uses_scratchpad = scratch > 0;
     }
@@ -168,21 +150,21 @@ cleanup:
 }
 
 /* Memory holding `src`'s data in layout `want`: src itself, or a reordered copy. */
-static fx_status as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want,
+fx_status plan_as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want,
                            dnnl_memory_t *out) {
     fx_status st = FX_STATUS_OK;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    if (dnnl_memory_desc_equal(md_of(src), want)) {
+    if (dnnl_memory_desc_equal(plan_md_of(src), want)) {
         *out = src;
         return FX_STATUS_OK;
     }
     dnnl_memory_t dst = NULL;
-    FX_TRY(new_memory(plan, want, NULL, &dst));
-    FX_TRY(new_attr(&attr));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, md_of(src), plan->engine, want, plan->engine, attr));
+    FX_TRY(plan_new_memory(plan, want, NULL, &dst));
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(src), plan->engine, want, plan->engine, attr));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-    FX_TRY(add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
     *out = dst;
 cleanup:
     dnnl_primitive_desc_destroy(pd);
@@ -191,7 +173,7 @@ cleanup:
 }
 
 /* Parameters (weights, bias) in the layout a primitive wants, reordered now, once. */
-static fx_status param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims,
+fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims,
                               dnnl_format_tag_t tag, const_dnnl_memory_desc_t want,
                               dnnl_memory_t *out) {
     fx_status st = FX_STATUS_OK;
@@ -201,13 +183,13 @@ static fx_status param_memory(fx_plan *plan, const float *data, int nd, const dn
     dnnl_memory_t user = NULL;
     FX_DNNL(dnnl_memory_desc_create_with_tag(&user_md, nd, dims, dnnl_f32, tag));
     /* the net owns `data` for its whole life, so wrapping it needs no copy */
-    FX_TRY(new_memory(plan, user_md, (void *)data, &user));
+    FX_TRY(plan_new_memory(plan, user_md, (void *)data, &user));
     if (!want || dnnl_memory_desc_equal(user_md, want)) {
         *out = user;
         goto cleanup;
     }
     dnnl_memory_t dst = NULL;
-    FX_TRY(new_memory(plan, want, NULL, &dst));
+    FX_TRY(plan_new_memory(plan, want, NULL, &dst));
     FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, user_md, plan->engine, want, plan->engine, NULL));
     FX_DNNL(dnnl_primitive_create(&prim, pd));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, dst}};
@@ -219,6 +201,17 @@ cleanup:
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_destroy(prim);
     return st;
+}
+
+static dnnl_prop_kind_t prop_kind(const fx_plan *plan) {
+    return plan->training ? dnnl_forward_training : dnnl_forward_inference;
+}
+
+/* Training plans keep each node's forward primitive: its backward needs it as a hint. */
+static fx_status keep_forward_pd(fx_plan *plan, int node, const_dnnl_primitive_desc_t pd) {
+    if (!plan->training) return FX_STATUS_OK;
+    dnnl_status_t s = dnnl_primitive_desc_clone(&plan->fwd_pd[node], pd);
+    return s == dnnl_success ? FX_STATUS_OK : fx_fail_dnnl(s, "primitive_desc_clone", __FILE__, __LINE__);
 }
 
 /* ---- post-op chains (conv and dense heads) ------------------------------- */
@@ -236,7 +229,9 @@ static fx_status build_post_ops(fx_plan *plan, const fx_net *net, int head, fx_p
     po->n_args = 0;
     po->sum_partner = -1;
     FX_DNNL(dnnl_post_ops_create(&po->ops));
-    fx_group_post_chain(net, head, &chain);
+    chain.count = 0;
+    /* training keeps every layer's output for the backward pass: no fusion */
+    if (!plan->training) fx_group_post_chain(net, head, &chain);
     for (int i = 0; i < chain.count; ++i) {
         const fx_node *n = &net->nodes[chain.node[i]];
         if (n->kind == FX_LAYER_RELU) {
@@ -245,7 +240,7 @@ static fx_status build_post_ops(fx_plan *plan, const fx_net *net, int head, fx_p
             FX_DNNL(dnnl_post_ops_append_prelu(po->ops, 1 << 1));
             dnnl_dims_t dims = {n->c};
             dnnl_memory_t slope = NULL;
-            FX_TRY(param_memory(plan, n->weight, 1, dims, dnnl_a, NULL, &slope));
+            FX_TRY(plan_param_memory(plan, n->weight, 1, dims, dnnl_a, NULL, &slope));
             po->args[po->n_args++] =
                 (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_WEIGHTS, slope};
         } else { /* FX_LAYER_SUM */
@@ -254,7 +249,7 @@ static fx_status build_post_ops(fx_plan *plan, const fx_net *net, int head, fx_p
             /* the partner's chain is not complete before its group ran; the
                group containing this sum always runs after it (see net_fuse.c) */
             dnnl_memory_t partner = plan->node_mem[other];
-            FX_DNNL(dnnl_post_ops_append_binary(po->ops, dnnl_binary_add, md_of(partner)));
+            FX_DNNL(dnnl_post_ops_append_binary(po->ops, dnnl_binary_add, plan_md_of(partner)));
             po->args[po->n_args++] =
                 (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1, partner};
             po->sum_partner = other;
@@ -283,35 +278,35 @@ static fx_status build_conv_or_dense(fx_plan *plan, const fx_net *net, int head)
        layout, and the network input already arrives in it, so no reorders are
        needed between layers. Dense layers choose their own layouts. */
     dnnl_format_tag_t act = conv ? dnnl_nhwc : dnnl_format_tag_any;
-    FX_TRY(node_md(plan, in, act, dnnl_format_tag_any, &src_md));
-    FX_TRY(node_md(plan, n, act, dnnl_format_tag_any, &dst_md));
+    FX_TRY(plan_node_md(plan, in, act, dnnl_format_tag_any, &src_md));
+    FX_TRY(plan_node_md(plan, n, act, dnnl_format_tag_any, &dst_md));
     if (conv) {
         w_nd = 4;
         w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
     } else {
-        w_nd = node_dims(in, n->c, w_dims); /* (out, C[, H, W]) */
+        w_nd = plan_node_dims(in, n->c, w_dims); /* (out, C[, H, W]) */
     }
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, act_type(plan), dnnl_format_tag_any));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, plan_act_type(plan), dnnl_format_tag_any));
     if (n->bias) FX_DNNL(dnnl_memory_desc_create_with_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
     FX_TRY(build_post_ops(plan, net, head, &po));
-    FX_TRY(new_attr(&attr));
+    FX_TRY(plan_new_attr(&attr));
     FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, po.ops));
 
     /* With a fused residual sum, ask for the partner's layout so the binary
        post-op reads both operands the same way; fall back to any layout. */
     const_dnnl_memory_desc_t dst_want = dst_md;
-    if (po.sum_partner >= 0) dst_want = md_of(plan->node_mem[po.sum_partner]);
+    if (po.sum_partner >= 0) dst_want = plan_md_of(plan->node_mem[po.sum_partner]);
     for (int attempt = 0; attempt < 2; ++attempt) {
         dnnl_status_t s;
         if (conv) {
             dnnl_dims_t strides = {n->stride[0], n->stride[1]}, dil = {0, 0};
             dnnl_dims_t pad = {n->padding[0], n->padding[1]};
             s = dnnl_convolution_forward_primitive_desc_create(
-                &pd, plan->engine, dnnl_forward_inference, dnnl_convolution_direct, src_md, w_md,
+                &pd, plan->engine, prop_kind(plan), dnnl_convolution_direct, src_md, w_md,
                 b_md, dst_want, strides, dil, pad, pad, attr);
         } else {
             s = dnnl_inner_product_forward_primitive_desc_create(
-                &pd, plan->engine, dnnl_forward_inference, src_md, w_md, b_md, dst_want, attr);
+                &pd, plan->engine, prop_kind(plan), src_md, w_md, b_md, dst_want, attr);
         }
         if (s == dnnl_success) break;
         if (attempt == 1 || dst_want == dst_md) {
@@ -323,12 +318,12 @@ static fx_status build_conv_or_dense(fx_plan *plan, const fx_net *net, int head)
     }
 
     dnnl_memory_t src = NULL, weights = NULL, bias = NULL, dst = NULL;
-    FX_TRY(as_layout(plan, plan->node_mem[n->inputs[0]], pd_md(pd, dnnl_query_src_md), &src));
-    FX_TRY(param_memory(plan, n->weight, w_nd, w_dims, conv ? dnnl_oihw : (w_nd == 4 ? dnnl_oihw : dnnl_ab),
-                        pd_md(pd, dnnl_query_weights_md), &weights));
+    FX_TRY(plan_as_layout(plan, plan->node_mem[n->inputs[0]], plan_pd_md(pd, dnnl_query_src_md), &src));
+    FX_TRY(plan_param_memory(plan, n->weight, w_nd, w_dims, conv ? dnnl_oihw : (w_nd == 4 ? dnnl_oihw : dnnl_ab),
+                        plan_pd_md(pd, dnnl_query_weights_md), &weights));
     if (n->bias)
-        FX_TRY(param_memory(plan, n->bias, 1, b_dims, dnnl_a, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), &bias));
-    FX_TRY(new_memory(plan, pd_md(pd, dnnl_query_dst_md), NULL, &dst));
+        FX_TRY(plan_param_memory(plan, n->bias, 1, b_dims, dnnl_a, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), &bias));
+    FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
 
     dnnl_exec_arg_t args[16];
     int n_args = 0;
@@ -337,9 +332,11 @@ static fx_status build_conv_or_dense(fx_plan *plan, const fx_net *net, int head)
     if (bias) args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
     args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
     for (int i = 0; i < po.n_args; ++i) args[n_args++] = po.args[i];
-    FX_TRY(add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(plan_add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(keep_forward_pd(plan, head, pd));
     for (int j = head; j < net->n_nodes; ++j)
-        if (net->nodes[j].group == head) plan->node_mem[j] = dst;
+        if (net->nodes[j].group == head && (net->nodes[j].folded || !plan->training || j == head))
+            plan->node_mem[j] = dst;
 cleanup:
     dnnl_memory_desc_destroy(src_md);
     dnnl_memory_desc_destroy(w_md);
@@ -362,14 +359,21 @@ static fx_status build_pool(fx_plan *plan, const fx_net *net, int id) {
     dnnl_dims_t dil = {0, 0}, pad = {n->padding[0], n->padding[1]};
     dnnl_alg_kind_t alg = n->kind == FX_LAYER_MAX_POOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
 
-    FX_TRY(node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
-    FX_TRY(new_attr(&attr));
-    FX_DNNL(dnnl_pooling_forward_primitive_desc_create(&pd, plan->engine, dnnl_forward_inference, alg,
-                                                       md_of(src), dst_md, strides, kernel, dil, pad,
+    FX_TRY(plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_pooling_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan), alg,
+                                                       plan_md_of(src), dst_md, strides, kernel, dil, pad,
                                                        pad, attr));
-    FX_TRY(new_memory(plan, pd_md(pd, dnnl_query_dst_md), NULL, &dst));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
-    FX_TRY(add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, NULL}};
+    int n_args = 2;
+    const_dnnl_memory_desc_t ws = plan_pd_md(pd, dnnl_query_workspace_md);
+    if (plan->training && dnnl_memory_desc_get_size(ws) > 0) {
+        FX_TRY(plan_new_memory(plan, ws, NULL, &plan->workspace[id]));
+        args[n_args++].memory = plan->workspace[id];
+    }
+    FX_TRY(plan_add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(keep_forward_pd(plan, id, pd));
     plan->node_mem[id] = dst;
 cleanup:
     dnnl_memory_desc_destroy(dst_md);
@@ -390,28 +394,31 @@ static fx_status build_elementwise(fx_plan *plan, const fx_net *net, int id) {
     dnnl_dims_t chan_dims = {1, n->c, 1, 1};
     int nd = n->flat ? 2 : 4;
 
-    FX_TRY(node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
-    FX_TRY(new_attr(&attr));
+    FX_TRY(plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+    FX_TRY(plan_new_attr(&attr));
     FX_DNNL(dnnl_memory_desc_create_with_tag(&chan_md, nd, chan_dims, dnnl_f32, nd == 4 ? dnnl_abcd : dnnl_ab));
     if (n->kind == FX_LAYER_RELU) {
-        FX_DNNL(dnnl_eltwise_forward_primitive_desc_create(&pd, plan->engine, dnnl_forward_inference,
-                                                           dnnl_eltwise_relu, md_of(src), dst_md,
+        /* the use-dst variant lets the backward pass work from the output alone */
+        FX_DNNL(dnnl_eltwise_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan),
+                                                           plan->training ? dnnl_eltwise_relu_use_dst_for_bwd
+                                                                          : dnnl_eltwise_relu,
+                                                           plan_md_of(src), dst_md,
                                                            0.0f, 0.0f, attr));
     } else if (n->kind == FX_LAYER_PRELU) {
-        FX_DNNL(dnnl_prelu_forward_primitive_desc_create(&pd, plan->engine, dnnl_forward_inference,
-                                                         md_of(src), chan_md, dst_md, attr));
-        FX_TRY(param_memory(plan, n->weight, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab,
-                            pd_md(pd, dnnl_query_weights_md), &p0));
+        FX_DNNL(dnnl_prelu_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan),
+                                                         plan_md_of(src), chan_md, dst_md, attr));
+        FX_TRY(plan_param_memory(plan, n->weight, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab,
+                            plan_pd_md(pd, dnnl_query_weights_md), &p0));
     } else { /* scale_shift: binary multiply, then a binary-add post-op */
         FX_DNNL(dnnl_post_ops_create(&ops));
         FX_DNNL(dnnl_post_ops_append_binary(ops, dnnl_binary_add, chan_md));
         FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
-        FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_mul, md_of(src),
+        FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_mul, plan_md_of(src),
                                                   chan_md, dst_md, attr));
-        FX_TRY(param_memory(plan, n->weight, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab, NULL, &p0));
-        FX_TRY(param_memory(plan, n->bias, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab, NULL, &p1));
+        FX_TRY(plan_param_memory(plan, n->weight, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab, NULL, &p0));
+        FX_TRY(plan_param_memory(plan, n->bias, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab, NULL, &p1));
     }
-    FX_TRY(new_memory(plan, pd_md(pd, dnnl_query_dst_md), NULL, &dst));
+    FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
     dnnl_exec_arg_t args[4];
     int n_args = 0;
     args[n_args++] = (dnnl_exec_arg_t){n->kind == FX_LAYER_SCALE_SHIFT ? DNNL_ARG_SRC_0 : DNNL_ARG_SRC, src};
@@ -421,7 +428,8 @@ static fx_status build_elementwise(fx_plan *plan, const fx_net *net, int id) {
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SRC_1, p0};
         args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, p1};
     }
-    FX_TRY(add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(plan_add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(keep_forward_pd(plan, id, pd));
     plan->node_mem[id] = dst;
 cleanup:
     dnnl_memory_desc_destroy(dst_md);
@@ -441,15 +449,15 @@ static fx_status accumulate_into(fx_plan *plan, dnnl_memory_t src, dnnl_memory_t
     dnnl_primitive_desc_t pd = NULL;
     dnnl_dims_t offsets = {0, 0, 0, 0};
     const dnnl_dims_t *dims = NULL;
-    FX_DNNL(dnnl_memory_desc_query(md_of(src), dnnl_query_dims, &dims));
-    FX_DNNL(dnnl_memory_desc_create_submemory(&sub, md_of(dst), *dims, offsets));
-    FX_TRY(new_attr(&attr));
+    FX_DNNL(dnnl_memory_desc_query(plan_md_of(src), dnnl_query_dims, &dims));
+    FX_DNNL(dnnl_memory_desc_create_submemory(&sub, plan_md_of(dst), *dims, offsets));
+    FX_TRY(plan_new_attr(&attr));
     FX_DNNL(dnnl_post_ops_create(&ops));
     FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
     FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, md_of(src), plan->engine, sub, plan->engine, attr));
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(src), plan->engine, sub, plan->engine, attr));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-    FX_TRY(add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
 cleanup:
     dnnl_memory_desc_destroy(sub);
     dnnl_post_ops_destroy(ops);
@@ -469,19 +477,19 @@ static fx_status build_sum(fx_plan *plan, const fx_net *net, int id) {
     int same = na->c == n->c && na->h == n->h && na->w == n->w && nb->c == n->c &&
                nb->h == n->h && nb->w == n->w;
     if (same) {
-        FX_TRY(node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
-        FX_TRY(new_attr(&attr));
-        FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_add, md_of(a),
-                                                  md_of(b), dst_md, attr));
-        FX_TRY(new_memory(plan, pd_md(pd, dnnl_query_dst_md), NULL, &dst));
+        FX_TRY(plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+        FX_TRY(plan_new_attr(&attr));
+        FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_add, plan_md_of(a),
+                                                  plan_md_of(b), dst_md, attr));
+        FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
         dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC_0, a}, {DNNL_ARG_SRC_1, b}, {DNNL_ARG_DST, dst}};
-        FX_TRY(add_step(plan, pd, args, 3, NULL));
+        FX_TRY(plan_add_step(plan, pd, args, 3, NULL));
     } else {
         /* Zero-padded sum (dlib's add_prev on differently shaped inputs):
            clear a channels-last buffer, then add each input into its leading corner. */
-        FX_TRY(node_md(plan, n, dnnl_nhwc, dnnl_nc, &dst_md));
-        FX_TRY(new_memory(plan, dst_md, NULL, &dst));
-        FX_TRY(add_step(plan, NULL, NULL, 0, dst));
+        FX_TRY(plan_node_md(plan, n, dnnl_nhwc, dnnl_nc, &dst_md));
+        FX_TRY(plan_new_memory(plan, dst_md, NULL, &dst));
+        FX_TRY(plan_add_step(plan, NULL, NULL, 0, dst));
         FX_TRY(accumulate_into(plan, a, dst));
         FX_TRY(accumulate_into(plan, b, dst));
     }
@@ -510,7 +518,9 @@ static fx_status build_group(fx_plan *plan, const fx_net *net, int head) {
     }
 }
 
-fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
+int fx_plan_training(const fx_plan *plan) { return plan->training; }
+
+fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **out) {
     fx_status st = FX_STATUS_OK;
     dnnl_memory_desc_t md = NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -519,8 +529,15 @@ fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
     if (!plan) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a plan");
     plan->batch = batch;
     plan->math = net->math;
+    plan->training = training;
+    plan->n_nodes = net->n_nodes;
     plan->node_mem = calloc((size_t)net->n_nodes, sizeof *plan->node_mem);
-    if (!plan->node_mem) {
+    if (training) {
+        plan->fwd_pd = calloc((size_t)net->n_nodes, sizeof *plan->fwd_pd);
+        plan->workspace = calloc((size_t)net->n_nodes, sizeof *plan->workspace);
+        plan->diff = calloc((size_t)net->n_nodes, sizeof *plan->diff);
+    }
+    if (!plan->node_mem || (training && (!plan->fwd_pd || !plan->workspace || !plan->diff))) {
         st = fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a plan");
         goto cleanup;
     }
@@ -528,8 +545,8 @@ fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
     if (!net->stream) FX_DNNL(dnnl_stream_create(&net->stream, plan->engine, dnnl_stream_default_flags));
     plan->stream = net->stream;
 
-    FX_TRY(node_md_typed(&net->nodes[0], batch, dnnl_f32, dnnl_nhwc, dnnl_nc, &md));
-    FX_TRY(new_memory(plan, md, NULL, &plan->input));
+    FX_TRY(plan_node_md_typed(&net->nodes[0], batch, dnnl_f32, dnnl_nhwc, dnnl_nc, &md));
+    FX_TRY(plan_new_memory(plan, md, NULL, &plan->input));
     plan->node_mem[0] = plan->input;
     dnnl_memory_desc_destroy(md);
     md = NULL;
@@ -538,18 +555,26 @@ fx_status fx_plan_build(fx_net *net, int batch, fx_plan **out) {
        every member has been computed. */
     for (int j = 1; j < net->n_nodes; ++j) {
         int head = net->nodes[j].group;
-        if (fx_group_tail(net, head) == j) FX_TRY(build_group(plan, net, head));
+        if (training) {
+            /* every layer on its own, except scale/shifts folded into their convolution */
+            if (!net->nodes[j].folded) FX_TRY(build_group(plan, net, j));
+            else plan->node_mem[j] = plan->node_mem[head];
+        } else if (fx_group_tail(net, head) == j) {
+            FX_TRY(build_group(plan, net, head));
+        }
     }
 
     /* The result leaves in plain NCHW (or NC) in the caller's buffer. */
     const fx_node *result = &net->nodes[net->output];
-    FX_TRY(node_md_typed(result, batch, dnnl_f32, dnnl_nchw, dnnl_nc, &md));
+    FX_TRY(plan_node_md_typed(result, batch, dnnl_f32, dnnl_nchw, dnnl_nc, &md));
     FX_DNNL(dnnl_memory_create(&plan->output, md, plan->engine, DNNL_MEMORY_NONE));
-    FX_TRY(new_attr(&attr));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, md_of(plan->node_mem[net->output]), plan->engine,
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(plan->node_mem[net->output]), plan->engine,
                                                md, plan->engine, attr));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, plan->node_mem[net->output]}, {DNNL_ARG_TO, plan->output}};
-    FX_TRY(add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    plan->n_forward_steps = plan->n_steps;
+    if (training) FX_TRY(fx_plan_build_backward(net, plan));
 
     dnnl_memory_desc_destroy(md);
     md = NULL;
@@ -568,20 +593,15 @@ cleanup:
     return st;
 }
 
-fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *out) {
+/* Execute steps [first, last). */
+static fx_status run_steps(fx_plan *plan, int first, int last) {
     fx_status st = FX_STATUS_OK;
-    void *input = NULL;
-    const fx_node *in = &net->nodes[0];
-    FX_DNNL(dnnl_memory_get_data_handle(plan->input, &input));
-    fx_normalize_nhwc(pixels, input, (size_t)plan->batch * in->h * in->w, in->c, net->input_mean,
-                      net->input_scale);
-    FX_DNNL(dnnl_memory_set_data_handle(plan->output, out));
-    for (int i = 0; i < plan->n_steps; ++i) {
+    for (int i = first; i < last; ++i) {
         fx_step *step = &plan->steps[i];
         if (step->zero) {
             void *buffer = NULL;
             FX_DNNL(dnnl_memory_get_data_handle(step->zero, &buffer));
-            memset(buffer, 0, dnnl_memory_desc_get_size(md_of(step->zero)));
+            memset(buffer, 0, dnnl_memory_desc_get_size(plan_md_of(step->zero)));
         }
         if (!step->prim) continue;
         int n_args = step->n_args;
@@ -590,6 +610,34 @@ fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *ou
         FX_DNNL(dnnl_primitive_execute(step->prim, plan->stream, n_args, step->args));
     }
     FX_DNNL(dnnl_stream_wait(plan->stream));
+cleanup:
+    return st;
+}
+
+fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *out) {
+    fx_status st = FX_STATUS_OK;
+    void *input = NULL;
+    const fx_node *in = &net->nodes[0];
+    FX_DNNL(dnnl_memory_get_data_handle(plan->input, &input));
+    fx_normalize_nhwc(pixels, input, (size_t)plan->batch * in->h * in->w, in->c, net->input_mean,
+                      net->input_scale);
+    FX_DNNL(dnnl_memory_set_data_handle(plan->output, out));
+    FX_TRY(run_steps(plan, 0, plan->n_forward_steps));
+cleanup:
+    return st;
+}
+
+fx_status fx_plan_run_backward(fx_net *net, fx_plan *plan, const float *grad_output, float *grad_pixels) {
+    fx_status st = FX_STATUS_OK;
+    const fx_node *in = &net->nodes[0];
+    if (!plan->training) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "not a training plan");
+    FX_DNNL(dnnl_memory_set_data_handle(plan->grad_output, (void *)grad_output));
+    FX_DNNL(dnnl_memory_set_data_handle(plan->grad_input, grad_pixels));
+    FX_TRY(run_steps(plan, plan->n_forward_steps, plan->n_steps));
+    /* d pixel = d x * scale[c], since x = (pixel - mean[c]) * scale[c] */
+    const size_t pixels = (size_t)plan->batch * in->h * in->w;
+    for (size_t p = 0; p < pixels; ++p)
+        for (int k = 0; k < in->c; ++k) grad_pixels[p * in->c + k] *= net->input_scale[k];
 cleanup:
     return st;
 }

@@ -118,3 +118,84 @@ def forward(spec: NetworkSpec, pixels: np.ndarray) -> np.ndarray:
     for layer in spec.layers:
         nodes.append(run_layer(layer.kind, [nodes[i] for i in layer.inputs], layer.params))
     return nodes[spec.output]
+
+
+# ---- backward: vector-Jacobian products of every layer ---------------------
+
+
+def _conv2d_backward(dy, weight, stride, padding, input_shape):
+    """Gradient of a cross-correlation with respect to its input."""
+    n, c, h, w = input_shape
+    (sh, sw), (ph, pw) = stride, padding
+    _, _, kh, kw = weight.shape
+    oh, ow = dy.shape[2:]
+    dx = np.zeros((n, c, h + 2 * ph + sh, w + 2 * pw + sw))
+    wt = np.asarray(weight, np.float64)
+    for u in range(kh):
+        for v in range(kw):
+            dx[:, :, u:u + sh * oh:sh, v:v + sw * ow:sw] += np.einsum("nohw,oc->nchw", dy, wt[:, :, u, v])
+    return dx[:, :, ph:ph + h, pw:pw + w]
+
+
+def _pool_backward(x, dy, kind, kernel, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    n, c, h, w = x.shape
+    oh, ow = dy.shape[2:]
+    dx = np.zeros((n, c, h + 2 * ph + kh, w + 2 * pw + kw))
+    if kind == "max":
+        padded = np.pad(x, ((0, 0), (0, 0), (ph, ph + kh), (pw, pw + kw)), constant_values=-np.inf)
+        for i in range(oh):
+            for j in range(ow):
+                window = padded[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].reshape(n, c, -1)
+                arg = window.argmax(axis=2)
+                u, v = np.unravel_index(arg, (kh, kw))
+                nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+                np.add.at(dx, (nn, cc, i * sh + u, j * sw + v), dy[:, :, i, j])
+    else:
+        inside = np.zeros((h + 2 * ph + kh, w + 2 * pw + kw))
+        inside[ph:ph + h, pw:pw + w] = 1
+        for i in range(oh):
+            for j in range(ow):
+                cells = inside[i * sh:i * sh + kh, j * sw:j * sw + kw]
+                dx[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += dy[:, :, i:i + 1, j:j + 1] * cells / cells.sum()
+    return dx[:, :, ph:ph + h, pw:pw + w]
+
+
+def layer_backward(kind: str, inputs: list[np.ndarray], output: np.ndarray, dy: np.ndarray,
+                   params: dict) -> list[np.ndarray]:
+    """Gradients with respect to each input of one layer, given the output's gradient."""
+    x = inputs[0]
+    if kind == "conv":
+        return [_conv2d_backward(dy, params["weight"], params["stride"], params["padding"], x.shape)]
+    if kind in ("max_pool", "avg_pool"):
+        return [_pool_backward(x, dy, kind[:3], params["kernel"], params["stride"], params["padding"])]
+    if kind == "global_avg_pool":
+        return [np.broadcast_to(dy, x.shape) / (x.shape[2] * x.shape[3])]
+    if kind == "scale_shift":
+        return [dy * np.asarray(params["scale"], np.float64)[None, :, None, None]]
+    if kind == "relu":
+        return [dy * (output > 0)]
+    if kind == "prelu":
+        return [np.where(x > 0, dy, dy * np.asarray(params["slope"], np.float64)[None, :, None, None])]
+    if kind == "sum":
+        return [dy[tuple(slice(0, s) for s in t.shape)] for t in inputs]
+    if kind == "dense":
+        return [(dy[:, :, 0, 0] @ np.asarray(params["weight"], np.float64)).reshape(x.shape)]
+    raise ValueError(f"unknown layer kind {kind!r}")
+
+
+def input_gradient(spec: NetworkSpec, pixels: np.ndarray, grad_output: np.ndarray) -> np.ndarray:
+    """Gradient of ``sum(forward(pixels) * grad_output)`` with respect to the NHWC pixels (float64)."""
+    nodes = [normalize_input(pixels, spec.input_mean, spec.input_scale)]
+    for layer in spec.layers:
+        nodes.append(run_layer(layer.kind, [nodes[i] for i in layer.inputs], layer.params))
+    grads: list = [None] * len(nodes)
+    grads[spec.output] = np.asarray(grad_output, np.float64).reshape(nodes[spec.output].shape)
+    for index in range(len(spec.layers), 0, -1):
+        if grads[index] is None:
+            continue
+        layer = spec.layers[index - 1]
+        parts = layer_backward(layer.kind, [nodes[i] for i in layer.inputs], nodes[index], grads[index], layer.params)
+        for src, part in zip(layer.inputs, parts):
+            grads[src] = part if grads[src] is None else grads[src] + part
+    return grads[0].transpose(0, 2, 3, 1) * np.asarray(spec.input_scale, np.float64)

@@ -30,7 +30,9 @@ class Explainer:
     model : FaceModel or CallableModel
         From :func:`fxplain.load_model` or :func:`fxplain.wrap`.
     method : str
-        ``"corrrise"`` (default) or ``"occlusion"``.
+        ``"corrrise"`` (default), ``"occlusion"`` or ``"gradient"`` (per-dimension
+        gradient maps combined by the margin decomposition; needs a model on the
+        C core).
     seed : int
         Seed of the method's random numbers: the same seed gives the same maps.
     batch_size : int
@@ -128,23 +130,37 @@ class Explainer:
     def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress) -> PairExplanation:
         start = time.perf_counter()
         score = float(self.model.score(embeddings[0], embeddings[1]))
-        evidence = self._normalized(self.method.evidence_pair(self.model, pixels, embeddings, score, self.seed,
-                                                              self.batch_size, progress))
+        maps = self.method.evidence_pair(self.model, pixels, embeddings, score, self.seed, self.batch_size, progress)
+        if isinstance(maps, tuple):
+            similarity, dissimilarity = maps
+        else:
+            similarity, dissimilarity = np.maximum(maps, 0), np.maximum(-maps, 0)
+        similarity, dissimilarity = self._normalized(similarity, dissimilarity)
         return PairExplanation(
-            similarity=np.maximum(evidence, 0).astype(np.float32),
-            dissimilarity=np.maximum(-evidence, 0).astype(np.float32),
+            similarity=similarity.astype(np.float32),
+            dissimilarity=dissimilarity.astype(np.float32),
             score=score, threshold=float(self.model.threshold), match=bool(score >= self.model.threshold),
             method=self.method.name, params=_jsonable(self.method.params), seed=self.seed,
             model_hash=self.model.model_hash, model_name=getattr(self.model, "name", "model"),
             images=pixels.copy(), seconds=time.perf_counter() - start, normalize=self.normalize,
-            extras={"score_kind": score_kind(self.model)},
+            extras=self._extras(),
         )
 
-    def _normalized(self, evidence: np.ndarray) -> np.ndarray:
+    def _extras(self) -> dict[str, Any]:
+        extras: dict[str, Any] = {"score_kind": score_kind(self.model)}
+        contributions = getattr(self.method, "last_contributions", None)
+        if contributions is not None:
+            extras["contributions"] = contributions.tolist()
+        return extras
+
+    def _normalized(self, similarity: np.ndarray, dissimilarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Apply the requested normalisation to both (2, H, W) maps."""
         if self.normalize is None:
-            return evidence
+            return similarity, dissimilarity
+        both = np.maximum(similarity, dissimilarity)
         if self.normalize == "pair":
-            peak = np.abs(evidence).max()
-            return evidence / peak if peak > 0 else evidence
-        peaks = np.abs(evidence).reshape(2, -1).max(axis=1)
-        return evidence / np.where(peaks > 0, peaks, 1.0)[:, None, None]
+            peak = np.full((2, 1, 1), both.max())
+        else:
+            peak = both.reshape(2, -1).max(axis=1)[:, None, None]
+        peak = np.where(peak > 0, peak, 1.0)
+        return similarity / peak, dissimilarity / peak

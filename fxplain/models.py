@@ -139,6 +139,70 @@ class FaceModel:
             out[start:start + chunk.shape[0]] = self._net.forward(chunk).reshape(chunk.shape[0], -1)
         return out
 
+    def input_gradient(self, images: Any, grad_output: Any, *, batch_size: int = 32) -> np.ndarray:
+        """Gradient of ``sum(embed(images) * grad_output)`` with respect to the input pixels.
+
+        Runs oneDNN's backward primitives in the C core (no PyTorch needed).
+
+        Parameters
+        ----------
+        images
+            As for :meth:`embed`.
+        grad_output : array_like
+            ``(N, D)``, or ``(D,)`` to use the same vector for every image.
+        batch_size : int
+            Images per forward+backward pass in the core.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(N, H, W, 3)``, per pixel value on the 0-255 scale.
+        """
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        pixels = to_pixel_batch(images, self.input_size)
+        grad = np.asarray(grad_output, dtype=np.float64)
+        if grad.ndim == 1:
+            grad = np.broadcast_to(grad, (len(pixels), grad.shape[0]))
+        if grad.shape != (len(pixels), self.embedding_size):
+            raise InvalidInputError(f"grad_output must have shape ({len(pixels)}, {self.embedding_size}) or "
+                                    f"({self.embedding_size},), got {np.shape(grad_output)}")
+        if not np.all(np.isfinite(grad)):
+            raise InvalidInputError("grad_output contains NaN or infinite values")
+        return self.input_gradient_pixels(pixels, np.ascontiguousarray(grad, np.float32), batch_size=int(batch_size))
+
+    def input_gradient_pixels(self, pixels: np.ndarray, grad: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+        """:meth:`input_gradient` on validated float32 pixels ``(N, H, W, 3)`` and gradients ``(N, D)``."""
+        out_shape = self._net.output_shape()
+        result = np.empty(pixels.shape, np.float32)
+        for start in range(0, len(pixels), batch_size):
+            chunk = pixels[start:start + batch_size]
+            g = np.ascontiguousarray(grad[start:start + len(chunk)]).reshape((len(chunk),) + out_shape)
+            result[start:start + len(chunk)] = self._net.input_gradient(chunk, g)[1]
+        return result
+
+    def dimension_maps(self, image: Any, *, batch_size: int = 32) -> np.ndarray:
+        """Which pixels drive each embedding dimension: ``R_k = |∂f_k/∂x|`` summed over colour.
+
+        All D gradients come from batched backward passes through the C core
+        (D copies of the image, one unit vector each). Each map is normalised
+        to sum to 1 over the pixels, so maps of different dimensions compare.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(D, H, W)``, non-negative.
+        """
+        pixels = to_pixel_batch(image, self.input_size)
+        if len(pixels) != 1:
+            raise InvalidInputError(f"dimension_maps takes one image, got {len(pixels)}")
+        d = self.embedding_size
+        copies = np.ascontiguousarray(np.broadcast_to(pixels, (d,) + pixels.shape[1:]))
+        grad = self.input_gradient_pixels(copies, np.eye(d, dtype=np.float32), batch_size=batch_size)
+        maps = np.abs(grad).sum(axis=-1, dtype=np.float64)
+        totals = maps.reshape(d, -1).sum(axis=1)
+        return (maps / np.where(totals > 0, totals, 1.0)[:, None, None]).astype(np.float32)
+
     def score(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray | float:
         """Similarity of embeddings (higher = more alike), on the scale of :attr:`threshold`.
 

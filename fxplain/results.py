@@ -69,6 +69,12 @@ class PairExplanation:
         return self.similarity - self.dissimilarity
 
     @property
+    def contributions(self) -> np.ndarray | None:
+        """Per-dimension margin contributions ``c_k`` (methods that decompose the margin), else None."""
+        values = self.extras.get("contributions")
+        return None if values is None else np.asarray(values)
+
+    @property
     def margin(self) -> float:
         """``score - threshold``: how far the pair is from the decision boundary."""
         return self.score - self.threshold

@@ -338,6 +338,45 @@ static PyObject *Net_forward(NetObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+static PyObject *Net_input_gradient(NetObject *self, PyObject *args) {
+    PyObject *x_obj, *g_obj, *out = NULL, *grad = NULL;
+    if (!ready(self) || !PyArg_ParseTuple(args, "OO", &x_obj, &g_obj)) return NULL;
+    int c, h, w, oc, oh, ow;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) return raise_status(st);
+    npy_intp shape[4] = {-1, h, w, c};
+    PyArrayObject *x = float_array(x_obj, "pixels", 4, shape), *g = NULL;
+    if (!x) return NULL;
+    npy_intp n = PyArray_DIM(x, 0);
+    npy_intp gshape[4] = {n, oc, oh, ow};
+    if (n < 1 || n > INT32_MAX) {
+        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        goto done;
+    }
+    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) goto done;
+    if (!(out = PyArray_SimpleNew(4, gshape, NPY_FLOAT32))) goto done;
+    if (!(grad = PyArray_SimpleNew(4, PyArray_DIMS(x), NPY_FLOAT32))) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_net_input_gradient(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(g), PyArray_DATA((PyArrayObject *)out),
+                               PyArray_DATA((PyArrayObject *)grad));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_CLEAR(out);
+        Py_CLEAR(grad);
+        raise_status(st);
+    }
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(g);
+    if (!out) {
+        Py_XDECREF(grad);
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(NN)", out, grad);
+    return result;
+}
+
 static PyMethodDef Net_methods[] = {
     {"set_input_normalization", (PyCFunction)Net_set_input_normalization, METH_VARARGS,
      "set_input_normalization(mean, scale): x = (pixel - mean[c]) * scale[c]."},
@@ -362,6 +401,9 @@ static PyMethodDef Net_methods[] = {
     {"finalize", (PyCFunction)Net_finalize, METH_VARARGS, "finalize(output): fuse and freeze the graph."},
     {"step_count", (PyCFunction)Net_step_count, METH_VARARGS,
      "step_count(batch) -> number of oneDNN primitives a forward pass runs."},
+    {"input_gradient", (PyCFunction)Net_input_gradient, METH_VARARGS,
+     "input_gradient(pixels[N,H,W,C], grad_output[N,C_out,H_out,W_out]) -> (output, gradient[N,H,W,C]):\n"
+     "the gradient of sum(output * grad_output) with respect to the pixels. Releases the GIL."},
     {"forward", (PyCFunction)Net_forward, METH_VARARGS,
      "forward(pixels[N,H,W,C] float32) -> float32 [N, C_out, H_out, W_out]. Releases the GIL."},
     {NULL, NULL, 0, NULL}};

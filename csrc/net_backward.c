@@ -1,0 +1,314 @@
+/*
+ * net_backward.c - the backward pass of a training plan: gradients of the
+ * network's output with respect to its input, on oneDNN's backward-data
+ * primitives.
+ *
+ * Nodes are visited from the output back to the input. Each node owns a
+ * gradient buffer in the layout of its output. A layer's backward primitive
+ * writes the gradient of its input either straight into that input's buffer
+ * (the first contribution) or into a temporary that a summing reorder adds
+ * in (later contributions, for inputs read by several layers, such as the
+ * shortcut of a residual block). Which case applies is fixed when the plan
+ * is built, so the same steps run on every call and nothing needs zeroing.
+ *
+ * A scale/shift folded into its convolution shares the convolution's output
+ * and gradient; the folded weights make the convolution's backward exact.
+ */
+#include <stdlib.h>
+
+#include "plan_internal.h"
+
+/* The node whose gradient buffer `node` uses (a folded scale/shift uses its convolution's). */
+static int canonical(const fx_net *net, int node) {
+    return net->nodes[node].folded ? net->nodes[node].group : node;
+}
+
+typedef struct {
+    const fx_net *net;
+    fx_plan *plan;
+    char *has_diff; /* [n_nodes] a contribution has been scheduled (by canonical id) */
+} fx_backward;
+
+/* Where a backward primitive producing layout `md` should write the gradient
+ * of node `in`: its gradient buffer (first contribution, same layout) or a
+ * new temporary. Returns the temporary, or NULL through *tmp. */
+static fx_status target_for(fx_backward *b, int in, const_dnnl_memory_desc_t md, dnnl_memory_t *dst,
+                            dnnl_memory_t *tmp) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const int c = canonical(b->net, in);
+    *tmp = NULL;
+    if (!plan->diff[c]) FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[c]), NULL, &plan->diff[c]));
+    if (!b->has_diff[c] && dnnl_memory_desc_equal(md, plan_md_of(plan->diff[c]))) {
+        *dst = plan->diff[c];
+    } else {
+        FX_TRY(plan_new_memory(plan, md, NULL, tmp));
+        *dst = *tmp;
+    }
+cleanup:
+    return st;
+}
+
+/* Copy (first contribution) or add (later ones) `src`, which has node `in`'s
+ * full dims in any layout, into the gradient of node `in`. */
+static fx_status deliver(fx_backward *b, int in, dnnl_memory_t src) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const int c = canonical(b->net, in);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    FX_TRY(plan_new_attr(&attr));
+    if (b->has_diff[c]) {
+        FX_DNNL(dnnl_post_ops_create(&ops));
+        FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
+        FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
+    }
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(src), plan->engine, plan_md_of(plan->diff[c]),
+                                               plan->engine, attr));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, plan->diff[c]}};
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    b->has_diff[c] = 1;
+cleanup:
+    dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* After a primitive wrote `dst` (from target_for): mark or deliver. */
+static fx_status settle(fx_backward *b, int in, dnnl_memory_t tmp) {
+    if (tmp) return deliver(b, in, tmp);
+    b->has_diff[canonical(b->net, in)] = 1;
+    return FX_STATUS_OK;
+}
+
+/* Gradient of a sum's input: the leading corner of the sum's gradient. */
+static fx_status sum_input_backward(fx_backward *b, int node, int in) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_net *net = b->net;
+    dnnl_memory_desc_t sub = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    const int c = canonical(net, in);
+    dnnl_dims_t dims, offsets = {0, 0, 0, 0};
+    plan_node_dims(&net->nodes[in], plan->batch, dims);
+    if (!plan->diff[c]) FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[c]), NULL, &plan->diff[c]));
+    FX_DNNL(dnnl_memory_desc_create_submemory(&sub, plan_md_of(plan->diff[node]), dims, offsets));
+    FX_TRY(plan_new_attr(&attr));
+    if (b->has_diff[c]) {
+        FX_DNNL(dnnl_post_ops_create(&ops));
+        FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
+        FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
+    }
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, sub, plan->engine, plan_md_of(plan->diff[c]), plan->engine,
+                                               attr));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, plan->diff[node]}, {DNNL_ARG_TO, plan->diff[c]}};
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    b->has_diff[c] = 1;
+cleanup:
+    dnnl_memory_desc_destroy(sub);
+    dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static fx_status conv_or_dense_backward(fx_backward *b, int id) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id];
+    const fx_node *in = &b->net->nodes[n->inputs[0]];
+    const int conv = n->kind == FX_LAYER_CONV;
+    const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
+    dnnl_memory_desc_t diff_src_md = NULL, w_md = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t diff_dst, weights, dst, tmp;
+    dnnl_dims_t w_dims;
+    int w_nd;
+    if (conv) {
+        w_nd = 4;
+        w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
+    } else {
+        w_nd = plan_node_dims(in, n->c, w_dims);
+    }
+    FX_TRY(plan_node_md(plan, in, conv ? dnnl_nhwc : dnnl_format_tag_any, dnnl_format_tag_any, &diff_src_md));
+    /* the backward kernels want their own weight layout: let oneDNN choose, reorder once */
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, plan_act_type(plan), dnnl_format_tag_any));
+    FX_TRY(plan_new_attr(&attr));
+    if (conv) {
+        dnnl_dims_t strides = {n->stride[0], n->stride[1]}, dil = {0, 0};
+        dnnl_dims_t pad = {n->padding[0], n->padding[1]};
+        FX_DNNL(dnnl_convolution_backward_data_primitive_desc_create(
+            &pd, plan->engine, dnnl_convolution_direct, diff_src_md, w_md, plan_pd_md(fwd, dnnl_query_dst_md),
+            strides, dil, pad, pad, fwd, attr));
+    } else {
+        FX_DNNL(dnnl_inner_product_backward_data_primitive_desc_create(
+            &pd, plan->engine, diff_src_md, w_md, plan_pd_md(fwd, dnnl_query_dst_md), fwd, attr));
+    }
+    FX_TRY(plan_as_layout(plan, plan->diff[canonical(b->net, id)], plan_pd_md(pd, dnnl_query_diff_dst_md),
+                          &diff_dst));
+    FX_TRY(plan_param_memory(plan, n->weight, w_nd, w_dims, w_nd == 4 ? dnnl_oihw : dnnl_ab,
+                             plan_pd_md(pd, dnnl_query_weights_md), &weights));
+    FX_TRY(target_for(b, n->inputs[0], plan_pd_md(pd, dnnl_query_diff_src_md), &dst, &tmp));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DIFF_SRC, dst}};
+    FX_TRY(plan_add_step(plan, pd, args, 3, NULL));
+    FX_TRY(settle(b, n->inputs[0], tmp));
+cleanup:
+    dnnl_memory_desc_destroy(diff_src_md);
+    dnnl_memory_desc_destroy(w_md);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static fx_status pool_backward(fx_backward *b, int id) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id];
+    const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t diff_dst, dst, tmp;
+    dnnl_dims_t strides = {n->stride[0], n->stride[1]}, kernel = {n->kernel[0], n->kernel[1]};
+    dnnl_dims_t dil = {0, 0}, pad = {n->padding[0], n->padding[1]};
+    dnnl_alg_kind_t alg = n->kind == FX_LAYER_MAX_POOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_pooling_backward_primitive_desc_create(&pd, plan->engine, alg, plan_pd_md(fwd, dnnl_query_src_md),
+                                                        plan_pd_md(fwd, dnnl_query_dst_md), strides, kernel, dil,
+                                                        pad, pad, fwd, attr));
+    FX_TRY(plan_as_layout(plan, plan->diff[id], plan_pd_md(pd, dnnl_query_diff_dst_md), &diff_dst));
+    FX_TRY(target_for(b, n->inputs[0], plan_pd_md(pd, dnnl_query_diff_src_md), &dst, &tmp));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, dst}, {DNNL_ARG_WORKSPACE, NULL}};
+    int n_args = 2;
+    if (plan->workspace[id]) args[n_args++].memory = plan->workspace[id];
+    FX_TRY(plan_add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(settle(b, n->inputs[0], tmp));
+cleanup:
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static fx_status elementwise_backward(fx_backward *b, int id) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id];
+    const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
+    const int nd = n->flat ? 2 : 4;
+    dnnl_memory_desc_t chan_md = NULL, any_md = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t diff_dst, dst, tmp, slope = NULL, diff_slope = NULL;
+    dnnl_dims_t chan_dims = {1, n->c, 1, 1};
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&chan_md, nd, chan_dims, dnnl_f32, nd == 4 ? dnnl_abcd : dnnl_ab));
+    FX_TRY(plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &any_md));
+    FX_TRY(plan_new_attr(&attr));
+    dnnl_exec_arg_t args[6];
+    int n_args = 0;
+    if (n->kind == FX_LAYER_RELU) {
+        const_dnnl_memory_desc_t data = plan_md_of(plan->node_mem[id]);
+        FX_DNNL(dnnl_eltwise_backward_primitive_desc_create(&pd, plan->engine, dnnl_eltwise_relu_use_dst_for_bwd,
+                                                            data, data, data, 0.0f, 0.0f, fwd, attr));
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_DST, plan->node_mem[id]};
+    } else if (n->kind == FX_LAYER_PRELU) {
+        const_dnnl_memory_desc_t src_md = plan_md_of(plan->node_mem[n->inputs[0]]);
+        FX_DNNL(dnnl_prelu_backward_primitive_desc_create(&pd, plan->engine, src_md,
+                                                          plan_pd_md(fwd, dnnl_query_weights_md), src_md,
+                                                          plan_pd_md(fwd, dnnl_query_weights_md),
+                                                          plan_pd_md(fwd, dnnl_query_dst_md), fwd, attr));
+        FX_TRY(plan_param_memory(plan, n->weight, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab,
+                                 plan_pd_md(pd, dnnl_query_weights_md), &slope));
+        FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_diff_weights_md), NULL, &diff_slope));
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, plan->node_mem[n->inputs[0]]};
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, slope};
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, diff_slope};
+    } else { /* standalone scale/shift: d input = d output * scale */
+        FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_mul,
+                                                  plan_md_of(plan->diff[id]), chan_md, any_md, attr));
+        FX_TRY(plan_param_memory(plan, n->weight, nd, chan_dims, nd == 4 ? dnnl_abcd : dnnl_ab, NULL, &slope));
+        FX_TRY(target_for(b, n->inputs[0], plan_pd_md(pd, dnnl_query_dst_md), &dst, &tmp));
+        dnnl_exec_arg_t mul[] = {{DNNL_ARG_SRC_0, plan->diff[id]}, {DNNL_ARG_SRC_1, slope}, {DNNL_ARG_DST, dst}};
+        FX_TRY(plan_add_step(plan, pd, mul, 3, NULL));
+        FX_TRY(settle(b, n->inputs[0], tmp));
+        goto cleanup;
+    }
+    FX_TRY(plan_as_layout(plan, plan->diff[id], plan_pd_md(pd, dnnl_query_diff_dst_md), &diff_dst));
+    FX_TRY(target_for(b, n->inputs[0], plan_pd_md(pd, dnnl_query_diff_src_md), &dst, &tmp));
+    args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, diff_dst};
+    args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, dst};
+    FX_TRY(plan_add_step(plan, pd, args, n_args, NULL));
+    FX_TRY(settle(b, n->inputs[0], tmp));
+cleanup:
+    dnnl_memory_desc_destroy(chan_md);
+    dnnl_memory_desc_destroy(any_md);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
+    fx_status st = FX_STATUS_OK;
+    dnnl_memory_desc_t md = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    fx_backward b = {net, plan, calloc((size_t)net->n_nodes, 1)};
+    if (!b.has_diff) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate the backward pass");
+
+    /* the caller's gradient of the output (plain NCHW or NC) seeds the pass */
+    const int out = canonical(net, net->output);
+    FX_TRY(plan_node_md_typed(&net->nodes[net->output], plan->batch, dnnl_f32, dnnl_nchw, dnnl_nc, &md));
+    FX_DNNL(dnnl_memory_create(&plan->grad_output, md, plan->engine, DNNL_MEMORY_NONE));
+    FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[out]), NULL, &plan->diff[out]));
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, md, plan->engine, plan_md_of(plan->diff[out]), plan->engine,
+                                               attr));
+    dnnl_exec_arg_t seed[] = {{DNNL_ARG_FROM, plan->grad_output}, {DNNL_ARG_TO, plan->diff[out]}};
+    FX_TRY(plan_add_step(plan, pd, seed, 2, NULL));
+    b.has_diff[out] = 1;
+    dnnl_memory_desc_destroy(md);
+    md = NULL;
+
+    for (int id = net->n_nodes - 1; id >= 1; --id) {
+        const fx_node *n = &net->nodes[id];
+        if (n->folded || !b.has_diff[id]) continue; /* folded: handled by its conv; no path to the output */
+        switch (n->kind) {
+        case FX_LAYER_CONV:
+        case FX_LAYER_DENSE: FX_TRY(conv_or_dense_backward(&b, id)); break;
+        case FX_LAYER_MAX_POOL:
+        case FX_LAYER_AVG_POOL:
+        case FX_LAYER_GLOBAL_AVG_POOL: FX_TRY(pool_backward(&b, id)); break;
+        case FX_LAYER_RELU:
+        case FX_LAYER_PRELU:
+        case FX_LAYER_SCALE_SHIFT: FX_TRY(elementwise_backward(&b, id)); break;
+        case FX_LAYER_SUM:
+            FX_TRY(sum_input_backward(&b, id, n->inputs[0]));
+            FX_TRY(sum_input_backward(&b, id, n->inputs[1]));
+            break;
+        default: st = fx_fail(FX_STATUS_UNSUPPORTED, "no backward for layer %d", id); goto cleanup;
+        }
+    }
+
+    /* the input's gradient leaves as plain NHWC float32 in the caller's buffer */
+    FX_TRY(plan_node_md_typed(&net->nodes[0], plan->batch, dnnl_f32, dnnl_nhwc, dnnl_nc, &md));
+    FX_DNNL(dnnl_memory_create(&plan->grad_input, md, plan->engine, DNNL_MEMORY_NONE));
+    if (!b.has_diff[0]) {
+        st = fx_fail(FX_STATUS_UNSUPPORTED, "the network's output does not depend on its input");
+        goto cleanup;
+    }
+    dnnl_primitive_desc_destroy(pd);
+    pd = NULL;
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(plan->diff[0]), plan->engine, md, plan->engine,
+                                               attr));
+    dnnl_exec_arg_t last[] = {{DNNL_ARG_FROM, plan->diff[0]}, {DNNL_ARG_TO, plan->grad_input}};
+    FX_TRY(plan_add_step(plan, pd, last, 2, NULL));
+cleanup:
+    free(b.has_diff);
+    dnnl_memory_desc_destroy(md);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}

@@ -1,0 +1,176 @@
+"""Gradients through the C core: backward of every layer against the NumPy twin,
+the twin against finite differences, the dlib model, dimension maps and the
+margin decomposition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fxplain
+from fxplain import _reference, decomposition
+from fxplain._graph import NetworkSpec
+from fxplain._network import build_core_net
+
+
+def _spec(rng, c=3, h=9, w=10) -> NetworkSpec:
+    return NetworkSpec((c, h, w), rng.uniform(0, 255, c).astype(np.float32),
+                       rng.uniform(0.5, 2, c).astype(np.float32) / 128)
+
+
+def _conv(rng, spec, src, out_c, k, stride=1, pad=0):
+    in_c = spec.shapes()[src][0]
+    weight = (rng.standard_normal((out_c, in_c, k, k)) / np.sqrt(in_c * k * k)).astype(np.float32)
+    return spec.add("conv", src, weight=weight, bias=rng.standard_normal(out_c).astype(np.float32),
+                    stride=(stride, stride), padding=(pad, pad))
+
+
+def _networks():
+    """Small networks that exercise each layer's backward (and the folded/fused paths)."""
+    def conv_relu(rng):
+        s = _spec(rng)
+        _conv(rng, s, 0, 8, 3, 2, 1)
+        s.add("relu", s.output)
+        return s
+
+    def folded_affine_prelu_pools(rng):
+        s = _spec(rng, h=12, w=12)
+        x = _conv(rng, s, 0, 8, 3, 1, 1)
+        x = s.add("scale_shift", x, scale=rng.uniform(0.5, 2, 8).astype(np.float32),
+                  shift=rng.standard_normal(8).astype(np.float32))
+        x = s.add("prelu", x, slope=rng.uniform(0, 0.5, 8).astype(np.float32))
+        x = s.add("max_pool", x, kernel=(3, 3), stride=(2, 2), padding=(1, 1))
+        x = s.add("avg_pool", x, kernel=(2, 2), stride=(1, 1), padding=(0, 0))
+        s.add("scale_shift", x, scale=rng.uniform(-1, 1, 8).astype(np.float32), shift=np.zeros(8, np.float32))
+        return s
+
+    def residual_blocks(rng):
+        s = _spec(rng, h=8, w=8)
+        x = s.add("relu", _conv(rng, s, 0, 8, 3, 1, 1))
+        y = _conv(rng, s, s.add("relu", _conv(rng, s, x, 8, 3, 1, 1)), 8, 3, 1, 1)
+        x = s.add("relu", s.add("sum", (y, x)))                      # identity block
+        branch = _conv(rng, s, x, 16, 3, 2, 0)                       # 8 -> 3
+        short = s.add("avg_pool", x, kernel=(2, 2), stride=(2, 2), padding=(0, 0))  # 8 -> 4, 8 channels
+        x = s.add("relu", s.add("sum", (branch, short)))             # dlib's padded sum
+        x = s.add("global_avg_pool", x)
+        s.add("dense", x, weight=rng.standard_normal((5, 16)).astype(np.float32), bias=None)
+        return s
+
+    def dense_on_spatial(rng):
+        s = _spec(rng, h=5, w=6)
+        x = _conv(rng, s, 0, 4, 3, 1, 1)
+        s.add("dense", x, weight=rng.standard_normal((7, 4 * 5 * 6)).astype(np.float32),
+              bias=rng.standard_normal(7).astype(np.float32))
+        return s
+
+    return {f.__name__: f for f in (conv_relu, folded_affine_prelu_pools, residual_blocks, dense_on_spatial)}
+
+
+NETWORKS = _networks()
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_backward_matches_numpy_twin(name, batch):
+    rng = np.random.default_rng(len(name) + batch)
+    spec = NETWORKS[name](rng)
+    c, h, w = spec.input_shape
+    pixels = rng.uniform(0, 255, (batch, h, w, c)).astype(np.float32)
+    out_shape = spec.shapes()[spec.output]
+    grad_out = rng.standard_normal((batch,) + out_shape).astype(np.float32)
+    out, grad = build_core_net(spec).input_gradient(pixels, grad_out)
+    np.testing.assert_allclose(out, _reference.forward(spec, pixels), atol=1e-4)
+    want = _reference.input_gradient(spec, pixels, grad_out)
+    assert grad.shape == pixels.shape
+    np.testing.assert_allclose(grad, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_numpy_twin_matches_finite_differences(name):
+    rng = np.random.default_rng(7)
+    spec = NETWORKS[name](rng)
+    c, h, w = spec.input_shape
+    pixels = rng.uniform(0, 255, (1, h, w, c))
+    grad_out = rng.standard_normal((1,) + spec.shapes()[spec.output])
+    grad = _reference.input_gradient(spec, pixels, grad_out)
+    direction = rng.standard_normal(pixels.shape)
+    eps = 1e-4
+
+    def objective(x):
+        return float(np.sum(_reference.forward(spec, x) * grad_out))
+
+    numeric = (objective(pixels + eps * direction) - objective(pixels - eps * direction)) / (2 * eps)
+    assert numeric == pytest.approx(float(np.sum(grad * direction)), rel=1e-5, abs=1e-8)
+
+
+def test_dlib_input_gradient_matches_twin(model, johns):
+    images = johns[0][:3]
+    grad_out = np.random.default_rng(0).standard_normal((3, 128)).astype(np.float32)
+    grad = model.input_gradient(images, grad_out, batch_size=2)
+    want = _reference.input_gradient(model.spec, images, grad_out[:, :, None, None])
+    assert grad.shape == (3, 150, 150, 3) and grad.dtype == np.float32
+    assert np.abs(grad - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_dimension_maps(model, johns):
+    image = johns[0][5]
+    maps = model.dimension_maps(image)
+    assert maps.shape == (128, 150, 150) and maps.min() >= 0
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, rtol=1e-4)
+    for k in (0, 77):  # equals a single-dimension backward pass
+        unit = np.zeros(128, np.float32)
+        unit[k] = 1
+        single = np.abs(model.input_gradient(image, unit)[0]).sum(axis=-1)
+        np.testing.assert_allclose(maps[k], single / single.sum(), atol=1e-6)
+
+
+def test_margin_decomposition_sums_to_score_minus_threshold(model, johns_embeddings):
+    for i, j in ((0, 1), (0, 40), (7, 8)):
+        a, b = johns_embeddings[i], johns_embeddings[j]
+        c = decomposition.margin_contributions(model, a, b)
+        assert c.shape == (128,)
+        assert c.sum() == pytest.approx(model.score(a, b) - model.threshold, abs=1e-12)
+    cosine = fxplain.wrap(lambda x: model.embed(x), input_size=(150, 150), threshold=0.8, metric="cosine")
+    a, b = johns_embeddings[0], johns_embeddings[40]
+    c = decomposition.margin_contributions(cosine, a, b)
+    assert c.sum() == pytest.approx(cosine.score(a, b) - 0.8, abs=1e-12)
+
+
+def test_combiner_and_gradient_method(model, johns):
+    images = johns[0]
+    r = fxplain.Explainer(model, method="gradient").explain(images[0], images[30])
+    assert not r.match and r.similarity.shape == (2, 150, 150)
+    assert r.contributions.shape == (128,)
+    assert r.contributions.sum() == pytest.approx(r.margin, abs=1e-9)
+    # the combined map distributes the margin over the pixels
+    np.testing.assert_allclose(r.evidence.sum(axis=(1, 2)), r.margin, rtol=1e-4)
+    maps = np.ones((3, 2, 2)) / 4
+    np.testing.assert_allclose(decomposition.combine([1.0, -2.0, 0.5], maps), np.full((2, 2), -0.125))
+    with pytest.raises(fxplain.InvalidInputError, match="non-negative"):
+        decomposition.combine([1.0], -np.ones((1, 2, 2)))
+    with pytest.raises(fxplain.InvalidInputError, match="need contributions"):
+        decomposition.combine([1.0, 2.0], np.ones((3, 2, 2)))
+
+
+def test_split_variant_keeps_for_and_against_apart(model, johns):
+    images = johns[0]
+    net = fxplain.Explainer(model, method="gradient").explain(images[0], images[1])
+    split = fxplain.Explainer(model, method="gradient", variant="split").explain(images[0], images[1])
+    np.testing.assert_allclose(split.evidence, net.evidence, atol=1e-7)  # same signed map ...
+    assert np.any((split.similarity > 0) & (split.dissimilarity > 0))   # ... but both sides kept
+    with pytest.raises(fxplain.InvalidInputError, match="variant"):
+        fxplain.Explainer(model, method="gradient", variant="both")
+
+
+def test_gradient_bad_input(model, johns):
+    image = johns[0][0]
+    with pytest.raises(fxplain.InvalidInputError, match="grad_output must have shape"):
+        model.input_gradient(image, np.ones(127))
+    with pytest.raises(fxplain.InvalidInputError, match="NaN"):
+        model.input_gradient(image, np.full(128, np.nan))
+    with pytest.raises(fxplain.InvalidInputError, match="one image"):
+        model.dimension_maps(johns[0][:2])
+    wrapped = fxplain.wrap(lambda x: model.embed(x), input_size=(150, 150), threshold=-0.36,
+                           metric="squared_euclidean")
+    with pytest.raises(fxplain.InvalidInputError, match="needs a model running on fxplain's core"):
+        fxplain.Explainer(wrapped, method="gradient").explain(image, johns[0][1])
