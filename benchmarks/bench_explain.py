@@ -239,7 +239,7 @@ def profile_fxplain(model: Any, pair: np.ndarray, n_masks: int, seed: int, param
     from fxplain import _core
     from fxplain._fill import fill_image
     from fxplain._images import to_pixel_batch
-    from fxplain._methods import score_kind
+    from fxplain._methods import _pearson_from_sums, score_kind
 
     kind = score_kind(model)
     clock = Stopwatch()
@@ -264,19 +264,8 @@ def profile_fxplain(model: Any, pair: np.ndarray, n_masks: int, seed: int, param
             s = s - base
             scores[first:first + count] = s
             clock.time("C correlation_accumulate", _core.correlation_accumulate, masks, s, *sums)
-        clock.time("final correlation (NumPy)", _final_correlation, n_masks, scores, *sums)
+        clock.time("final correlation (NumPy)", _pearson_from_sums, n_masks, *sums, scores)
     return clock
-
-
-def _final_correlation(n: int, scores: np.ndarray, sum_m: np.ndarray, sum_mm: np.ndarray,
-                       sum_ms: np.ndarray) -> np.ndarray:
-    """The closing NumPy lines of ``CorrRISE.evidence`` (Pearson from the running sums)."""
-    cov = n * sum_ms - sum_m * scores.sum()
-    var_m = np.maximum(n * sum_mm - sum_m ** 2, 0.0)
-    var_s = max(n * np.sum(scores ** 2) - scores.sum() ** 2, 0.0)
-    denom = np.sqrt(var_m * var_s)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
 
 
 def profile_torch(module: TorchNetwork, pair: np.ndarray, n_masks: int, seed: int, params: MaskParams,

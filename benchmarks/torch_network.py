@@ -261,6 +261,22 @@ def torch_channels_last(module: TorchNetwork) -> TorchNetwork:
     return module
 
 
+def differentiable(module: TorchNetwork) -> TorchNetwork:
+    """Let autograd (and ``torch.func``) differentiate a :class:`TorchNetwork`, in place.
+
+    The forward pass overwrites dead inputs (see :class:`TorchNetwork`). Autograd
+    rejects only one of these overwrites: ``addcmul(..., out=x)`` of
+    scale_shift, since ``out=`` ops are not differentiable. In-place ReLU and
+    sums stay: autograd supports them, and its version counters would raise
+    (not silently miscompute) if one clobbered a tensor saved for backward.
+    Returns the module for chaining.
+    """
+    for op in module.ops:
+        if isinstance(op, _ScaleShift):
+            op.overwritable = tuple(False for _ in op.overwritable)
+    return module
+
+
 def build_torch_module(spec: Any, channels_last: bool = DEFAULT_CHANNELS_LAST) -> TorchNetwork:
     """Build an eval-mode float32 PyTorch module computing ``spec``.
 

@@ -52,27 +52,10 @@ cleanup:
 /* Copy (first contribution) or add (later ones) `src`, which has node `in`'s
  * full dims in any layout, into the gradient of node `in`. */
 static fx_status deliver(fx_backward *b, int in, dnnl_memory_t src) {
-    fx_status st = FX_STATUS_OK;
-    fx_plan *plan = b->plan;
     const int c = canonical(b->net, in);
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    FX_TRY(plan_new_attr(&attr));
-    if (b->has_diff[c]) {
-        FX_DNNL(dnnl_post_ops_create(&ops));
-        FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
-        FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
-    }
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(src), plan->engine, plan_md_of(plan->diff[c]),
-                                               plan->engine, attr));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, plan->diff[c]}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
-    b->has_diff[c] = 1;
-cleanup:
-    dnnl_post_ops_destroy(ops);
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
+    fx_status st = plan_add_reorder(b->plan, src, plan_md_of(src), b->plan->diff[c], plan_md_of(b->plan->diff[c]),
+                                    b->has_diff[c]);
+    if (!st) b->has_diff[c] = 1;
     return st;
 }
 
@@ -87,32 +70,16 @@ static fx_status settle(fx_backward *b, int in, dnnl_memory_t tmp) {
 static fx_status sum_input_backward(fx_backward *b, int node, int in) {
     fx_status st = FX_STATUS_OK;
     fx_plan *plan = b->plan;
-    const fx_net *net = b->net;
     dnnl_memory_desc_t sub = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    const int c = canonical(net, in);
+    const int c = canonical(b->net, in);
     dnnl_dims_t dims, offsets = {0, 0, 0, 0};
-    plan_node_dims(&net->nodes[in], plan->batch, dims);
+    plan_node_dims(&b->net->nodes[in], plan->batch, dims);
     if (!plan->diff[c]) FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[c]), NULL, &plan->diff[c]));
     FX_DNNL(dnnl_memory_desc_create_submemory(&sub, plan_md_of(plan->diff[node]), dims, offsets));
-    FX_TRY(plan_new_attr(&attr));
-    if (b->has_diff[c]) {
-        FX_DNNL(dnnl_post_ops_create(&ops));
-        FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
-        FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
-    }
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, sub, plan->engine, plan_md_of(plan->diff[c]), plan->engine,
-                                               attr));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, plan->diff[node]}, {DNNL_ARG_TO, plan->diff[c]}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_reorder(plan, plan->diff[node], sub, plan->diff[c], plan_md_of(plan->diff[c]), b->has_diff[c]));
     b->has_diff[c] = 1;
 cleanup:
     dnnl_memory_desc_destroy(sub);
-    dnnl_post_ops_destroy(ops);
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
     return st;
 }
 
@@ -253,8 +220,6 @@ cleanup:
 fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
     fx_status st = FX_STATUS_OK;
     dnnl_memory_desc_t md = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     fx_backward b = {net, plan, calloc((size_t)net->n_nodes, 1)};
     if (!b.has_diff) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate the backward pass");
 
@@ -263,11 +228,7 @@ fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
     FX_TRY(plan_node_md_typed(&net->nodes[net->output], plan->batch, dnnl_f32, dnnl_nchw, dnnl_nc, &md));
     FX_DNNL(dnnl_memory_create(&plan->grad_output, md, plan->engine, DNNL_MEMORY_NONE));
     FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[out]), NULL, &plan->diff[out]));
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, md, plan->engine, plan_md_of(plan->diff[out]), plan->engine,
-                                               attr));
-    dnnl_exec_arg_t seed[] = {{DNNL_ARG_FROM, plan->grad_output}, {DNNL_ARG_TO, plan->diff[out]}};
-    FX_TRY(plan_add_step(plan, pd, seed, 2, NULL));
+    FX_TRY(plan_add_reorder(plan, plan->grad_output, md, plan->diff[out], plan_md_of(plan->diff[out]), 0));
     b.has_diff[out] = 1;
     dnnl_memory_desc_destroy(md);
     md = NULL;
@@ -299,16 +260,9 @@ fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
         st = fx_fail(FX_STATUS_UNSUPPORTED, "the network's output does not depend on its input");
         goto cleanup;
     }
-    dnnl_primitive_desc_destroy(pd);
-    pd = NULL;
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(plan->diff[0]), plan->engine, md, plan->engine,
-                                               attr));
-    dnnl_exec_arg_t last[] = {{DNNL_ARG_FROM, plan->diff[0]}, {DNNL_ARG_TO, plan->grad_input}};
-    FX_TRY(plan_add_step(plan, pd, last, 2, NULL));
+    FX_TRY(plan_add_reorder(plan, plan->diff[0], plan_md_of(plan->diff[0]), plan->grad_input, md, 0));
 cleanup:
     free(b.has_diff);
     dnnl_memory_desc_destroy(md);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
     return st;
 }

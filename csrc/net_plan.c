@@ -150,25 +150,17 @@ cleanup:
 }
 
 /* Memory holding `src`'s data in layout `want`: src itself, or a reordered copy. */
-fx_status plan_as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want,
-                           dnnl_memory_t *out) {
+fx_status plan_as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want, dnnl_memory_t *out) {
     fx_status st = FX_STATUS_OK;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     if (dnnl_memory_desc_equal(plan_md_of(src), want)) {
         *out = src;
         return FX_STATUS_OK;
     }
     dnnl_memory_t dst = NULL;
     FX_TRY(plan_new_memory(plan, want, NULL, &dst));
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(src), plan->engine, want, plan->engine, attr));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_reorder(plan, src, plan_md_of(src), dst, want, 0));
     *out = dst;
 cleanup:
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
     return st;
 }
 
@@ -440,29 +432,41 @@ cleanup:
     return st;
 }
 
+/* Append a reorder from `src` (viewed as `src_md`) to `dst` (viewed as
+ * `dst_md`); with `accumulate` the reorder adds to what `dst` holds. */
+fx_status plan_add_reorder(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t src_md, dnnl_memory_t dst,
+                           const_dnnl_memory_desc_t dst_md, int accumulate) {
+    fx_status st = FX_STATUS_OK;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    FX_TRY(plan_new_attr(&attr));
+    if (accumulate) {
+        FX_DNNL(dnnl_post_ops_create(&ops));
+        FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
+        FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
+    }
+    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, src_md, plan->engine, dst_md, plan->engine, attr));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+cleanup:
+    dnnl_post_ops_destroy(ops);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
 /* Reorder `src` into the leading corner of `dst` (a zeroed tensor), adding. */
 static fx_status accumulate_into(fx_plan *plan, dnnl_memory_t src, dnnl_memory_t dst) {
     fx_status st = FX_STATUS_OK;
     dnnl_memory_desc_t sub = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t ops = NULL;
-    dnnl_primitive_desc_t pd = NULL;
     dnnl_dims_t offsets = {0, 0, 0, 0};
     const dnnl_dims_t *dims = NULL;
     FX_DNNL(dnnl_memory_desc_query(plan_md_of(src), dnnl_query_dims, &dims));
     FX_DNNL(dnnl_memory_desc_create_submemory(&sub, plan_md_of(dst), *dims, offsets));
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_post_ops_create(&ops));
-    FX_DNNL(dnnl_post_ops_append_sum(ops, 1.0f, 0, dnnl_data_type_undef));
-    FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, ops));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(src), plan->engine, sub, plan->engine, attr));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_reorder(plan, src, plan_md_of(src), dst, sub, 1));
 cleanup:
     dnnl_memory_desc_destroy(sub);
-    dnnl_post_ops_destroy(ops);
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
     return st;
 }
 
@@ -523,8 +527,6 @@ int fx_plan_training(const fx_plan *plan) { return plan->training; }
 fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **out) {
     fx_status st = FX_STATUS_OK;
     dnnl_memory_desc_t md = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     fx_plan *plan = calloc(1, sizeof *plan);
     if (!plan) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a plan");
     plan->batch = batch;
@@ -568,11 +570,8 @@ fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **out) {
     const fx_node *result = &net->nodes[net->output];
     FX_TRY(plan_node_md_typed(result, batch, dnnl_f32, dnnl_nchw, dnnl_nc, &md));
     FX_DNNL(dnnl_memory_create(&plan->output, md, plan->engine, DNNL_MEMORY_NONE));
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, plan_md_of(plan->node_mem[net->output]), plan->engine,
-                                               md, plan->engine, attr));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, plan->node_mem[net->output]}, {DNNL_ARG_TO, plan->output}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    FX_TRY(plan_add_reorder(plan, plan->node_mem[net->output], plan_md_of(plan->node_mem[net->output]),
+                            plan->output, md, 0));
     plan->n_forward_steps = plan->n_steps;
     if (training) FX_TRY(fx_plan_build_backward(net, plan));
 
@@ -587,8 +586,6 @@ fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **out) {
     plan = NULL;
 cleanup:
     dnnl_memory_desc_destroy(md);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_attr_destroy(attr);
     fx_plan_destroy(plan);
     return st;
 }

@@ -55,6 +55,8 @@ fx_status plan_new_attr(dnnl_primitive_attr_t *attr);
 fx_status plan_add_step(fx_plan *plan, const_dnnl_primitive_desc_t pd, const dnnl_exec_arg_t *args, int n_args,
                         dnnl_memory_t zero);
 fx_status plan_as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want, dnnl_memory_t *out);
+fx_status plan_add_reorder(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t src_md, dnnl_memory_t dst,
+                           const_dnnl_memory_desc_t dst_md, int accumulate);
 fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag,
                             const_dnnl_memory_desc_t want, dnnl_memory_t *out);
 

@@ -75,23 +75,39 @@ static int image_and_fill(PyObject *img_obj, PyObject *fill_obj, PyArrayObject *
     return 1;
 }
 
-PyObject *py_apply_masks(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *img_obj, *fill_obj, *masks_obj, *out = NULL;
-    PyArrayObject *img = NULL, *fill = NULL, *masks = NULL;
-    if (!PyArg_ParseTuple(args, "OOO", &img_obj, &fill_obj, &masks_obj)) return NULL;
+/* A kernel that builds a batch of perturbed copies of `image`. */
+typedef fx_status (*perturb_kernel)(int count, int h, int w, int c, const float *image, const float *fill,
+                                    const void *how, float *out);
+
+static fx_status apply_masks_kernel(int count, int h, int w, int c, const float *image, const float *fill,
+                                    const void *masks, float *out) {
+    return fx_apply_masks(count, h, w, c, image, fill, masks, out);
+}
+
+static fx_status occlude_kernel(int count, int h, int w, int c, const float *image, const float *fill,
+                                const void *rects, float *out) {
+    return fx_occlude(count, h, w, c, image, fill, rects, out);
+}
+
+/* (image, fill, how) -> float32 (n, h, w, c); `how` is checked as `how_name`
+ * of dtype `how_type` shaped (n, h, w) for masks or (n, 4) for rectangles. */
+static PyObject *perturbed_batch(PyObject *args, const char *how_name, int how_type, int per_pixel,
+                                 perturb_kernel kernel) {
+    PyObject *img_obj, *fill_obj, *how_obj, *out = NULL;
+    PyArrayObject *img = NULL, *fill = NULL, *how = NULL;
+    if (!PyArg_ParseTuple(args, "OOO", &img_obj, &fill_obj, &how_obj)) return NULL;
     if (!image_and_fill(img_obj, fill_obj, &img, &fill)) return NULL;
     const int h = (int)PyArray_DIM(img, 0), w = (int)PyArray_DIM(img, 1), c = (int)PyArray_DIM(img, 2);
-    npy_intp mshape[3] = {-1, h, w};
-    masks = checked_array(masks_obj, "masks", NPY_FLOAT32, 3, mshape, 0);
-    if (!masks) goto done;
-    npy_intp oshape[4] = {PyArray_DIM(masks, 0), h, w, c};
+    npy_intp how_shape[3] = {-1, per_pixel ? h : 4, w};
+    how = checked_array(how_obj, how_name, how_type, per_pixel ? 3 : 2, how_shape, 0);
+    if (!how) goto done;
+    npy_intp oshape[4] = {PyArray_DIM(how, 0), h, w, c};
     out = new_float_array(4, oshape);
     if (!out) goto done;
     fx_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = fx_apply_masks((int)oshape[0], h, w, c, PyArray_DATA(img), PyArray_DATA(fill), PyArray_DATA(masks),
-                        PyArray_DATA((PyArrayObject *)out));
+    st = kernel((int)oshape[0], h, w, c, PyArray_DATA(img), PyArray_DATA(fill), PyArray_DATA(how),
+                PyArray_DATA((PyArrayObject *)out));
     Py_END_ALLOW_THREADS
     if (st) {
         Py_CLEAR(out);
@@ -100,37 +116,18 @@ PyObject *py_apply_masks(PyObject *self, PyObject *args) {
 done:
     Py_XDECREF(img);
     Py_XDECREF(fill);
-    Py_XDECREF(masks);
+    Py_XDECREF(how);
     return out;
+}
+
+PyObject *py_apply_masks(PyObject *self, PyObject *args) {
+    (void)self;
+    return perturbed_batch(args, "masks", NPY_FLOAT32, 1, apply_masks_kernel);
 }
 
 PyObject *py_occlude(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *img_obj, *fill_obj, *rects_obj, *out = NULL;
-    PyArrayObject *img = NULL, *fill = NULL, *rects = NULL;
-    if (!PyArg_ParseTuple(args, "OOO", &img_obj, &fill_obj, &rects_obj)) return NULL;
-    if (!image_and_fill(img_obj, fill_obj, &img, &fill)) return NULL;
-    const int h = (int)PyArray_DIM(img, 0), w = (int)PyArray_DIM(img, 1), c = (int)PyArray_DIM(img, 2);
-    npy_intp rshape[2] = {-1, 4};
-    rects = checked_array(rects_obj, "rects", NPY_INT32, 2, rshape, 0);
-    if (!rects) goto done;
-    npy_intp oshape[4] = {PyArray_DIM(rects, 0), h, w, c};
-    out = new_float_array(4, oshape);
-    if (!out) goto done;
-    fx_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = fx_occlude((int)oshape[0], h, w, c, PyArray_DATA(img), PyArray_DATA(fill), PyArray_DATA(rects),
-                    PyArray_DATA((PyArrayObject *)out));
-    Py_END_ALLOW_THREADS
-    if (st) {
-        Py_CLEAR(out);
-        raise_status(st);
-    }
-done:
-    Py_XDECREF(img);
-    Py_XDECREF(fill);
-    Py_XDECREF(rects);
-    return out;
+    return perturbed_batch(args, "rects", NPY_INT32, 0, occlude_kernel);
 }
 
 PyObject *py_embedding_scores(PyObject *self, PyObject *args) {
