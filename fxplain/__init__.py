@@ -27,6 +27,7 @@ from ._errors import (  # noqa: E402
     ModelNotFoundError,
 )
 from ._wrap import CallableModel, wrap  # noqa: E402
+from .evaluation import EvaluationReport, evaluate  # noqa: E402
 from .explainer import Explainer  # noqa: E402
 from .models import FaceModel, load_model  # noqa: E402
 from .results import PairExplanation  # noqa: E402
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CallableModel",
     "CoreError",
+    "EvaluationReport",
     "Explainer",
     "PairExplanation",
     "wrap",
@@ -46,6 +48,7 @@ __all__ = [
     "ModelFormatError",
     "ModelNotFoundError",
     "backend_info",
+    "evaluate",
     "load_model",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``fxplain info | verify A B | explain A B | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | verify | explain | evaluate | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import fxplain
+
+    model = fxplain.load_model(args.model)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    params = {"corrrise": {"n_masks": args.n_masks}} if "corrrise" in methods else {}
+    start = time.perf_counter()
+    report = fxplain.evaluate(model, args.dataset, methods=methods, pairs=args.pairs, seed=args.seed,
+                              steps=args.steps, baseline=args.baseline, planted_per_region=args.planted,
+                              sanity_pairs=args.sanity, method_params=params,
+                              cache_dir=args.cache or (f"{args.output}/cache"), show_progress=True)
+    out = report.save(args.output)
+    print(report.to_markdown())
+    print(f"report written to {out} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fxplain`` command."""
     parser = argparse.ArgumentParser(prog="fxplain", description="Explain face-recognition decisions.")
@@ -128,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--save", help="also save the explanation (.npz) here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     explain.set_defaults(func=_cmd_explain)
+    evaluate = sub.add_parser("evaluate", help="measure the faithfulness of explanation methods on a dataset")
+    evaluate.add_argument("dataset", help="'johns' or a folder with one sub-folder of aligned chips per identity")
+    evaluate.add_argument("--methods", default="occlusion,corrrise,gradient",
+                          help="comma-separated methods (baselines 'random' and 'center' are always added)")
+    evaluate.add_argument("--pairs", type=int, default=20, help="pairs for deletion/insertion (half genuine)")
+    evaluate.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image")
+    evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps")
+    evaluate.add_argument("--baseline", default="mean", help="fill of deleted pixels: mean, blur, zero, gray")
+    evaluate.add_argument("--planted", type=int, default=5, help="planted-difference hybrids per region")
+    evaluate.add_argument("--sanity", type=int, default=2, help="pairs for the randomisation test")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("-o", "--output", default="report", help="folder for report.md, results.csv, curves.png")
+    evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
+    evaluate.set_defaults(func=_cmd_evaluate)
     demo = sub.add_parser("demo", help="explain a genuine and an impostor johns pair with each method")
     demo.add_argument("-o", "--output", default="fxplain_demo", help="folder for the figures")
     demo.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")

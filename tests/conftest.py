@@ -13,6 +13,23 @@ from fxplain import datasets
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--large-eval", action="store_true", help="also run the large evaluation on johns")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "large_eval: the larger evaluation run (needs --large-eval)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--large-eval"):
+        return
+    skip = pytest.mark.skip(reason="large evaluation: run with --large-eval")
+    for item in items:
+        if "large_eval" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def model() -> fxplain.FaceModel:
     """dlib's ResNet on the oneDNN core (installed by the test set-up; never skipped)."""
