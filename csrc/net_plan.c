@@ -3,17 +3,17 @@
  * batch size, and running them.
  *
  * A plan owns every primitive, activation buffer and reordered weight needed
- * to run the net on `batch` images. Activations stay in the layouts oneDNN
- * picks (usually channel-blocked); a reorder is inserted only where a
- * consumer wants another layout. Weights are reordered once, here. All
- * primitives use a user-provided scratchpad, so a plan is not tied to the
- * thread that built it.
+ * to run the net on `batch` images. Convolution activations are channels-last
+ * (NHWC), other layers keep their input's layout, and a reorder is inserted
+ * only where a consumer wants another layout. Weights are reordered once,
+ * here. All primitives use a user-provided scratchpad, so a plan is not tied
+ * to the thread that built it. A training plan (for gradients) keeps every
+ * layer's output and appends the backward steps of net_backward.c.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "plan_internal.h"
-
 
 int fx_plan_batch(const fx_plan *plan) { return plan->batch; }
 int fx_plan_steps(const fx_plan *plan) { return plan->n_steps; }

@@ -16,8 +16,10 @@ dlib's format, as far as this reader needs it:
 
 A network file starts with the loss layer, then one version integer per layer
 wrapper from output to input (2 for a computational layer, 1 for dlib's
-``tag``/``skip`` wrappers, which carry no data), then the layers' details from
-input to output, each followed by three bools and three (empty) tensors.
+``tag``/``skip`` wrappers, which carry no data, 3 for the wrapper of the layer
+that sits on the input), then the input layer and the layers' details from
+input to output, each followed by three bools and three (empty) tensors (and,
+after the first layer, dlib's sample-expansion factor).
 
 dlib does not store which ``tag`` an ``add_prev`` refers to, so the reader
 recognises the residual structure of dlib's face-recognition ResNet: a block is
