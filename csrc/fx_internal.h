@@ -113,6 +113,7 @@ fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *ou
    with respect to the pixels, [batch][H][W][C]. */
 fx_status fx_plan_run_backward(fx_net *net, fx_plan *plan, const float *grad_output, float *grad_pixels);
 int fx_plan_training(const fx_plan *plan);
+fx_status fx_plans_replicate_forward(const fx_net *net, fx_plan *one, fx_plan *many, int *ok);
 int fx_plan_batch(const fx_plan *plan);
 int fx_plan_steps(const fx_plan *plan);
 void fx_plan_destroy(fx_plan *plan);

@@ -124,6 +124,12 @@ fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out);
 fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
                                 float *grad_pixels);
 
+/* The same for n output gradients of ONE image (pixels: [1][H][W][C];
+ * grad_output [n][...]; out [1][...]; grad_pixels [n][H][W][C]): the forward
+ * pass runs once and its results are shared by the n backward passes. */
+fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, const float *grad_output,
+                                       float *out, float *grad_pixels);
+
 /* ---- saliency kernels (masks.c, saliency.c) ---------------------------
  * Building blocks of perturbation explanations. Images are [h][w][c] float32
  * pixels; masks [count][h][w] in [0, 1]; rectangles int32 (top, left,

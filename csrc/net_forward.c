@@ -5,6 +5,9 @@
  * stream of equal-sized chunks builds its primitives once. The net's lock
  * makes a net safe to share between threads.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "fx_internal.h"
 
 /* The plan for `batch`, built on first use. Call with the lock held. */
@@ -61,6 +64,38 @@ fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const f
     st = plan_for(net, n, 1, &plan);
     if (!st) st = fx_plan_run(net, plan, pixels, out);
     if (!st) st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}
+
+fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, const float *grad_output,
+                                       float *out, float *grad_pixels) {
+    fx_status st = check_run(net, n);
+    if (st) return st;
+    if (!pixels || !grad_output || !out || !grad_pixels)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels, grad_output, out and grad_pixels must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_plan *one = NULL, *many = NULL;
+    int ok = 0;
+    st = plan_for(net, 1, 1, &one);
+    if (!st) st = fx_plan_run(net, one, pixels, out);
+    if (!st) st = plan_for(net, n, 1, &many); /* `one` was used last, so it is not evicted here */
+    if (!st) st = fx_plans_replicate_forward(net, one, many, &ok);
+    if (!st && !ok) { /* a layout without the batch outermost: run the batch forward instead */
+        const fx_node *in = &net->nodes[0];
+        const size_t image = (size_t)in->h * in->w * in->c;
+        float *copies = malloc((size_t)n * image * sizeof(float));
+        float *outs = NULL;
+        int oc, oh, ow;
+        fx_net_output_shape(net, &oc, &oh, &ow);
+        outs = malloc((size_t)n * oc * oh * ow * sizeof(float));
+        if (!copies || !outs) st = fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate %d image copies", n);
+        for (int k = 0; !st && k < n; ++k) memcpy(copies + k * image, pixels, image * sizeof(float));
+        if (!st) st = fx_plan_run(net, many, copies, outs);
+        free(copies);
+        free(outs);
+    }
+    if (!st) st = fx_plan_run_backward(net, many, grad_output, grad_pixels);
     pthread_mutex_unlock(&net->lock);
     return st;
 }

@@ -60,6 +60,11 @@ fx_status plan_add_reorder(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_d
 fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag,
                             const_dnnl_memory_desc_t want, dnnl_memory_t *out);
 
+/* Fill the training plan `many` with the forward results of the batch-1
+   training plan `one`, repeated (net_shared.c). *ok = 0 if a layout does not
+   allow it (nothing useful was copied then). */
+fx_status fx_plans_replicate_forward(const fx_net *net, fx_plan *one, fx_plan *many, int *ok);
+
 /* The backward pass of a training plan (net_backward.c). */
 fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan);
 

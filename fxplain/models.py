@@ -185,8 +185,9 @@ class FaceModel:
         """Which pixels drive each embedding dimension: ``R_k = |∂f_k/∂x|`` summed over colour.
 
         All D gradients come from batched backward passes through the C core
-        (D copies of the image, one unit vector each). Each map is normalised
-        to sum to 1 over the pixels, so maps of different dimensions compare.
+        (one unit vector each) that share a single forward pass. Each map is
+        normalised to sum to 1 over the pixels, so maps of different dimensions
+        compare.
 
         Returns
         -------
@@ -197,9 +198,14 @@ class FaceModel:
         if len(pixels) != 1:
             raise InvalidInputError(f"dimension_maps takes one image, got {len(pixels)}")
         d = self.embedding_size
-        copies = np.ascontiguousarray(np.broadcast_to(pixels, (d,) + pixels.shape[1:]))
-        grad = self.input_gradient_pixels(copies, np.eye(d, dtype=np.float32), batch_size=batch_size)
-        maps = np.abs(grad).sum(axis=-1, dtype=np.float64)
+        out_shape = self._net.output_shape()
+        eye = np.eye(d, dtype=np.float32)
+        maps = np.empty((d,) + pixels.shape[1:3])
+        for start in range(0, d, batch_size):
+            # one forward pass, shared by this chunk's backward passes (see csrc/net_shared.c)
+            units = np.ascontiguousarray(eye[start:start + batch_size]).reshape((-1,) + out_shape)
+            grad = self._net.input_gradient_shared(pixels, units)[1]
+            maps[start:start + len(units)] = np.abs(grad).sum(axis=-1, dtype=np.float64)
         totals = maps.reshape(d, -1).sum(axis=1)
         return (maps / np.where(totals > 0, totals, 1.0)[:, None, None]).astype(np.float32)
 

@@ -124,6 +124,17 @@ def test_dimension_maps(model, johns):
         np.testing.assert_allclose(maps[k], single / single.sum(), atol=1e-6)
 
 
+def test_one_forward_shared_by_many_backward_passes(model, johns):
+    image = johns[0][3:4].astype(np.float32)
+    grad_out = np.random.default_rng(1).standard_normal((5, 128, 1, 1)).astype(np.float32)
+    out, shared = model._net.input_gradient_shared(image, grad_out)
+    _, batched = model._net.input_gradient(np.repeat(image, 5, axis=0), grad_out)
+    np.testing.assert_allclose(out[:, :, 0, 0], model.embed(image), atol=1e-6)
+    np.testing.assert_allclose(shared, batched, rtol=0, atol=1e-6 * np.abs(batched).max())
+    with pytest.raises(fxplain.InvalidInputError, match="axis 0"):
+        model._net.input_gradient_shared(np.repeat(image, 2, axis=0), grad_out)
+
+
 def test_margin_decomposition_sums_to_score_minus_threshold(model, johns_embeddings):
     for i, j in ((0, 1), (0, 40), (7, 8)):
         a, b = johns_embeddings[i], johns_embeddings[j]

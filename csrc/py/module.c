@@ -338,32 +338,38 @@ static PyObject *Net_forward(NetObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
-static PyObject *Net_input_gradient(NetObject *self, PyObject *args) {
+/* input_gradient(pixels[N,...], grad_output[N,...]) and, with `shared`,
+ * input_gradient_shared(pixels[1,...], grad_output[K,...]). */
+static PyObject *gradient_call(NetObject *self, PyObject *args, int shared) {
     PyObject *x_obj, *g_obj, *out = NULL, *grad = NULL;
     if (!ready(self) || !PyArg_ParseTuple(args, "OO", &x_obj, &g_obj)) return NULL;
     int c, h, w, oc, oh, ow;
     fx_net_node_shape(self->net, 0, &c, &h, &w);
     fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
     if (st) return raise_status(st);
-    npy_intp shape[4] = {-1, h, w, c};
+    npy_intp shape[4] = {shared ? 1 : -1, h, w, c};
     PyArrayObject *x = float_array(x_obj, "pixels", 4, shape), *g = NULL;
     if (!x) return NULL;
-    npy_intp n = PyArray_DIM(x, 0);
-    npy_intp gshape[4] = {n, oc, oh, ow};
+    npy_intp gshape[4] = {shared ? -1 : PyArray_DIM(x, 0), oc, oh, ow};
+    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) goto done;
+    npy_intp n = PyArray_DIM(g, 0);
     if (n < 1 || n > INT32_MAX) {
-        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        PyErr_Format(InvalidInputError, "need at least one image and gradient, got %zd", (Py_ssize_t)n);
         goto done;
     }
-    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) goto done;
-    if (!(out = PyArray_SimpleNew(4, gshape, NPY_FLOAT32))) goto done;
-    if (!(grad = PyArray_SimpleNew(4, PyArray_DIMS(x), NPY_FLOAT32))) goto done;
+    npy_intp out_shape[4] = {PyArray_DIM(x, 0), oc, oh, ow}, grad_shape[4] = {n, h, w, c};
+    if (!(out = PyArray_SimpleNew(4, out_shape, NPY_FLOAT32))) goto done;
+    if (!(grad = PyArray_SimpleNew(4, grad_shape, NPY_FLOAT32))) goto done;
     Py_BEGIN_ALLOW_THREADS
-    st = fx_net_input_gradient(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(g), PyArray_DATA((PyArrayObject *)out),
-                               PyArray_DATA((PyArrayObject *)grad));
+    if (shared)
+        st = fx_net_input_gradient_shared(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(g),
+                                          PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)grad));
+    else
+        st = fx_net_input_gradient(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(g),
+                                   PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)grad));
     Py_END_ALLOW_THREADS
     if (st) {
         Py_CLEAR(out);
-        Py_CLEAR(grad);
         raise_status(st);
     }
 done:
@@ -373,9 +379,12 @@ done:
         Py_XDECREF(grad);
         return NULL;
     }
-    PyObject *result = Py_BuildValue("(NN)", out, grad);
-    return result;
+    return Py_BuildValue("(NN)", out, grad);
 }
+
+static PyObject *Net_input_gradient(NetObject *self, PyObject *args) { return gradient_call(self, args, 0); }
+
+static PyObject *Net_input_gradient_shared(NetObject *self, PyObject *args) { return gradient_call(self, args, 1); }
 
 static PyMethodDef Net_methods[] = {
     {"set_input_normalization", (PyCFunction)Net_set_input_normalization, METH_VARARGS,
@@ -404,6 +413,9 @@ static PyMethodDef Net_methods[] = {
     {"input_gradient", (PyCFunction)Net_input_gradient, METH_VARARGS,
      "input_gradient(pixels[N,H,W,C], grad_output[N,C_out,H_out,W_out]) -> (output, gradient[N,H,W,C]):\n"
      "the gradient of sum(output * grad_output) with respect to the pixels. Releases the GIL."},
+    {"input_gradient_shared", (PyCFunction)Net_input_gradient_shared, METH_VARARGS,
+     "input_gradient_shared(pixels[1,H,W,C], grad_output[K,...]) -> (output[1,...], gradient[K,H,W,C]):\n"
+     "K gradients of one image; the forward pass runs once. Releases the GIL."},
     {"forward", (PyCFunction)Net_forward, METH_VARARGS,
      "forward(pixels[N,H,W,C] float32) -> float32 [N, C_out, H_out, W_out]. Releases the GIL."},
     {NULL, NULL, 0, NULL}};
