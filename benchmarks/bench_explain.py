@@ -50,16 +50,17 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from torch_network import DEFAULT_CHANNELS_LAST, TorchNetwork, build_torch_module  # noqa: E402
+from torch_network import DEFAULT_CHANNELS_LAST, TorchNetwork, build_torch_module
 
 #: fxplain's CorrRISE mask parameters, copied from ``CorrRISE.defaults`` at run time.
 MaskParams = dict[str, Any]
@@ -285,7 +286,7 @@ def profile_torch(module: TorchNetwork, pair: np.ndarray, n_masks: int, seed: in
             scores = torch.empty(n_masks)
             for start in range(0, n_masks, batch_size):
                 m = masks[start:start + batch_size, :, :, None]
-                batch = clock.time("masking", lambda: fill + m * delta)
+                batch = clock.time("masking", lambda m=m: fill + m * delta)  # noqa: B023 - called at once
                 emb = clock.time("forward", module, batch)
                 scores[start:start + len(m)] = clock.time("scores", torch_scores, emb, partner)
             clock.time("pearson (all masks)", torch_pearson, masks, scores)
@@ -322,10 +323,10 @@ def forward_sweep(model: Any, module: TorchNetwork, pair: np.ndarray, params: Ma
     print(f"{'batch':>5} {'fxplain':>8} {'torch':>8} {'fx/torch':>8}")
     tensor = torch.from_numpy(batch)
     for size in batch_sizes:
-        def run_fx() -> None:
+        def run_fx(size=size) -> None:
             model.embed_pixels(batch, batch_size=size)
 
-        def run_torch() -> None:
+        def run_torch(size=size) -> None:
             with torch.inference_mode():
                 for start in range(0, images, size):
                     module(tensor[start:start + size])

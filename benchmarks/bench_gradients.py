@@ -65,16 +65,17 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from torch_network import TorchNetwork, build_torch_module, differentiable  # noqa: E402
+from torch_network import TorchNetwork, build_torch_module, differentiable
 
 LAYOUTS = ("channels_last", "nchw")
 
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "fxplain input_gradient": lambda: model.input_gradient(batch, grad_output, batch_size=args.batch)}
     for layout in args.torch_layouts:
         grad_runs[f"torch autograd ({layout})"] = (
-            lambda m=torch_network(spec, layout): torch_input_gradient(m, batch, grad_output))
+            lambda m=torch_network(spec, layout): torch_input_gradient(m, batch, grad_output))  # noqa: B008
     grad_times = measure(grad_runs, args.repeats, args.min_time)
     grad_peer = print_table(f"input_gradient, batch {args.batch}", grad_times,
                             lambda s: f"{args.batch / s:.1f}", "img/s", "fxplain input_gradient")

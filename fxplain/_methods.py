@@ -11,7 +11,7 @@ of perturbations.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class Method:
     """Base of the explanation methods: parameters, defaults, validation."""
 
     name = ""
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults)
@@ -81,7 +81,7 @@ class Occlusion(Method):
     """
 
     name = "occlusion"
-    defaults = {"patch_sizes": (20, 30, 40), "stride": 0.5, "fill": "mean"}
+    defaults: ClassVar[dict[str, Any]] = {"patch_sizes": (20, 30, 40), "stride": 0.5, "fill": "mean"}
 
     def validate(self) -> None:
         sizes = self.params["patch_sizes"]
@@ -102,7 +102,7 @@ class Occlusion(Method):
         for patch in self.params["patch_sizes"]:
             if patch > min(h, w):
                 raise InvalidInputError(f"patch size {patch} is larger than the {h}x{w} image")
-            step = max(1, int(round(patch * self.params["stride"])))
+            step = max(1, round(patch * self.params["stride"]))
             tops = sorted(set(range(0, h - patch + 1, step)) | {h - patch})
             lefts = sorted(set(range(0, w - patch + 1, step)) | {w - patch})
             out.append(np.array([(t, l, t + patch, l + patch) for t in tops for l in lefts], np.int32))
@@ -147,7 +147,7 @@ class CorrRISE(Method):
     """
 
     name = "corrrise"
-    defaults = {"n_masks": 500, "masks": "rise", "grid": 7, "p_keep": 0.5, "patch": 30, "holes": 3,
+    defaults: ClassVar[dict[str, Any]] = {"n_masks": 500, "masks": "rise", "grid": 7, "p_keep": 0.5, "patch": 30, "holes": 3,
                 "fill": "mean", "correlation": "pearson"}
 
     def validate(self) -> None:
@@ -264,7 +264,7 @@ class Gradient(Method):
     """
 
     name = "gradient"
-    defaults: dict[str, Any] = {"variant": "net"}
+    defaults: ClassVar[dict[str, Any]] = {"variant": "net"}
 
     def validate(self) -> None:
         if self.params["variant"] not in ("net", "split"):

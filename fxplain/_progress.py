@@ -45,7 +45,7 @@ class Progress:
         elif self._enabled:
             print(file=sys.stderr)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:  # noqa: PYI034 - Python 3.10 has no typing.Self
         return self
 
     def __exit__(self, *exc) -> None:

@@ -53,7 +53,7 @@ _HINT = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expected() -> tuple[tuple[str, str], ...]:
     """Pairs (relative path ``<Name>/<file>.jpg``, SHA-256), in canonical (sorted) order."""
     rows = (line.split() for line in _CHECKSUMS.read_text().splitlines() if line.strip())

@@ -119,7 +119,7 @@ class PairExplanation:
                      meta=np.array(json.dumps(meta)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "PairExplanation":
+    def load(cls, path: str | os.PathLike) -> PairExplanation:
         """Read an explanation written by :meth:`save`."""
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -105,7 +105,7 @@ def test_corrupted_model_files(tmp_path, dlib_bytes, position):
 def test_random_damage_never_crashes(tmp_path, dlib_bytes):
     """Random byte changes either fail cleanly or load a model that runs."""
     rng = np.random.default_rng(0)
-    structural = list(range(0, 400)) + list(range(len(dlib_bytes) - 80, len(dlib_bytes)))
+    structural = list(range(400)) + list(range(len(dlib_bytes) - 80, len(dlib_bytes)))
     for trial in range(25):
         data = bytearray(dlib_bytes)
         for position in rng.choice(structural, size=3):

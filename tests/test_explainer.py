@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import subprocess
 import sys
 import threading
-import _thread
 
 import numpy as np
 import pytest
@@ -250,7 +250,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 def test_peak_memory_does_not_grow_with_the_number_of_masks():
     peak = {}
     for n in (500, 4000):
-        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(n)], capture_output=True, text=True, timeout=600)
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(n)], capture_output=True, text=True, timeout=600,
+                             check=False)
         assert out.returncode == 0, out.stderr
         peak[n] = int(out.stdout.split()[-1])
     print(f"peak RSS: {peak[500]} MiB at 500 masks, {peak[4000]} MiB at 4000 masks")

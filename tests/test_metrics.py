@@ -104,8 +104,8 @@ def test_evaluate_on_an_identity_folder_and_resume(model, johns, tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(images[k]).save(folder / f"{k}.png")
     cache = tmp_path / "cache"
-    kwargs = dict(methods=["occlusion"], pairs=4, steps=5, planted_per_region=0, sanity_pairs=0,
-                  method_params={"occlusion": {"patch_sizes": (75,)}}, cache_dir=cache)
+    kwargs = {"methods": ["occlusion"], "pairs": 4, "steps": 5, "planted_per_region": 0, "sanity_pairs": 0,
+              "method_params": {"occlusion": {"patch_sizes": (75,)}}, "cache_dir": cache}
     report = fxplain.evaluate(model, root, **kwargs)
     assert [row["method"] for row in report.rows] == ["occlusion", "random", "center"]
     cached = sorted(cache.iterdir())
