@@ -87,7 +87,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     impostor = next(i for i in range(1, len(paths)) if ids[i] != ids[a])
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    for method in ("occlusion", "corrrise"):
+    for method in ("occlusion", "corrrise", "gradient"):
         params = {"n_masks": args.n_masks} if method == "corrrise" else {}
         explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
         print(f"{method} {explainer.method.params}")

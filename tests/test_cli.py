@@ -22,10 +22,10 @@ def test_demo_explains_a_genuine_and_an_impostor_pair_with_each_method(tmp_path)
     out = _run("demo", "-o", str(tmp_path), "--n-masks", "64")
     assert out.returncode == 0, out.stderr
     lines = [line.strip() for line in out.stdout.splitlines()]
-    assert sum(line.startswith("genuine pair") and "SAME person" in line for line in lines) == 2
-    assert sum(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines) == 2
+    assert sum(line.startswith("genuine pair") and "SAME person" in line for line in lines) == 3
+    assert sum(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines) == 3
     assert "100.0 % decided correctly" in out.stdout
-    for method in ("occlusion", "corrrise"):
+    for method in ("occlusion", "corrrise", "gradient"):
         for label in ("genuine", "impostor"):
             assert (tmp_path / f"{method}_{label}.png").read_bytes().startswith(b"\x89PNG")
 
