@@ -65,7 +65,7 @@ core = Extension(
     sources=core_sources + ["csrc/py/module.c", "csrc/py/saliency_glue.c"],
     include_dirs=[include_dir, numpy.get_include(), "csrc"],
     library_dirs=[library_dir],
-    libraries=["dnnl"],
+    libraries=["dnnl", "m"],
     # <prefix>/lib/python3.X/site-packages/fxplain/_core.so -> <prefix>/lib
     runtime_library_dirs=["$ORIGIN/../../.."] + rpaths,
     # OpenMP (GNU, the runtime the oneDNN wheel uses too) parallelises the saliency kernels

@@ -105,14 +105,22 @@ int fx_group_tail(const fx_net *net, int head);
 
 /* ---- plans (net_plan.c) ----------------------------------------------- */
 
-/* A plan for `batch` images; a training plan also keeps every layer's
-   output and builds the backward pass to the input. */
+/* What a plan computes: inference, or (training) also the backward pass to
+   the input, optionally with the gradients of every conv/dense layer's
+   parameters. */
+enum { FX_TRAIN_NONE = 0, FX_TRAIN_INPUT = 1, FX_TRAIN_PARAMETERS = 2 };
+
+/* A plan for `batch` images, in one of the modes above. */
 fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **plan);
 fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *out);
 /* After fx_plan_run on a training plan: the gradient of sum(out * grad_output)
    with respect to the pixels, [batch][H][W][C]. */
 fx_status fx_plan_run_backward(fx_net *net, fx_plan *plan, const float *grad_output, float *grad_pixels);
 int fx_plan_training(const fx_plan *plan);
+/* After a backward pass of an FX_TRAIN_PARAMETERS plan: copy each layer's
+   parameter gradients into the caller's buffers (NULL entries skipped). */
+fx_status fx_plan_copy_parameter_gradients(const fx_net *net, const fx_plan *plan, float **weight_grads,
+                                           float **bias_grads);
 fx_status fx_plans_replicate_forward(const fx_net *net, fx_plan *one, fx_plan *many, int *ok);
 int fx_plan_batch(const fx_plan *plan);
 int fx_plan_steps(const fx_plan *plan);

@@ -124,6 +124,23 @@ fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out);
 fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
                                 float *grad_pixels);
 
+/* Like fx_net_input_gradient, and also the gradients of sum(out * grad_output)
+ * with respect to every convolution's and dense layer's weights and bias,
+ * copied into weight_grads[node] / bias_grads[node] (layouts as given to
+ * fx_net_add_*, sizes from fx_net_parameter_sizes; NULL entries skipped).
+ * A scale/shift folded into a convolution is part of that convolution's
+ * weights here. */
+fx_status fx_net_parameter_gradients(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
+                                     float *grad_pixels, float **weight_grads, float **bias_grads);
+/* Number of weight and bias values of a layer (0 for layers without). */
+fx_status fx_net_parameter_sizes(const fx_net *net, int node, size_t *weight_count, size_t *bias_count);
+/* Replace a conv/dense layer's weights and bias (cached plans are rebuilt). */
+fx_status fx_net_set_parameters(fx_net *net, int node, const float *weight, const float *bias);
+
+/* One Adam step (Kingma & Ba) over n parameters, in place; step counts from 1. */
+fx_status fx_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr, float beta1,
+                         float beta2, float eps, int step);
+
 /* The same for n output gradients of ONE image (pixels: [1][H][W][C];
  * grad_output [n][...]; out [1][...]; grad_pixels [n][H][W][C]): the forward
  * pass runs once and its results are shared by the n backward passes. */

@@ -15,6 +15,7 @@
  * and gradient; the folded weights make the convolution's backward exact.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "plan_internal.h"
 
@@ -132,6 +133,64 @@ cleanup:
     return st;
 }
 
+/* Weight (and bias) gradients of a convolution or dense layer, left in the
+ * user layout (out, in, kh, kw) / (out, in) in plan->grad_weight[id]. */
+static fx_status weights_backward(fx_backward *b, int id) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id];
+    const fx_node *in = &b->net->nodes[n->inputs[0]];
+    const int conv = n->kind == FX_LAYER_CONV;
+    const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
+    dnnl_memory_desc_t w_md = NULL, b_md = NULL, user_md = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t src, diff_dst, diff_w;
+    dnnl_dims_t w_dims, b_dims = {n->c};
+    int w_nd;
+    if (conv) {
+        w_nd = 4;
+        w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
+    } else {
+        w_nd = plan_node_dims(in, n->c, w_dims);
+    }
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, plan_act_type(plan), dnnl_format_tag_any));
+    if (n->bias) FX_DNNL(dnnl_memory_desc_create_with_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
+    FX_TRY(plan_new_attr(&attr));
+    if (conv) {
+        dnnl_dims_t strides = {n->stride[0], n->stride[1]}, dil = {0, 0};
+        dnnl_dims_t pad = {n->padding[0], n->padding[1]};
+        FX_DNNL(dnnl_convolution_backward_weights_primitive_desc_create(
+            &pd, plan->engine, dnnl_convolution_direct, plan_pd_md(fwd, dnnl_query_src_md), w_md, b_md,
+            plan_pd_md(fwd, dnnl_query_dst_md), strides, dil, pad, pad, fwd, attr));
+    } else {
+        FX_DNNL(dnnl_inner_product_backward_weights_primitive_desc_create(
+            &pd, plan->engine, plan_pd_md(fwd, dnnl_query_src_md), w_md, b_md, plan_pd_md(fwd, dnnl_query_dst_md),
+            fwd, attr));
+    }
+    FX_TRY(plan_as_layout(plan, plan->node_mem[n->inputs[0]], plan_pd_md(pd, dnnl_query_src_md), &src));
+    FX_TRY(plan_as_layout(plan, plan->diff[id], plan_pd_md(pd, dnnl_query_diff_dst_md), &diff_dst));
+    FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_diff_weights_md), NULL, &diff_w));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, diff_w},
+                              {DNNL_ARG_DIFF_BIAS, NULL}};
+    int n_args = 3;
+    if (n->bias) {
+        FX_TRY(plan_new_memory(plan, b_md, NULL, &plan->grad_bias[id]));
+        args[n_args++].memory = plan->grad_bias[id];
+    }
+    FX_TRY(plan_add_step(plan, pd, args, n_args, NULL));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&user_md, w_nd, w_dims, dnnl_f32, w_nd == 4 ? dnnl_oihw : dnnl_ab));
+    FX_TRY(plan_new_memory(plan, user_md, NULL, &plan->grad_weight[id]));
+    FX_TRY(plan_add_reorder(plan, diff_w, plan_md_of(diff_w), plan->grad_weight[id], user_md, 0));
+cleanup:
+    dnnl_memory_desc_destroy(w_md);
+    dnnl_memory_desc_destroy(b_md);
+    dnnl_memory_desc_destroy(user_md);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
 static fx_status pool_backward(fx_backward *b, int id) {
     fx_status st = FX_STATUS_OK;
     fx_plan *plan = b->plan;
@@ -217,6 +276,24 @@ cleanup:
     return st;
 }
 
+fx_status fx_plan_copy_parameter_gradients(const fx_net *net, const fx_plan *plan, float **weight_grads,
+                                           float **bias_grads) {
+    fx_status st = FX_STATUS_OK;
+    for (int j = 0; j < net->n_nodes; ++j) {
+        void *src = NULL;
+        if (weight_grads && weight_grads[j] && plan->grad_weight[j]) {
+            FX_DNNL(dnnl_memory_get_data_handle(plan->grad_weight[j], &src));
+            memcpy(weight_grads[j], src, dnnl_memory_desc_get_size(plan_md_of(plan->grad_weight[j])));
+        }
+        if (bias_grads && bias_grads[j] && plan->grad_bias[j]) {
+            FX_DNNL(dnnl_memory_get_data_handle(plan->grad_bias[j], &src));
+            memcpy(bias_grads[j], src, dnnl_memory_desc_get_size(plan_md_of(plan->grad_bias[j])));
+        }
+    }
+cleanup:
+    return st;
+}
+
 fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
     fx_status st = FX_STATUS_OK;
     dnnl_memory_desc_t md = NULL;
@@ -238,7 +315,10 @@ fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
         if (n->folded || !b.has_diff[id]) continue; /* folded: handled by its conv; no path to the output */
         switch (n->kind) {
         case FX_LAYER_CONV:
-        case FX_LAYER_DENSE: FX_TRY(conv_or_dense_backward(&b, id)); break;
+        case FX_LAYER_DENSE:
+            if (plan->training == FX_TRAIN_PARAMETERS) FX_TRY(weights_backward(&b, id));
+            FX_TRY(conv_or_dense_backward(&b, id));
+            break;
         case FX_LAYER_MAX_POOL:
         case FX_LAYER_AVG_POOL:
         case FX_LAYER_GLOBAL_AVG_POOL: FX_TRY(pool_backward(&b, id)); break;

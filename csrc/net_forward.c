@@ -47,7 +47,7 @@ fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out) {
     if (!pixels || !out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels and out must not be NULL");
     pthread_mutex_lock(&net->lock);
     fx_plan *plan = NULL;
-    st = plan_for(net, n, 0, &plan);
+    st = plan_for(net, n, FX_TRAIN_NONE, &plan);
     if (!st) st = fx_plan_run(net, plan, pixels, out);
     pthread_mutex_unlock(&net->lock);
     return st;
@@ -61,11 +61,62 @@ fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const f
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels, grad_output, out and grad_pixels must not be NULL");
     pthread_mutex_lock(&net->lock);
     fx_plan *plan = NULL;
-    st = plan_for(net, n, 1, &plan);
+    st = plan_for(net, n, FX_TRAIN_INPUT, &plan);
     if (!st) st = fx_plan_run(net, plan, pixels, out);
     if (!st) st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
     pthread_mutex_unlock(&net->lock);
     return st;
+}
+
+fx_status fx_net_parameter_gradients(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
+                                     float *grad_pixels, float **weight_grads, float **bias_grads) {
+    fx_status st = check_run(net, n);
+    if (st) return st;
+    if (!pixels || !grad_output || !out || !grad_pixels)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels, grad_output, out and grad_pixels must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_plan *plan = NULL;
+    st = plan_for(net, n, FX_TRAIN_PARAMETERS, &plan);
+    if (!st) st = fx_plan_run(net, plan, pixels, out);
+    if (!st) st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
+    if (!st) st = fx_plan_copy_parameter_gradients(net, plan, weight_grads, bias_grads);
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}
+
+/* Drop every cached plan: they hold reordered copies of the weights. Lock held. */
+static void drop_plans(fx_net *net) {
+    for (int i = 0; i < FX_PLAN_CACHE; ++i) {
+        fx_plan_destroy(net->plans[i]);
+        net->plans[i] = NULL;
+    }
+}
+
+fx_status fx_net_parameter_sizes(const fx_net *net, int node, size_t *weight_count, size_t *bias_count) {
+    if (!net || node < 1 || node >= net->n_nodes || !weight_count || !bias_count)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "node %d is not a layer", node);
+    const fx_node *n = &net->nodes[node];
+    const fx_node *in = &net->nodes[n->inputs[0]];
+    *weight_count = *bias_count = 0;
+    if (n->kind == FX_LAYER_CONV) *weight_count = (size_t)n->c * in->c * n->kernel[0] * n->kernel[1];
+    if (n->kind == FX_LAYER_DENSE) *weight_count = (size_t)n->c * in->c * in->h * in->w;
+    if ((n->kind == FX_LAYER_CONV || n->kind == FX_LAYER_DENSE) && n->bias) *bias_count = (size_t)n->c;
+    return FX_STATUS_OK;
+}
+
+fx_status fx_net_set_parameters(fx_net *net, int node, const float *weight, const float *bias) {
+    size_t wc = 0, bc = 0;
+    fx_status st = fx_net_parameter_sizes(net, node, &wc, &bc);
+    if (st) return st;
+    if (!wc) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "node %d has no trainable weights", node);
+    if (!weight || (bc && !bias)) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "weight (and bias) must not be NULL");
+    fx_node *n = &net->nodes[node];
+    pthread_mutex_lock(&net->lock);
+    memcpy(n->weight, weight, wc * sizeof(float));
+    if (bc) memcpy(n->bias, bias, bc * sizeof(float));
+    drop_plans(net);
+    pthread_mutex_unlock(&net->lock);
+    return FX_STATUS_OK;
 }
 
 fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, const float *grad_output,
@@ -77,9 +128,9 @@ fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, 
     pthread_mutex_lock(&net->lock);
     fx_plan *one = NULL, *many = NULL;
     int ok = 0;
-    st = plan_for(net, 1, 1, &one);
+    st = plan_for(net, 1, FX_TRAIN_INPUT, &one);
     if (!st) st = fx_plan_run(net, one, pixels, out);
-    if (!st) st = plan_for(net, n, 1, &many); /* `one` was used last, so it is not evicted here */
+    if (!st) st = plan_for(net, n, FX_TRAIN_INPUT, &many); /* `one` was used last: not evicted here */
     if (!st) st = fx_plans_replicate_forward(net, one, many, &ok);
     if (!st && !ok) { /* a layout without the batch outermost: run the batch forward instead */
         const fx_node *in = &net->nodes[0];
@@ -106,7 +157,7 @@ fx_status fx_net_step_count(fx_net *net, int batch, int *steps) {
     if (!steps) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "steps must not be NULL");
     pthread_mutex_lock(&net->lock);
     fx_plan *plan = NULL;
-    st = plan_for(net, batch, 0, &plan);
+    st = plan_for(net, batch, FX_TRAIN_NONE, &plan);
     if (!st) *steps = fx_plan_steps(plan);
     pthread_mutex_unlock(&net->lock);
     return st;
@@ -118,10 +169,7 @@ fx_status fx_net_set_math_mode(fx_net *net, fx_math_mode mode) {
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "unknown math mode %d", (int)mode);
     pthread_mutex_lock(&net->lock);
     if (net->math != mode) {
-        for (int i = 0; i < FX_PLAN_CACHE; ++i) {
-            fx_plan_destroy(net->plans[i]);
-            net->plans[i] = NULL;
-        }
+        drop_plans(net);
         net->math = mode;
     }
     pthread_mutex_unlock(&net->lock);

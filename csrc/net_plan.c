@@ -31,6 +31,8 @@ void fx_plan_destroy(fx_plan *plan) {
     free(plan->fwd_pd);
     free(plan->workspace);
     free(plan->diff);
+    free(plan->grad_weight);
+    free(plan->grad_bias);
     free(plan->steps);
     free(plan->owned);
     free(plan->node_mem);
@@ -538,8 +540,11 @@ fx_status fx_plan_build(fx_net *net, int batch, int training, fx_plan **out) {
         plan->fwd_pd = calloc((size_t)net->n_nodes, sizeof *plan->fwd_pd);
         plan->workspace = calloc((size_t)net->n_nodes, sizeof *plan->workspace);
         plan->diff = calloc((size_t)net->n_nodes, sizeof *plan->diff);
+        plan->grad_weight = calloc((size_t)net->n_nodes, sizeof *plan->grad_weight);
+        plan->grad_bias = calloc((size_t)net->n_nodes, sizeof *plan->grad_bias);
     }
-    if (!plan->node_mem || (training && (!plan->fwd_pd || !plan->workspace || !plan->diff))) {
+    if (!plan->node_mem || (training && (!plan->fwd_pd || !plan->workspace || !plan->diff || !plan->grad_weight ||
+                                         !plan->grad_bias))) {
         st = fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a plan");
         goto cleanup;
     }

@@ -18,7 +18,7 @@ typedef struct {
 struct fx_plan {
     int batch;
     int n_nodes;
-    int training;            /* keeps every layer's output and builds a backward pass */
+    int training;            /* FX_TRAIN_*: keeps every layer's output and builds a backward pass */
     fx_step *steps;          /* forward steps, then (training) backward steps */
     int n_steps, cap_steps;
     int n_forward_steps;
@@ -38,6 +38,8 @@ struct fx_plan {
     dnnl_memory_t *diff;           /* gradient with respect to each node's output (borrowed) */
     dnnl_memory_t grad_output;     /* caller's gradient of the output; handle set per run */
     dnnl_memory_t grad_input;      /* caller's gradient buffer, NHWC; handle set per run */
+    dnnl_memory_t *grad_weight;    /* [n_nodes] conv/dense weight gradients, user layout (owned) */
+    dnnl_memory_t *grad_bias;      /* [n_nodes] their bias gradients */
 };
 
 /* Helpers of net_plan.c used by net_backward.c. */

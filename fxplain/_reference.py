@@ -184,8 +184,8 @@ def layer_backward(kind: str, inputs: list[np.ndarray], output: np.ndarray, dy: 
     raise ValueError(f"unknown layer kind {kind!r}")
 
 
-def input_gradient(spec: NetworkSpec, pixels: np.ndarray, grad_output: np.ndarray) -> np.ndarray:
-    """Gradient of ``sum(forward(pixels) * grad_output)`` with respect to the NHWC pixels (float64)."""
+def _backward(spec: NetworkSpec, pixels: np.ndarray, grad_output: np.ndarray):
+    """Forward pass keeping every node, then the gradient of every node: (nodes, grads)."""
     nodes = [normalize_input(pixels, spec.input_mean, spec.input_scale)]
     for layer in spec.layers:
         nodes.append(run_layer(layer.kind, [nodes[i] for i in layer.inputs], layer.params))
@@ -198,4 +198,40 @@ def input_gradient(spec: NetworkSpec, pixels: np.ndarray, grad_output: np.ndarra
         parts = layer_backward(layer.kind, [nodes[i] for i in layer.inputs], nodes[index], grads[index], layer.params)
         for src, part in zip(layer.inputs, parts):
             grads[src] = part if grads[src] is None else grads[src] + part
+    return nodes, grads
+
+
+def input_gradient(spec: NetworkSpec, pixels: np.ndarray, grad_output: np.ndarray) -> np.ndarray:
+    """Gradient of ``sum(forward(pixels) * grad_output)`` with respect to the NHWC pixels (float64)."""
+    _, grads = _backward(spec, pixels, grad_output)
     return grads[0].transpose(0, 2, 3, 1) * np.asarray(spec.input_scale, np.float64)
+
+
+def parameter_gradients(spec: NetworkSpec, pixels: np.ndarray, grad_output: np.ndarray) -> dict:
+    """Gradients of ``sum(forward(pixels) * grad_output)`` for every conv/dense layer: {node: (dW, db)}."""
+    nodes, grads = _backward(spec, pixels, grad_output)
+    out = {}
+    for index, layer in enumerate(spec.layers, start=1):
+        dy = grads[index]
+        if layer.kind not in ("conv", "dense") or dy is None:
+            continue
+        x = nodes[layer.inputs[0]]
+        p = layer.params
+        if layer.kind == "conv":
+            win = _windows(x, p["weight"].shape[2:], p["stride"], p["padding"], 0.0)
+            dw = np.einsum("nohw,nchwuv->ocuv", dy, win, optimize=True)
+            db = dy.sum(axis=(0, 2, 3))
+        else:
+            dw = dy[:, :, 0, 0].T @ x.reshape(x.shape[0], -1)
+            db = dy[:, :, 0, 0].sum(axis=0)
+        out[index] = (dw, db if p.get("bias") is not None else None)
+    return out
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, step):
+    """One Adam step (Kingma & Ba, 2015), in place on float64 copies; returns (param, m, v)."""
+    m = beta1 * m + (1 - beta1) * grad
+    v = beta2 * v + (1 - beta2) * grad * grad
+    m_hat = m / (1 - beta1 ** step)
+    v_hat = v / (1 - beta2 ** step)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), m, v

@@ -37,6 +37,7 @@ PyObject *py_occlude(PyObject *self, PyObject *args);
 PyObject *py_embedding_scores(PyObject *self, PyObject *args);
 PyObject *py_correlation_accumulate(PyObject *self, PyObject *args);
 PyObject *py_rect_accumulate(PyObject *self, PyObject *args);
+PyObject *py_adam_update(PyObject *self, PyObject *args);
 
 #define SALIENCY_METHODS \
     {"masks_rise", py_masks_rise, METH_VARARGS, \
@@ -52,6 +53,8 @@ PyObject *py_rect_accumulate(PyObject *self, PyObject *args);
     {"correlation_accumulate", py_correlation_accumulate, METH_VARARGS, \
      "correlation_accumulate(masks[n,h,w], scores f64[n], sum_m, sum_mm, sum_ms f64[h,w]): in place."}, \
     {"rect_accumulate", py_rect_accumulate, METH_VARARGS, \
-     "rect_accumulate(rects int32[n,4], values f64[n], sum f64[h,w], hits f64[h,w]): in place."},
+     "rect_accumulate(rects int32[n,4], values f64[n], sum f64[h,w], hits f64[h,w]): in place."}, \
+    {"adam_update", py_adam_update, METH_VARARGS, \
+     "adam_update(param, grad, m, v, lr, beta1, beta2, eps, step): one Adam step on float32 arrays, in place."},
 
 #endif /* FX_GLUE_H */

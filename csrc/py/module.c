@@ -386,6 +386,103 @@ static PyObject *Net_input_gradient(NetObject *self, PyObject *args) { return gr
 
 static PyObject *Net_input_gradient_shared(NetObject *self, PyObject *args) { return gradient_call(self, args, 1); }
 
+/* parameter_sizes(node) -> (weight values, bias values) */
+static PyObject *Net_parameter_sizes(NetObject *self, PyObject *args) {
+    int node;
+    size_t wc, bc;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &node)) return NULL;
+    fx_status st = fx_net_parameter_sizes(self->net, node, &wc, &bc);
+    if (st) return raise_status(st);
+    return Py_BuildValue("(nn)", (Py_ssize_t)wc, (Py_ssize_t)bc);
+}
+
+/* set_parameters(node, weight (flat float32), bias (float32) or None) */
+static PyObject *Net_set_parameters(NetObject *self, PyObject *args) {
+    int node;
+    size_t wc, bc;
+    PyObject *w_obj, *b_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "iOO", &node, &w_obj, &b_obj)) return NULL;
+    fx_status st = fx_net_parameter_sizes(self->net, node, &wc, &bc);
+    if (st) return raise_status(st);
+    if (!wc) return raise_status(fx_net_set_parameters(self->net, node, NULL, NULL)); /* says why */
+    npy_intp wshape[1] = {(npy_intp)wc}, bshape[1] = {(npy_intp)bc};
+    PyArrayObject *w = float_array(w_obj, "weight", 1, wshape), *b = NULL;
+    if (!w) return NULL;
+    if (bc && !(b = float_array(b_obj, "bias", 1, bshape))) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    st = fx_net_set_parameters(self->net, node, PyArray_DATA(w), b ? PyArray_DATA(b) : NULL);
+    Py_DECREF(w);
+    Py_XDECREF(b);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+/* parameter_gradients(pixels[N,...], grad_output[N,...]) -> (output, grad_pixels, {node: (dW, db or None)}) */
+static PyObject *Net_parameter_gradients(NetObject *self, PyObject *args) {
+    PyObject *x_obj, *g_obj, *result = NULL, *out = NULL, *grad = NULL, *grads = NULL;
+    PyArrayObject *x = NULL, *g = NULL;
+    float **wptr = NULL, **bptr = NULL;
+    if (!ready(self) || !PyArg_ParseTuple(args, "OO", &x_obj, &g_obj)) return NULL;
+    int c, h, w, oc, oh, ow, n_nodes = 0, tc, th, tw;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) return raise_status(st);
+    while (fx_net_node_shape(self->net, n_nodes, &tc, &th, &tw) == FX_STATUS_OK) n_nodes++;
+    npy_intp shape[4] = {-1, h, w, c};
+    if (!(x = float_array(x_obj, "pixels", 4, shape))) return NULL;
+    npy_intp n = PyArray_DIM(x, 0);
+    npy_intp gshape[4] = {n, oc, oh, ow};
+    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) goto done;
+    if (n < 1 || n > INT32_MAX) {
+        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        goto done;
+    }
+    wptr = PyMem_Calloc((size_t)n_nodes, sizeof *wptr);
+    bptr = PyMem_Calloc((size_t)n_nodes, sizeof *bptr);
+    if (!(grads = PyDict_New()) || !wptr || !bptr) goto done;
+    for (int j = 1; j < n_nodes; ++j) {
+        size_t wc, bc;
+        fx_net_parameter_sizes(self->net, j, &wc, &bc);
+        if (!wc) continue;
+        npy_intp ws[1] = {(npy_intp)wc}, bs[1] = {(npy_intp)bc};
+        PyObject *dw = PyArray_ZEROS(1, ws, NPY_FLOAT32, 0);
+        PyObject *db = bc ? PyArray_ZEROS(1, bs, NPY_FLOAT32, 0) : Py_NewRef(Py_None);
+        PyObject *key = PyLong_FromLong(j);
+        PyObject *pair = (dw && db) ? PyTuple_Pack(2, dw, db) : NULL;
+        int bad = !key || !pair || PyDict_SetItem(grads, key, pair) < 0;
+        if (!bad) {
+            wptr[j] = PyArray_DATA((PyArrayObject *)dw);
+            if (bc) bptr[j] = PyArray_DATA((PyArrayObject *)db);
+        }
+        Py_XDECREF(dw);
+        Py_XDECREF(db);
+        Py_XDECREF(key);
+        Py_XDECREF(pair);
+        if (bad) goto done; /* the dict keeps the arrays alive, so the pointers stay valid */
+    }
+    npy_intp gs[4] = {n, h, w, c};
+    if (!(out = PyArray_SimpleNew(4, gshape, NPY_FLOAT32)) || !(grad = PyArray_SimpleNew(4, gs, NPY_FLOAT32)))
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_net_parameter_gradients(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(g),
+                                    PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)grad), wptr,
+                                    bptr);
+    Py_END_ALLOW_THREADS
+    if (st) raise_status(st);
+    else result = Py_BuildValue("(OOO)", out, grad, grads);
+done:
+    PyMem_Free(wptr);
+    PyMem_Free(bptr);
+    Py_XDECREF(x);
+    Py_XDECREF(g);
+    Py_XDECREF(out);
+    Py_XDECREF(grad);
+    Py_XDECREF(grads);
+    return result;
+}
+
 static PyMethodDef Net_methods[] = {
     {"set_input_normalization", (PyCFunction)Net_set_input_normalization, METH_VARARGS,
      "set_input_normalization(mean, scale): x = (pixel - mean[c]) * scale[c]."},
@@ -416,6 +513,13 @@ static PyMethodDef Net_methods[] = {
     {"input_gradient_shared", (PyCFunction)Net_input_gradient_shared, METH_VARARGS,
      "input_gradient_shared(pixels[1,H,W,C], grad_output[K,...]) -> (output[1,...], gradient[K,H,W,C]):\n"
      "K gradients of one image; the forward pass runs once. Releases the GIL."},
+    {"parameter_sizes", (PyCFunction)Net_parameter_sizes, METH_VARARGS,
+     "parameter_sizes(node) -> (weight values, bias values) of a conv/dense layer (0, 0 otherwise)."},
+    {"set_parameters", (PyCFunction)Net_set_parameters, METH_VARARGS,
+     "set_parameters(node, weight flat float32, bias float32 or None): replace a layer's parameters."},
+    {"parameter_gradients", (PyCFunction)Net_parameter_gradients, METH_VARARGS,
+     "parameter_gradients(pixels, grad_output) -> (output, grad_pixels, {node: (dweight, dbias or None)}):\n"
+     "gradients of sum(output * grad_output) for every conv/dense layer (flat, layouts as added)."},
     {"forward", (PyCFunction)Net_forward, METH_VARARGS,
      "forward(pixels[N,H,W,C] float32) -> float32 [N, C_out, H_out, W_out]. Releases the GIL."},
     {NULL, NULL, 0, NULL}};
