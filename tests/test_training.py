@@ -35,7 +35,7 @@ def test_parameter_gradients_match_numpy_twin(bias, batch):
     spec = _net(rng, bias)
     pixels = rng.uniform(0, 255, (batch, 9, 9, 3)).astype(np.float32)
     grad_out = rng.standard_normal((batch, 5, 1, 1)).astype(np.float32)
-    out, grad_pixels, grads = build_core_net(spec).parameter_gradients(pixels, grad_out)
+    _, grad_pixels, grads = build_core_net(spec).parameter_gradients(pixels, grad_out)
     want = _reference.parameter_gradients(spec, pixels, grad_out)
     assert sorted(grads) == sorted(want) == [1, 3, 8]
     for node, (dw, db) in grads.items():
