@@ -53,35 +53,32 @@ fx_status fx_net_forward(fx_net *net, int n, const float *pixels, float *out) {
     return st;
 }
 
-fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output,
-                                float *out, float *grad_pixels) {
+/* Forward and backward on a training plan of `mode`; with parameter
+   gradients, copy them into the caller's buffers too. */
+static fx_status run_training(fx_net *net, int mode, int n, const float *pixels, const float *grad_output, float *out,
+                              float *grad_pixels, float **weight_grads, float **bias_grads) {
     fx_status st = check_run(net, n);
     if (st) return st;
     if (!pixels || !grad_output || !out || !grad_pixels)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels, grad_output, out and grad_pixels must not be NULL");
     pthread_mutex_lock(&net->lock);
     fx_plan *plan = NULL;
-    st = plan_for(net, n, FX_TRAIN_INPUT, &plan);
+    st = plan_for(net, n, mode, &plan);
     if (!st) st = fx_plan_run(net, plan, pixels, out);
     if (!st) st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
+    if (!st && mode == FX_TRAIN_PARAMETERS) st = fx_plan_copy_parameter_gradients(net, plan, weight_grads, bias_grads);
     pthread_mutex_unlock(&net->lock);
     return st;
 }
 
+fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
+                                float *grad_pixels) {
+    return run_training(net, FX_TRAIN_INPUT, n, pixels, grad_output, out, grad_pixels, NULL, NULL);
+}
+
 fx_status fx_net_parameter_gradients(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
                                      float *grad_pixels, float **weight_grads, float **bias_grads) {
-    fx_status st = check_run(net, n);
-    if (st) return st;
-    if (!pixels || !grad_output || !out || !grad_pixels)
-        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels, grad_output, out and grad_pixels must not be NULL");
-    pthread_mutex_lock(&net->lock);
-    fx_plan *plan = NULL;
-    st = plan_for(net, n, FX_TRAIN_PARAMETERS, &plan);
-    if (!st) st = fx_plan_run(net, plan, pixels, out);
-    if (!st) st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
-    if (!st) st = fx_plan_copy_parameter_gradients(net, plan, weight_grads, bias_grads);
-    pthread_mutex_unlock(&net->lock);
-    return st;
+    return run_training(net, FX_TRAIN_PARAMETERS, n, pixels, grad_output, out, grad_pixels, weight_grads, bias_grads);
 }
 
 /* Drop every cached plan: they hold reordered copies of the weights. Lock held. */

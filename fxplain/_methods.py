@@ -18,6 +18,7 @@ import numpy as np
 from . import _core
 from ._errors import InvalidInputError
 from ._fill import fill_image
+from .metrics import _average_ranks
 
 
 def score_kind(model) -> str:
@@ -231,21 +232,6 @@ def _pearson_from_sums(n: int, sum_m: np.ndarray, sum_mm: np.ndarray, sum_ms: np
     denom = np.sqrt(var_m * var_s)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, cov / np.where(denom > 0, denom, 1.0), 0.0)
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties averaged (as Spearman's correlation needs)."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values))
-    sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        stop = start
-        while stop + 1 < len(values) and sorted_values[stop + 1] == sorted_values[start]:
-            stop += 1
-        ranks[order[start:stop + 1]] = (start + stop) / 2 + 1
-        start = stop + 1
-    return ranks
 
 
 class Gradient(Method):

@@ -107,6 +107,7 @@ def region_auc(saliency: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given the mean rank of their run (as Spearman's correlation needs)."""
     order = np.argsort(values, kind="mergesort")
     sorted_values = values[order]
     # ranks 1..n, ties get the mean rank of their run
