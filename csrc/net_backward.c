@@ -96,13 +96,7 @@ static fx_status conv_or_dense_backward(fx_backward *b, int id) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_t diff_dst, weights, dst, tmp;
     dnnl_dims_t w_dims;
-    int w_nd;
-    if (conv) {
-        w_nd = 4;
-        w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
-    } else {
-        w_nd = plan_node_dims(in, n->c, w_dims);
-    }
+    const int w_nd = plan_weight_dims(b->net, id, w_dims);
     FX_TRY(plan_node_md(plan, in, conv ? dnnl_nhwc : dnnl_format_tag_any, dnnl_format_tag_any, &diff_src_md));
     /* the backward kernels want their own weight layout: let oneDNN choose, reorder once */
     FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, plan_act_type(plan), dnnl_format_tag_any));
@@ -139,7 +133,6 @@ static fx_status weights_backward(fx_backward *b, int id) {
     fx_status st = FX_STATUS_OK;
     fx_plan *plan = b->plan;
     const fx_node *n = &b->net->nodes[id];
-    const fx_node *in = &b->net->nodes[n->inputs[0]];
     const int conv = n->kind == FX_LAYER_CONV;
     const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
     dnnl_memory_desc_t w_md = NULL, b_md = NULL, user_md = NULL;
@@ -147,13 +140,7 @@ static fx_status weights_backward(fx_backward *b, int id) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_t src, diff_dst, diff_w;
     dnnl_dims_t w_dims, b_dims = {n->c};
-    int w_nd;
-    if (conv) {
-        w_nd = 4;
-        w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
-    } else {
-        w_nd = plan_node_dims(in, n->c, w_dims);
-    }
+    const int w_nd = plan_weight_dims(b->net, id, w_dims);
     FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, plan_act_type(plan), dnnl_format_tag_any));
     if (n->bias) FX_DNNL(dnnl_memory_desc_create_with_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
     FX_TRY(plan_new_attr(&attr));

@@ -88,6 +88,16 @@ int plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims) {
     return 4;
 }
 
+int plan_weight_dims(const fx_net *net, int node, dnnl_dims_t dims) {
+    const fx_node *n = &net->nodes[node];
+    const fx_node *in = &net->nodes[n->inputs[0]];
+    if (n->kind == FX_LAYER_CONV) {
+        dims[0] = n->c, dims[1] = in->c, dims[2] = n->kernel[0], dims[3] = n->kernel[1];
+        return 4;
+    }
+    return plan_node_dims(in, n->c, dims); /* dense: (out, C[, H, W]) */
+}
+
 fx_status plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt,
                                dnnl_format_tag_t tag4, dnnl_format_tag_t tag2, dnnl_memory_desc_t *md) {
     dnnl_dims_t dims;
@@ -265,7 +275,6 @@ static fx_status build_conv_or_dense(fx_plan *plan, const fx_net *net, int head)
     dnnl_primitive_desc_t pd = NULL;
     fx_post_ops po = {0};
     dnnl_dims_t w_dims, b_dims = {n->c};
-    int w_nd;
 
     /* Activations of convolutions are kept channels-last (NHWC): on AVX-512
        CPUs oneDNN's brgemm convolutions are fastest there, pooling keeps the
@@ -274,12 +283,7 @@ static fx_status build_conv_or_dense(fx_plan *plan, const fx_net *net, int head)
     dnnl_format_tag_t act = conv ? dnnl_nhwc : dnnl_format_tag_any;
     FX_TRY(plan_node_md(plan, in, act, dnnl_format_tag_any, &src_md));
     FX_TRY(plan_node_md(plan, n, act, dnnl_format_tag_any, &dst_md));
-    if (conv) {
-        w_nd = 4;
-        w_dims[0] = n->c, w_dims[1] = in->c, w_dims[2] = n->kernel[0], w_dims[3] = n->kernel[1];
-    } else {
-        w_nd = plan_node_dims(in, n->c, w_dims); /* (out, C[, H, W]) */
-    }
+    const int w_nd = plan_weight_dims(net, head, w_dims);
     FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, plan_act_type(plan), dnnl_format_tag_any));
     if (n->bias) FX_DNNL(dnnl_memory_desc_create_with_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
     FX_TRY(build_post_ops(plan, net, head, &po));

@@ -48,6 +48,9 @@ fx_status plan_new_memory(fx_plan *plan, const_dnnl_memory_desc_t md, void *hand
 const_dnnl_memory_desc_t plan_md_of(const_dnnl_memory_t mem);
 const_dnnl_memory_desc_t plan_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what);
 int plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims);
+/* Dims of a conv/dense layer's weights as the user gave them, (out, in, kh, kw)
+   or (out, C[, H, W]); returns their count. */
+int plan_weight_dims(const fx_net *net, int node, dnnl_dims_t dims);
 fx_status plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt, dnnl_format_tag_t tag4,
                              dnnl_format_tag_t tag2, dnnl_memory_desc_t *md);
 dnnl_data_type_t plan_act_type(const fx_plan *plan);
