@@ -62,7 +62,7 @@ core_sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.
 
 core = Extension(
     "fxplain._core",
-    sources=core_sources + ["csrc/py/module.c", "csrc/py/saliency_glue.c"],
+    sources=core_sources + ["csrc/py/module.c", "csrc/py/saliency_glue.c", "csrc/py/training_glue.c"],
     include_dirs=[include_dir, numpy.get_include(), "csrc"],
     library_dirs=[library_dir],
     libraries=["dnnl", "m"],

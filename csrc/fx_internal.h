@@ -52,7 +52,9 @@ typedef enum {
     FX_LAYER_AVG_POOL,
     FX_LAYER_GLOBAL_AVG_POOL,
     FX_LAYER_SUM,
-    FX_LAYER_DENSE
+    FX_LAYER_DENSE,
+    FX_LAYER_RESHAPE,
+    FX_LAYER_RESIZE
 } fx_layer_kind;
 
 typedef struct {
@@ -62,6 +64,7 @@ typedef struct {
     int c, h, w;      /* output shape of one image */
     int flat;         /* output is (N, C): produced by a dense layer */
     int kernel[2], stride[2], padding[2];
+    fx_resize_kind resize; /* resize layers: nearest or bilinear */
     float *weight;    /* conv [oc][ic][kh][kw]; dense [oc][in]; scale_shift scale[C]; prelu slope[C] */
     float *bias;      /* conv/dense bias [oc] or NULL; scale_shift shift[C] */
     /* Filled by fusion (net_fuse.c): */
@@ -86,6 +89,8 @@ struct fx_net {
     fx_plan *plans[FX_PLAN_CACHE];
     unsigned long plan_used[FX_PLAN_CACHE]; /* clock value of each plan's last use */
     unsigned long clock;             /* for least-recently-used plan eviction */
+    fx_plan *pending;                /* training plan whose forward ran last (fx_net_train_forward) */
+    unsigned long pending_clock;     /* net->clock when it ran: a later call invalidates it */
 };
 
 /* ---- fusion (net_fuse.c) ---------------------------------------------- */
@@ -117,6 +122,9 @@ fx_status fx_plan_run(fx_net *net, fx_plan *plan, const float *pixels, float *ou
    with respect to the pixels, [batch][H][W][C]. */
 fx_status fx_plan_run_backward(fx_net *net, fx_plan *plan, const float *grad_output, float *grad_pixels);
 int fx_plan_training(const fx_plan *plan);
+/* After the net's copy of a parameter array (`data`) changed: redo the
+   plan's reordered copies of it. */
+fx_status fx_plan_refresh_parameters(fx_plan *plan, const float *data);
 /* After a backward pass of an FX_TRAIN_PARAMETERS plan: copy each layer's
    parameter gradients into the caller's buffers (NULL entries skipped). */
 fx_status fx_plan_copy_parameter_gradients(const fx_net *net, const fx_plan *plan, float **weight_grads,

@@ -59,6 +59,9 @@ typedef struct {
 fx_status fx_backend_get_info(fx_backend_info *info);
 
 typedef enum { FX_POOL_MAX = 0, FX_POOL_AVG = 1 } fx_pool_kind;
+/* Resize sampling: nearest neighbour, or bilinear with half-pixel centres
+   (source coordinate (o + 0.5) * in / out - 0.5, clamped at the borders). */
+typedef enum { FX_RESIZE_NEAREST = 0, FX_RESIZE_BILINEAR = 1 } fx_resize_kind;
 
 typedef struct fx_net fx_net;
 
@@ -86,6 +89,12 @@ fx_status fx_net_add_sum(fx_net *net, int a, int b, int *out);
 fx_status fx_net_add_dense(fx_net *net, int input, int out_features,
                            const float *weight /* [out][C*H*W] */,
                            const float *bias /* [out] or NULL */, int *out);
+
+/* View a node's values (flattened in C, H, W order) as channels x height x
+ * width; the element count must not change. Decoders use it after a dense layer. */
+fx_status fx_net_add_reshape(fx_net *net, int input, int channels, int height, int width, int *out);
+/* Resample a spatial node to height x width (oneDNN resampling). */
+fx_status fx_net_add_resize(fx_net *net, int input, int height, int width, fx_resize_kind kind, int *out);
 
 /* Shape of a node: channels, height, width (a dense output is C x 1 x 1). */
 fx_status fx_net_node_shape(const fx_net *net, int node, int *c, int *h, int *w);
@@ -132,10 +141,33 @@ fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const f
  * weights here. */
 fx_status fx_net_parameter_gradients(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
                                      float *grad_pixels, float **weight_grads, float **bias_grads);
+/* The same in two calls, for losses that need the output before the
+ * backward pass can start (training a decoder, an identity loss):
+ * fx_net_train_forward runs the forward pass of a training plan and keeps
+ * every layer's output; fx_net_train_backward then takes the gradient of the
+ * loss with respect to that output. `parameters` (0/1) chooses whether the
+ * backward pass also computes parameter gradients (weight_grads/bias_grads
+ * as for fx_net_parameter_gradients; they may be NULL without). Any other
+ * run of the net in between invalidates the forward pass (the backward call
+ * then fails; nothing is computed from overwritten activations); so does a
+ * batch size `n` other than the forward pass's. */
+fx_status fx_net_train_forward(fx_net *net, int parameters, int n, const float *pixels, float *out);
+fx_status fx_net_train_backward(fx_net *net, int n, const float *grad_output, float *grad_pixels,
+                                float **weight_grads, float **bias_grads);
+
 /* Number of weight and bias values of a layer (0 for layers without). */
 fx_status fx_net_parameter_sizes(const fx_net *net, int node, size_t *weight_count, size_t *bias_count);
-/* Replace a conv/dense layer's weights and bias (cached plans are rebuilt). */
+/* Replace a conv/dense layer's weights and bias. Cached plans keep their
+ * primitives and only redo their reordered copies of these arrays, so a
+ * training step costs no primitive creation. */
 fx_status fx_net_set_parameters(fx_net *net, int node, const float *weight, const float *bias);
+
+/* Pixel losses of training: over n values, loss = weight * mean(|out - target|)
+ * (FX_LOSS_L1) or weight * mean((out - target)^2) (FX_LOSS_L2); grad receives
+ * its gradient with respect to out (sign(0) = 0 for L1). */
+typedef enum { FX_LOSS_L1 = 1, FX_LOSS_L2 = 2 } fx_loss_kind;
+fx_status fx_pixel_loss(size_t n, const float *out, const float *target, fx_loss_kind kind, float weight,
+                        float *grad, double *loss);
 
 /* One Adam step (Kingma & Ba) over n parameters, in place; step counts from 1. */
 fx_status fx_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr, float beta1,

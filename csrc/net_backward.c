@@ -263,6 +263,51 @@ cleanup:
     return st;
 }
 
+/* A reshape's input gradient is its output gradient read in the input's shape. */
+static fx_status reshape_backward(fx_backward *b, int id) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id];
+    dnnl_memory_desc_t plain_out = NULL, plain_in = NULL;
+    dnnl_memory_t diff_plain, view;
+    void *handle = NULL;
+    FX_TRY(plan_node_md(plan, n, dnnl_nchw, dnnl_nc, &plain_out));
+    FX_TRY(plan_as_layout(plan, plan->diff[id], plain_out, &diff_plain));
+    FX_TRY(plan_node_md(plan, &b->net->nodes[n->inputs[0]], dnnl_nchw, dnnl_nc, &plain_in));
+    FX_DNNL(dnnl_memory_get_data_handle(diff_plain, &handle));
+    FX_TRY(plan_new_memory(plan, plain_in, handle, &view));
+    const int c = canonical(b->net, n->inputs[0]);
+    if (!plan->diff[c]) FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[c]), NULL, &plan->diff[c]));
+    FX_TRY(deliver(b, n->inputs[0], view));
+cleanup:
+    dnnl_memory_desc_destroy(plain_out);
+    dnnl_memory_desc_destroy(plain_in);
+    return st;
+}
+
+static fx_status resize_backward(fx_backward *b, int id) {
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id];
+    const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t diff_dst, dst, tmp;
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_resampling_backward_primitive_desc_create(
+        &pd, plan->engine, n->resize == FX_RESIZE_BILINEAR ? dnnl_resampling_linear : dnnl_resampling_nearest, NULL,
+        plan_pd_md(fwd, dnnl_query_src_md), plan_pd_md(fwd, dnnl_query_dst_md), fwd, attr));
+    FX_TRY(plan_as_layout(plan, plan->diff[id], plan_pd_md(pd, dnnl_query_diff_dst_md), &diff_dst));
+    FX_TRY(target_for(b, n->inputs[0], plan_pd_md(pd, dnnl_query_diff_src_md), &dst, &tmp));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, dst}};
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    FX_TRY(settle(b, n->inputs[0], tmp));
+cleanup:
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
 fx_status fx_plan_copy_parameter_gradients(const fx_net *net, const fx_plan *plan, float **weight_grads,
                                            float **bias_grads) {
     fx_status st = FX_STATUS_OK;
@@ -312,6 +357,8 @@ fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan) {
         case FX_LAYER_RELU:
         case FX_LAYER_PRELU:
         case FX_LAYER_SCALE_SHIFT: FX_TRY(elementwise_backward(&b, id)); break;
+        case FX_LAYER_RESHAPE: FX_TRY(reshape_backward(&b, id)); break;
+        case FX_LAYER_RESIZE: FX_TRY(resize_backward(&b, id)); break;
         case FX_LAYER_SUM:
             FX_TRY(sum_input_backward(&b, id, n->inputs[0]));
             FX_TRY(sum_input_backward(&b, id, n->inputs[1]));

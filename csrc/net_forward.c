@@ -71,6 +71,49 @@ static fx_status run_training(fx_net *net, int mode, int n, const float *pixels,
     return st;
 }
 
+fx_status fx_net_train_forward(fx_net *net, int parameters, int n, const float *pixels, float *out) {
+    fx_status st = check_run(net, n);
+    if (st) return st;
+    if (!pixels || !out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pixels and out must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_plan *plan = NULL;
+    net->pending = NULL;
+    st = plan_for(net, n, parameters ? FX_TRAIN_PARAMETERS : FX_TRAIN_INPUT, &plan);
+    if (!st) st = fx_plan_run(net, plan, pixels, out);
+    if (!st) {
+        net->pending = plan;
+        net->pending_clock = net->clock;
+    }
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}
+
+fx_status fx_net_train_backward(fx_net *net, int n, const float *grad_output, float *grad_pixels,
+                                float **weight_grads, float **bias_grads) {
+    if (!net || !grad_output || !grad_pixels)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "net, grad_output and grad_pixels must not be NULL");
+    pthread_mutex_lock(&net->lock);
+    fx_status st = FX_STATUS_OK;
+    fx_plan *plan = net->pending;
+    /* every plan lookup advances the clock: an unchanged clock means no other
+       run has touched the activations since the forward pass */
+    if (!plan || net->pending_clock != net->clock) {
+        st = fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                     "no forward pass to go back through: call train_forward first (another run of this "
+                     "net since then overwrote its activations)");
+    } else if (fx_plan_batch(plan) != n) {
+        st = fx_fail(FX_STATUS_INVALID_ARGUMENT, "the forward pass had %d images, the gradient has %d",
+                     fx_plan_batch(plan), n);
+    } else {
+        st = fx_plan_run_backward(net, plan, grad_output, grad_pixels);
+        if (!st && fx_plan_training(plan) == FX_TRAIN_PARAMETERS)
+            st = fx_plan_copy_parameter_gradients(net, plan, weight_grads, bias_grads);
+    }
+    net->pending = NULL;
+    pthread_mutex_unlock(&net->lock);
+    return st;
+}
+
 fx_status fx_net_input_gradient(fx_net *net, int n, const float *pixels, const float *grad_output, float *out,
                                 float *grad_pixels) {
     return run_training(net, FX_TRAIN_INPUT, n, pixels, grad_output, out, grad_pixels, NULL, NULL);
@@ -81,12 +124,13 @@ fx_status fx_net_parameter_gradients(fx_net *net, int n, const float *pixels, co
     return run_training(net, FX_TRAIN_PARAMETERS, n, pixels, grad_output, out, grad_pixels, weight_grads, bias_grads);
 }
 
-/* Drop every cached plan: they hold reordered copies of the weights. Lock held. */
+/* Drop every cached plan (their primitives depend on the math mode). Lock held. */
 static void drop_plans(fx_net *net) {
     for (int i = 0; i < FX_PLAN_CACHE; ++i) {
         fx_plan_destroy(net->plans[i]);
         net->plans[i] = NULL;
     }
+    net->pending = NULL;
 }
 
 fx_status fx_net_parameter_sizes(const fx_net *net, int node, size_t *weight_count, size_t *bias_count) {
@@ -111,9 +155,16 @@ fx_status fx_net_set_parameters(fx_net *net, int node, const float *weight, cons
     pthread_mutex_lock(&net->lock);
     memcpy(n->weight, weight, wc * sizeof(float));
     if (bc) memcpy(n->bias, bias, bc * sizeof(float));
-    drop_plans(net);
+    net->pending = NULL; /* a pending backward pass would mix old activations with new weights */
+    /* the plans read these arrays directly or through reordered copies */
+    for (int i = 0; i < FX_PLAN_CACHE && !st; ++i) {
+        if (!net->plans[i]) continue;
+        st = fx_plan_refresh_parameters(net->plans[i], n->weight);
+        if (!st && bc) st = fx_plan_refresh_parameters(net->plans[i], n->bias);
+    }
+    if (st) drop_plans(net); /* stale copies must not survive a failed refresh */
     pthread_mutex_unlock(&net->lock);
-    return FX_STATUS_OK;
+    return st;
 }
 
 fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, const float *grad_output,

@@ -273,6 +273,39 @@ fx_status fx_net_add_dense(fx_net *net, int input, int out_features, const float
     return commit(net, node, node->weight && (!bias || node->bias), out);
 }
 
+fx_status fx_net_add_reshape(fx_net *net, int input, int channels, int height, int width, int *out) {
+    fx_status st = check_open(net, input, "reshape");
+    if (st) return st;
+    if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
+    const fx_node *src = &net->nodes[input];
+    const long long have = (long long)src->c * src->h * src->w;
+    if (channels < 1 || height < 1 || width < 1 || channels > FX_MAX_DIM * 16 || height > FX_MAX_DIM ||
+        width > FX_MAX_DIM || (long long)channels * height * width != have)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "reshape to %dx%dx%d must keep the input's %lld values", channels,
+                       height, width, have);
+    fx_node *node = append(net, FX_LAYER_RESHAPE, input);
+    if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
+    node->c = channels, node->h = height, node->w = width;
+    node->flat = 0;
+    return commit(net, node, 1, out);
+}
+
+fx_status fx_net_add_resize(fx_net *net, int input, int height, int width, fx_resize_kind kind, int *out) {
+    fx_status st = check_open(net, input, "resize");
+    if (st) return st;
+    if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
+    if (net->nodes[input].flat) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "resize needs a spatial input");
+    if (kind != FX_RESIZE_NEAREST && kind != FX_RESIZE_BILINEAR)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "unknown resize kind %d", (int)kind);
+    if (height < 1 || width < 1 || height > FX_MAX_DIM || width > FX_MAX_DIM)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "resize target must be positive, got %dx%d", height, width);
+    fx_node *node = append(net, FX_LAYER_RESIZE, input);
+    if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
+    node->h = height, node->w = width;
+    node->resize = kind;
+    return commit(net, node, 1, out);
+}
+
 fx_status fx_net_node_shape(const fx_net *net, int node, int *c, int *h, int *w) {
     if (!net || node < 0 || node >= net->n_nodes || !c || !h || !w)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "node %d does not exist", node);

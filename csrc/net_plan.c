@@ -21,6 +21,8 @@ int fx_plan_steps(const fx_plan *plan) { return plan->n_steps; }
 void fx_plan_destroy(fx_plan *plan) {
     if (!plan) return;
     for (int i = 0; i < plan->n_steps; ++i) dnnl_primitive_destroy(plan->steps[i].prim);
+    for (int i = 0; i < plan->n_param_copies; ++i) dnnl_primitive_destroy(plan->param_copies[i].prim);
+    free(plan->param_copies);
     for (int i = 0; i < plan->n_owned; ++i) dnnl_memory_destroy(plan->owned[i]);
     dnnl_memory_destroy(plan->output);
     dnnl_memory_destroy(plan->scratchpad);
@@ -176,7 +178,23 @@ cleanup:
     return st;
 }
 
-/* Parameters (weights, bias) in the layout a primitive wants, reordered now, once. */
+/* Remember a parameter reorder so fx_plan_refresh_parameters can redo it. */
+static fx_status keep_param_copy(fx_plan *plan, const float *data, dnnl_primitive_t prim, dnnl_memory_t src,
+                                 dnnl_memory_t dst) {
+    if (plan->n_param_copies == plan->cap_param_copies) {
+        int cap = plan->cap_param_copies ? 2 * plan->cap_param_copies : 32;
+        fx_param_copy *grown = realloc(plan->param_copies, (size_t)cap * sizeof *grown);
+        if (!grown) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the plan");
+        plan->param_copies = grown;
+        plan->cap_param_copies = cap;
+    }
+    plan->param_copies[plan->n_param_copies++] = (fx_param_copy){data, prim, src, dst};
+    return FX_STATUS_OK;
+}
+
+/* Parameters (weights, bias) in the layout a primitive wants, reordered now.
+   The reorder is kept: when the net's parameters change (training), the
+   plan redoes it instead of being rebuilt. */
 fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims,
                               dnnl_format_tag_t tag, const_dnnl_memory_desc_t want,
                               dnnl_memory_t *out) {
@@ -199,11 +217,26 @@ fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, dst}};
     FX_DNNL(dnnl_primitive_execute(prim, plan->stream, 2, args));
     FX_DNNL(dnnl_stream_wait(plan->stream));
+    FX_TRY(keep_param_copy(plan, data, prim, user, dst));
+    prim = NULL;
     *out = dst;
 cleanup:
     dnnl_memory_desc_destroy(user_md);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_destroy(prim);
+    return st;
+}
+
+fx_status fx_plan_refresh_parameters(fx_plan *plan, const float *data) {
+    fx_status st = FX_STATUS_OK;
+    for (int i = 0; i < plan->n_param_copies; ++i) {
+        fx_param_copy *c = &plan->param_copies[i];
+        if (c->data != data) continue;
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, c->src}, {DNNL_ARG_TO, c->dst}};
+        FX_DNNL(dnnl_primitive_execute(c->prim, plan->stream, 2, args));
+    }
+    FX_DNNL(dnnl_stream_wait(plan->stream));
+cleanup:
     return st;
 }
 
@@ -511,6 +544,56 @@ cleanup:
     return st;
 }
 
+/* A reshape is a view: the input in plain row-major order (reordered there
+   if needed), read through a memory descriptor of the new shape. */
+static fx_status build_reshape(fx_plan *plan, const fx_net *net, int id) {
+    fx_status st = FX_STATUS_OK;
+    const fx_node *n = &net->nodes[id];
+    dnnl_memory_desc_t plain_md = NULL, view_md = NULL;
+    dnnl_memory_t plain, view;
+    void *handle = NULL;
+    FX_TRY(plan_node_md(plan, &net->nodes[n->inputs[0]], dnnl_nchw, dnnl_nc, &plain_md));
+    FX_TRY(plan_as_layout(plan, plan->node_mem[n->inputs[0]], plain_md, &plain));
+    FX_TRY(plan_node_md(plan, n, dnnl_nchw, dnnl_nc, &view_md));
+    FX_DNNL(dnnl_memory_get_data_handle(plain, &handle));
+    FX_TRY(plan_new_memory(plan, view_md, handle, &view));
+    plan->node_mem[id] = view;
+cleanup:
+    dnnl_memory_desc_destroy(plain_md);
+    dnnl_memory_desc_destroy(view_md);
+    return st;
+}
+
+static fx_status build_resize(fx_plan *plan, const fx_net *net, int id) {
+    fx_status st = FX_STATUS_OK;
+    const fx_node *n = &net->nodes[id];
+    dnnl_memory_t src, dst;
+    dnnl_memory_desc_t src_md = NULL, dst_md = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    /* channels-last in and out, like the convolutions around it (a reshaped
+       dense output arrives in NCHW and is reordered once) */
+    FX_TRY(plan_node_md(plan, &net->nodes[n->inputs[0]], dnnl_nhwc, dnnl_nc, &src_md));
+    FX_TRY(plan_as_layout(plan, plan->node_mem[n->inputs[0]], src_md, &src));
+    FX_TRY(plan_node_md(plan, n, dnnl_nhwc, dnnl_nc, &dst_md));
+    FX_TRY(plan_new_attr(&attr));
+    FX_DNNL(dnnl_resampling_forward_primitive_desc_create(
+        &pd, plan->engine, prop_kind(plan), n->resize == FX_RESIZE_BILINEAR ? dnnl_resampling_linear
+                                                                             : dnnl_resampling_nearest,
+        NULL, plan_md_of(src), dst_md, attr));
+    FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
+    FX_TRY(keep_forward_pd(plan, id, pd));
+    plan->node_mem[id] = dst;
+cleanup:
+    dnnl_memory_desc_destroy(src_md);
+    dnnl_memory_desc_destroy(dst_md);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
 /* ---- the plan ------------------------------------------------------------ */
 
 static fx_status build_group(fx_plan *plan, const fx_net *net, int head) {
@@ -524,6 +607,8 @@ static fx_status build_group(fx_plan *plan, const fx_net *net, int head) {
     case FX_LAYER_PRELU:
     case FX_LAYER_SCALE_SHIFT: return build_elementwise(plan, net, head);
     case FX_LAYER_SUM: return build_sum(plan, net, head);
+    case FX_LAYER_RESHAPE: return build_reshape(plan, net, head);
+    case FX_LAYER_RESIZE: return build_resize(plan, net, head);
     default: return fx_fail(FX_STATUS_UNSUPPORTED, "layer %d has an unknown kind", head);
     }
 }

@@ -15,6 +15,13 @@ typedef struct {
     dnnl_memory_t zero;    /* cleared before the primitive runs (padded sums) */
 } fx_step;
 
+/* A parameter array the plan keeps reordered into a primitive's layout. */
+typedef struct {
+    const float *data;      /* the net's copy (fx_node weight/bias) */
+    dnnl_primitive_t prim;  /* the reorder, kept to redo it when the parameters change */
+    dnnl_memory_t src, dst;
+} fx_param_copy;
+
 struct fx_plan {
     int batch;
     int n_nodes;
@@ -40,6 +47,8 @@ struct fx_plan {
     dnnl_memory_t grad_input;      /* caller's gradient buffer, NHWC; handle set per run */
     dnnl_memory_t *grad_weight;    /* [n_nodes] conv/dense weight gradients, user layout (owned) */
     dnnl_memory_t *grad_bias;      /* [n_nodes] their bias gradients */
+    fx_param_copy *param_copies;   /* reordered parameters, for fx_plan_refresh_parameters */
+    int n_param_copies, cap_param_copies;
 };
 
 /* Helpers of net_plan.c used by net_backward.c. */

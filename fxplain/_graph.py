@@ -36,6 +36,11 @@ avg_pool           kernel (kh, kw), stride (sh, sw), padding (ph, pw)
 global_avg_pool    --
 sum                -- (two inputs)
 dense              weight (O, C*H*W), bias (O,) or None
+reshape            shape (C, H, W)          -- the input's values, flattened in
+                   C, H, W order, viewed in a new shape (same count)
+resize             size (H, W), mode "nearest" | "bilinear" -- half-pixel
+                   centres: output o samples (o + 0.5) * in / out - 0.5
+                   (clamped to the input for bilinear)
 =================  ===========================================================
 """
 
@@ -59,6 +64,8 @@ LAYER_KINDS = (
     "global_avg_pool",
     "sum",
     "dense",
+    "reshape",
+    "resize",
 )
 
 
@@ -121,6 +128,17 @@ class NetworkSpec:
                 if k != c * h * w:
                     raise ModelFormatError(f"layer {node} (dense) expects {k} inputs, its input has {c * h * w}")
                 shapes.append((o, 1, 1))
+            elif layer.kind == "reshape":
+                shape = tuple(int(v) for v in p["shape"])
+                if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != c * h * w:
+                    raise ModelFormatError(f"layer {node} (reshape) cannot view {c * h * w} values as {shape}")
+                shapes.append(shape)
+            elif layer.kind == "resize":
+                size = tuple(int(v) for v in p["size"])
+                if len(size) != 2 or min(size) < 1 or p["mode"] not in ("nearest", "bilinear"):
+                    raise ModelFormatError(f"layer {node} (resize) needs a positive size and mode "
+                                           f"'nearest' or 'bilinear', got {size} {p['mode']!r}")
+                shapes.append((c, size[0], size[1]))
             else:  # scale_shift, relu, prelu keep the shape
                 shapes.append((c, h, w))
         return shapes

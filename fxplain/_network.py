@@ -42,6 +42,10 @@ def build_core_net(spec: NetworkSpec) -> _core.Net:
         elif layer.kind == "dense":
             bias = None if p.get("bias") is None else _f32(p["bias"])
             node = net.add_dense(src, _f32(p["weight"]), bias)
+        elif layer.kind == "reshape":
+            node = net.add_reshape(src, tuple(int(v) for v in p["shape"]))
+        elif layer.kind == "resize":
+            node = net.add_resize(src, tuple(int(v) for v in p["size"]), p["mode"])
         else:  # NetworkSpec.add already rejects unknown kinds
             raise AssertionError(layer.kind)
         assert node == index + 1, "core node ids must follow the spec's layer order"

@@ -88,6 +88,33 @@ def dense(x, weight, bias):
     return y[:, :, None, None]
 
 
+def resize_matrix(size_in: int, size_out: int, mode: str) -> np.ndarray:
+    """The (size_out, size_in) matrix resampling one axis.
+
+    Half-pixel centres: output ``o`` samples the input at ``(o + 0.5) * in / out - 0.5``;
+    bilinear clamps that coordinate to the input, nearest takes the cell it falls in.
+    """
+    a = np.zeros((size_out, size_in))
+    ratio = size_in / size_out
+    for o in range(size_out):
+        if mode == "nearest":
+            a[o, min(int(np.floor((o + 0.5) * ratio)), size_in - 1)] = 1.0
+        else:
+            s = min(max((o + 0.5) * ratio - 0.5, 0.0), size_in - 1.0)
+            i0 = int(np.floor(s))
+            i1 = min(i0 + 1, size_in - 1)
+            a[o, i0] += 1.0 - (s - i0)
+            a[o, i1] += s - i0
+    return a
+
+
+def resize(x, size, mode):
+    """Resample an NCHW array to ``size`` (h, w) rows and columns: ``A_h x A_w^T``."""
+    ah = resize_matrix(x.shape[2], size[0], mode)
+    aw = resize_matrix(x.shape[3], size[1], mode)
+    return np.einsum("oh,nchw,pw->ncop", ah, x, aw, optimize=True)
+
+
 def run_layer(kind: str, inputs: list[np.ndarray], params: dict) -> np.ndarray:
     """Apply one layer of a :class:`~fxplain._graph.NetworkSpec` to its inputs."""
     x = inputs[0]
@@ -109,6 +136,10 @@ def run_layer(kind: str, inputs: list[np.ndarray], params: dict) -> np.ndarray:
         return padded_sum(x, inputs[1])
     if kind == "dense":
         return dense(x, params["weight"], params.get("bias"))
+    if kind == "reshape":
+        return x.reshape((x.shape[0],) + tuple(params["shape"]))
+    if kind == "resize":
+        return resize(x, params["size"], params["mode"])
     raise ValueError(f"unknown layer kind {kind!r}")
 
 
@@ -181,6 +212,12 @@ def layer_backward(kind: str, inputs: list[np.ndarray], output: np.ndarray, dy: 
         return [dy[tuple(slice(0, s) for s in t.shape)] for t in inputs]
     if kind == "dense":
         return [(dy[:, :, 0, 0] @ np.asarray(params["weight"], np.float64)).reshape(x.shape)]
+    if kind == "reshape":
+        return [dy.reshape(x.shape)]
+    if kind == "resize":
+        ah = resize_matrix(x.shape[2], dy.shape[2], params["mode"])
+        aw = resize_matrix(x.shape[3], dy.shape[3], params["mode"])
+        return [np.einsum("oh,ncop,pw->nchw", ah, dy, aw, optimize=True)]
     raise ValueError(f"unknown layer kind {kind!r}")
 
 

@@ -63,7 +63,19 @@ def _networks():
               bias=rng.standard_normal(7).astype(np.float32))
         return s
 
-    return {f.__name__: f for f in (conv_relu, folded_affine_prelu_pools, residual_blocks, dense_on_spatial)}
+    def decoder_upsampling(rng):
+        """A decoder's layers: dense -> reshape -> nearest x2 -> conv -> relu -> bilinear to an odd size."""
+        s = NetworkSpec((6, 1, 1), np.zeros(6, np.float32), np.full(6, 1 / 64, np.float32))
+        x = s.add("dense", 0, weight=rng.standard_normal((4 * 3 * 3, 6)).astype(np.float32),
+                  bias=rng.standard_normal(36).astype(np.float32))
+        x = s.add("reshape", x, shape=(4, 3, 3))
+        x = s.add("resize", x, size=(6, 6), mode="nearest")
+        x = s.add("relu", _conv(rng, s, x, 5, 3, 1, 1))
+        s.add("resize", x, size=(11, 13), mode="bilinear")
+        return s
+
+    return {f.__name__: f for f in (conv_relu, folded_affine_prelu_pools, residual_blocks, dense_on_spatial,
+                                    decoder_upsampling)}
 
 
 NETWORKS = _networks()

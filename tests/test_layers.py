@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fxplain import _reference
+import fxplain
+from fxplain import _core, _reference
 from fxplain._graph import NetworkSpec
 from fxplain._network import build_core_net
 
@@ -182,3 +183,42 @@ def test_plan_cache_gives_same_results_across_batch_sizes(batch):
     full = net.forward(pixels)
     for size in (batch, 3, 4, 6, batch):
         np.testing.assert_allclose(net.forward(pixels[:size]), full[:size], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("size", [(12, 16), (10, 9), (5, 4), (7, 7)])
+def test_resize(mode, size):
+    """Up- and down-sampling by integer and fractional factors, both modes, half-pixel centres."""
+    rng = np.random.default_rng(sum(size))
+    spec = _spec(3, 6, 8, rng)
+    spec.add("resize", 0, size=size, mode=mode)
+    _check(spec, 2, rng)
+
+
+def test_reshape_after_dense_feeds_a_convolution():
+    rng = np.random.default_rng(2)
+    spec = _spec(5, 1, 1, rng)
+    x = spec.add("dense", 0, weight=rng.standard_normal((8 * 4 * 4, 5)).astype(np.float32),
+                 bias=rng.standard_normal(128).astype(np.float32))
+    x = spec.add("reshape", x, shape=(8, 4, 4))
+    x = spec.add("conv", x, stride=(1, 1), padding=(1, 1), **_conv_params(rng, 6, 8, 3))
+    spec.add("resize", x, size=(8, 8), mode="nearest")
+    _check(spec, 3, rng)
+
+
+def test_reshape_and_resize_reject_bad_shapes():
+    rng = np.random.default_rng(0)
+    spec = _spec(5, 1, 1, rng)
+    spec.add("dense", 0, weight=np.ones((12, 5), np.float32), bias=None)
+    bad = NetworkSpec(spec.input_shape, spec.input_mean, spec.input_scale, list(spec.layers))
+    bad.add("reshape", 1, shape=(5, 2, 2))
+    with pytest.raises(fxplain.ModelFormatError, match="cannot view 12 values"):
+        bad.shapes()
+    with pytest.raises(fxplain.InvalidInputError, match="must keep the input's 12 values"):
+        net = _core.Net(5, 1, 1)
+        net.add_reshape(net.add_dense(0, np.ones((12, 5), np.float32), None), (5, 2, 2))
+    net = _core.Net(3, 4, 4)
+    with pytest.raises(fxplain.InvalidInputError, match="resize kind"):
+        net.add_resize(0, (8, 8), "cubic")
+    with pytest.raises(fxplain.InvalidInputError, match="positive"):
+        net.add_resize(0, (0, 8), "nearest")

@@ -82,23 +82,86 @@ def test_adam_matches_twin():
         _core.adam_update(param, grad[:10], m, v, 1e-2, 0.9, 0.999, 1e-8, 1)
 
 
-def test_set_parameters_rebuilds_the_plans():
+def test_set_parameters_refreshes_the_cached_plans():
+    """New parameters reach every cached plan (inference and training) without rebuilding it."""
     rng = np.random.default_rng(5)
     spec = _net(rng)
     net = build_core_net(spec)
     pixels = rng.uniform(0, 255, (3, 9, 9, 3)).astype(np.float32)
-    net.forward(pixels)  # builds (and caches) a plan
-    new_w = rng.standard_normal(spec.layers[7].params["weight"].size).astype(np.float32)
-    new_b = rng.standard_normal(5).astype(np.float32)
-    net.set_parameters(8, new_w, new_b)
-    spec.layers[7].params["weight"] = new_w.reshape(5, 48)
-    spec.layers[7].params["bias"] = new_b
-    np.testing.assert_allclose(net.forward(pixels), build_core_net(spec).forward(pixels), atol=1e-5)
+    grad_out = rng.standard_normal((3, 5, 1, 1)).astype(np.float32)
+    net.forward(pixels)  # builds (and caches) an inference plan
+    net.parameter_gradients(pixels, grad_out)  # and a training plan
+    steps = net.step_count(3)
+    for node, layer in ((8, 7), (1, 0)):
+        params = spec.layers[layer].params
+        new_w = rng.standard_normal(params["weight"].size).astype(np.float32)
+        new_b = rng.standard_normal(params["bias"].size).astype(np.float32)
+        net.set_parameters(node, new_w, new_b)
+        params["weight"] = new_w.reshape(params["weight"].shape)
+        params["bias"] = new_b
+    assert net.step_count(3) == steps
+    np.testing.assert_allclose(net.forward(pixels), _reference.forward(spec, pixels), atol=1e-4)
+    _, _, grads = net.parameter_gradients(pixels, grad_out)
+    want = _reference.parameter_gradients(spec, pixels, grad_out)
+    np.testing.assert_allclose(grads[3][0].reshape(want[3][0].shape), want[3][0], atol=1e-4 * np.abs(want[3][0]).max())
     assert net.parameter_sizes(8) == (240, 5) and net.parameter_sizes(2) == (0, 0)
     with pytest.raises(fxplain.InvalidInputError, match="no trainable weights"):
         net.set_parameters(2, new_w, None)
     with pytest.raises(fxplain.InvalidInputError, match="weight has size"):
         net.set_parameters(8, new_w[:10], new_b)
+
+
+def test_forward_and_backward_in_two_calls():
+    """train_forward + train_backward equal the one-call gradients; a run in between invalidates them."""
+    rng = np.random.default_rng(6)
+    spec = _net(rng)
+    net = build_core_net(spec)
+    pixels = rng.uniform(0, 255, (4, 9, 9, 3)).astype(np.float32)
+    grad_out = rng.standard_normal((4, 5, 1, 1)).astype(np.float32)
+    out_ref, gp_ref, grads_ref = net.parameter_gradients(pixels, grad_out)
+    out = net.train_forward(pixels, True)
+    np.testing.assert_array_equal(out, out_ref)
+    grad_pixels, grads = net.train_backward(grad_out)
+    np.testing.assert_array_equal(grad_pixels, gp_ref)
+    for node in grads_ref:
+        np.testing.assert_array_equal(grads[node][0], grads_ref[node][0])
+    # input gradients only: no parameter gradients come back
+    net.train_forward(pixels, False)
+    grad_pixels, grads = net.train_backward(grad_out)
+    np.testing.assert_allclose(grad_pixels, gp_ref, atol=1e-6)
+    assert all(not np.any(dw) for dw, _ in grads.values())
+    with pytest.raises(fxplain.InvalidInputError, match="no forward pass"):
+        net.train_backward(grad_out)  # each forward pass serves one backward pass
+    net.train_forward(pixels, True)
+    net.forward(pixels)  # overwrites nothing of the training plan, but is another run
+    with pytest.raises(fxplain.InvalidInputError, match="no forward pass"):
+        net.train_backward(grad_out)
+    net.train_forward(pixels, True)
+    with pytest.raises(fxplain.InvalidInputError, match="had 4 images, the gradient has 2"):
+        net.train_backward(grad_out[:2])
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_pixel_loss_matches_numpy(kind):
+    rng = np.random.default_rng(1)
+    out = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    target = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    target[0, 0, 0, 0] = out[0, 0, 0, 0]  # L1's gradient is 0 at 0
+    loss, grad = _core.pixel_loss(out, target, kind, 2.5)
+    d = out.astype(np.float64) - target
+    if kind == "l1":
+        want_loss, want_grad = 2.5 * np.abs(d).mean(), 2.5 * np.sign(d) / d.size
+    else:
+        want_loss, want_grad = 2.5 * (d ** 2).mean(), 2.5 * 2 * d / d.size
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-6, atol=1e-12)
+    with pytest.raises(fxplain.InvalidInputError, match="target has size"):
+        _core.pixel_loss(out, target[:1], kind, 1.0)
+    with pytest.raises(fxplain.InvalidInputError, match="'l1' or 'l2'"):
+        _core.pixel_loss(out, target, "huber", 1.0)
+    out[1, 1, 1, 1] = np.nan
+    with pytest.raises(fxplain.InvalidInputError, match="not finite"):
+        _core.pixel_loss(out, target, kind, 1.0)
 
 
 def test_training_loop_in_the_core_fits_a_target():

@@ -38,6 +38,7 @@ PyObject *py_embedding_scores(PyObject *self, PyObject *args);
 PyObject *py_correlation_accumulate(PyObject *self, PyObject *args);
 PyObject *py_rect_accumulate(PyObject *self, PyObject *args);
 PyObject *py_adam_update(PyObject *self, PyObject *args);
+PyObject *py_pixel_loss(PyObject *self, PyObject *args);
 
 #define SALIENCY_METHODS \
     {"masks_rise", py_masks_rise, METH_VARARGS, \
@@ -55,6 +56,8 @@ PyObject *py_adam_update(PyObject *self, PyObject *args);
     {"rect_accumulate", py_rect_accumulate, METH_VARARGS, \
      "rect_accumulate(rects int32[n,4], values f64[n], sum f64[h,w], hits f64[h,w]): in place."}, \
     {"adam_update", py_adam_update, METH_VARARGS, \
-     "adam_update(param, grad, m, v, lr, beta1, beta2, eps, step): one Adam step on float32 arrays, in place."},
+     "adam_update(param, grad, m, v, lr, beta1, beta2, eps, step): one Adam step on float32 arrays, in place."}, \
+    {"pixel_loss", py_pixel_loss, METH_VARARGS, \
+     "pixel_loss(out, target, 'l1'|'l2', weight) -> (loss, grad): weight * mean |d| or d^2, and its gradient."},
 
 #endif /* FX_GLUE_H */

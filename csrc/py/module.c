@@ -419,29 +419,21 @@ static PyObject *Net_set_parameters(NetObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* parameter_gradients(pixels[N,...], grad_output[N,...]) -> (output, grad_pixels, {node: (dW, db or None)}) */
-static PyObject *Net_parameter_gradients(NetObject *self, PyObject *args) {
-    PyObject *x_obj, *g_obj, *result = NULL, *out = NULL, *grad = NULL, *grads = NULL;
-    PyArrayObject *x = NULL, *g = NULL;
-    float **wptr = NULL, **bptr = NULL;
-    if (!ready(self) || !PyArg_ParseTuple(args, "OO", &x_obj, &g_obj)) return NULL;
-    int c, h, w, oc, oh, ow, n_nodes = 0, tc, th, tw;
-    fx_net_node_shape(self->net, 0, &c, &h, &w);
-    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
-    if (st) return raise_status(st);
-    while (fx_net_node_shape(self->net, n_nodes, &tc, &th, &tw) == FX_STATUS_OK) n_nodes++;
-    npy_intp shape[4] = {-1, h, w, c};
-    if (!(x = float_array(x_obj, "pixels", 4, shape))) return NULL;
-    npy_intp n = PyArray_DIM(x, 0);
-    npy_intp gshape[4] = {n, oc, oh, ow};
-    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) goto done;
-    if (n < 1 || n > INT32_MAX) {
-        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
-        goto done;
-    }
-    wptr = PyMem_Calloc((size_t)n_nodes, sizeof *wptr);
-    bptr = PyMem_Calloc((size_t)n_nodes, sizeof *bptr);
-    if (!(grads = PyDict_New()) || !wptr || !bptr) goto done;
+static int node_count(NetObject *self) {
+    int n_nodes = 0, c, h, w;
+    while (fx_net_node_shape(self->net, n_nodes, &c, &h, &w) == FX_STATUS_OK) n_nodes++;
+    return n_nodes;
+}
+
+/* A dict {node: (dweight, dbias or None)} of zeroed float32 arrays for every
+ * conv/dense layer, and the pointer tables the core fills them through
+ * (*wptr/*bptr, PyMem-allocated, [node_count]). The dict keeps the arrays alive. */
+static PyObject *gradient_buffers(NetObject *self, float ***wptr, float ***bptr) {
+    const int n_nodes = node_count(self);
+    PyObject *grads = PyDict_New();
+    *wptr = PyMem_Calloc((size_t)n_nodes, sizeof **wptr);
+    *bptr = PyMem_Calloc((size_t)n_nodes, sizeof **bptr);
+    if (!grads || !*wptr || !*bptr) goto fail;
     for (int j = 1; j < n_nodes; ++j) {
         size_t wc, bc;
         fx_net_parameter_sizes(self->net, j, &wc, &bc);
@@ -453,15 +445,45 @@ static PyObject *Net_parameter_gradients(NetObject *self, PyObject *args) {
         PyObject *pair = (dw && db) ? PyTuple_Pack(2, dw, db) : NULL;
         int bad = !key || !pair || PyDict_SetItem(grads, key, pair) < 0;
         if (!bad) {
-            wptr[j] = PyArray_DATA((PyArrayObject *)dw);
-            if (bc) bptr[j] = PyArray_DATA((PyArrayObject *)db);
+            (*wptr)[j] = PyArray_DATA((PyArrayObject *)dw);
+            if (bc) (*bptr)[j] = PyArray_DATA((PyArrayObject *)db);
         }
         Py_XDECREF(dw);
         Py_XDECREF(db);
         Py_XDECREF(key);
         Py_XDECREF(pair);
-        if (bad) goto done; /* the dict keeps the arrays alive, so the pointers stay valid */
+        if (bad) goto fail;
     }
+    return grads;
+fail:
+    if (!PyErr_Occurred()) PyErr_NoMemory();
+    Py_XDECREF(grads);
+    PyMem_Free(*wptr);
+    PyMem_Free(*bptr);
+    *wptr = *bptr = NULL;
+    return NULL;
+}
+
+/* parameter_gradients(pixels[N,...], grad_output[N,...]) -> (output, grad_pixels, {node: (dW, db or None)}) */
+static PyObject *Net_parameter_gradients(NetObject *self, PyObject *args) {
+    PyObject *x_obj, *g_obj, *result = NULL, *out = NULL, *grad = NULL, *grads = NULL;
+    PyArrayObject *x = NULL, *g = NULL;
+    float **wptr = NULL, **bptr = NULL;
+    if (!ready(self) || !PyArg_ParseTuple(args, "OO", &x_obj, &g_obj)) return NULL;
+    int c, h, w, oc, oh, ow;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) return raise_status(st);
+    npy_intp shape[4] = {-1, h, w, c};
+    if (!(x = float_array(x_obj, "pixels", 4, shape))) return NULL;
+    npy_intp n = PyArray_DIM(x, 0);
+    npy_intp gshape[4] = {n, oc, oh, ow};
+    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) goto done;
+    if (n < 1 || n > INT32_MAX) {
+        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        goto done;
+    }
+    if (!(grads = gradient_buffers(self, &wptr, &bptr))) goto done;
     npy_intp gs[4] = {n, h, w, c};
     if (!(out = PyArray_SimpleNew(4, gshape, NPY_FLOAT32)) || !(grad = PyArray_SimpleNew(4, gs, NPY_FLOAT32)))
         goto done;
@@ -483,6 +505,99 @@ done:
     return result;
 }
 
+/* train_forward(pixels[N,H,W,C], parameters) -> output[N, C_out, H_out, W_out] */
+static PyObject *Net_train_forward(NetObject *self, PyObject *args) {
+    PyObject *x_obj;
+    int parameters;
+    if (!ready(self) || !PyArg_ParseTuple(args, "Op", &x_obj, &parameters)) return NULL;
+    int c, h, w, oc, oh, ow;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) return raise_status(st);
+    npy_intp shape[4] = {-1, h, w, c};
+    PyArrayObject *x = float_array(x_obj, "pixels", 4, shape);
+    if (!x) return NULL;
+    npy_intp n = PyArray_DIM(x, 0);
+    if (n < 1 || n > INT32_MAX) {
+        Py_DECREF(x);
+        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        return NULL;
+    }
+    npy_intp out_shape[4] = {n, oc, oh, ow};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(4, out_shape, NPY_FLOAT32);
+    if (out) {
+        Py_BEGIN_ALLOW_THREADS
+        st = fx_net_train_forward(self->net, parameters, (int)n, PyArray_DATA(x), PyArray_DATA(out));
+        Py_END_ALLOW_THREADS
+        if (st) {
+            Py_CLEAR(out);
+            raise_status(st);
+        }
+    }
+    Py_DECREF(x);
+    return (PyObject *)out;
+}
+
+/* train_backward(grad_output[N,...]) -> (grad_pixels, {node: (dW, db or None)}) */
+static PyObject *Net_train_backward(NetObject *self, PyObject *args) {
+    PyObject *g_obj, *result = NULL, *grad = NULL, *grads = NULL;
+    PyArrayObject *g = NULL;
+    float **wptr = NULL, **bptr = NULL;
+    if (!ready(self) || !PyArg_ParseTuple(args, "O", &g_obj)) return NULL;
+    int c, h, w, oc, oh, ow;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) return raise_status(st);
+    npy_intp gshape[4] = {-1, oc, oh, ow};
+    if (!(g = float_array(g_obj, "grad_output", 4, gshape))) return NULL;
+    npy_intp n = PyArray_DIM(g, 0);
+    if (n < 1 || n > INT32_MAX) {
+        PyErr_Format(InvalidInputError, "grad_output must hold at least one image, got %zd", (Py_ssize_t)n);
+        goto done;
+    }
+    if (!(grads = gradient_buffers(self, &wptr, &bptr))) goto done;
+    npy_intp gs[4] = {n, h, w, c};
+    if (!(grad = PyArray_SimpleNew(4, gs, NPY_FLOAT32))) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    /* the core checks n against the forward pass it goes back through */
+    st = fx_net_train_backward(self->net, (int)n, PyArray_DATA(g), PyArray_DATA((PyArrayObject *)grad), wptr, bptr);
+    Py_END_ALLOW_THREADS
+    if (st) raise_status(st);
+    else result = Py_BuildValue("(OO)", grad, grads);
+done:
+    PyMem_Free(wptr);
+    PyMem_Free(bptr);
+    Py_XDECREF(g);
+    Py_XDECREF(grad);
+    Py_XDECREF(grads);
+    return result;
+}
+
+static PyObject *Net_add_reshape(NetObject *self, PyObject *args) {
+    int input, c, h, w, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i(iii)", &input, &c, &h, &w)) return NULL;
+    fx_status st = fx_net_add_reshape(self->net, input, c, h, w, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_resize(NetObject *self, PyObject *args) {
+    int input, h, w, out;
+    const char *kind;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i(ii)s", &input, &h, &w, &kind)) return NULL;
+    fx_resize_kind k;
+    if (strcmp(kind, "nearest") == 0) k = FX_RESIZE_NEAREST;
+    else if (strcmp(kind, "bilinear") == 0) k = FX_RESIZE_BILINEAR;
+    else {
+        PyErr_Format(InvalidInputError, "resize kind must be 'nearest' or 'bilinear', got %R",
+                     PyTuple_GET_ITEM(args, 2));
+        return NULL;
+    }
+    fx_status st = fx_net_add_resize(self->net, input, h, w, k, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
 static PyMethodDef Net_methods[] = {
     {"set_input_normalization", (PyCFunction)Net_set_input_normalization, METH_VARARGS,
      "set_input_normalization(mean, scale): x = (pixel - mean[c]) * scale[c]."},
@@ -499,6 +614,15 @@ static PyMethodDef Net_methods[] = {
     {"add_sum", (PyCFunction)Net_add_sum, METH_VARARGS, "add_sum(a, b) -> node id (zero-padded sum)."},
     {"add_dense", (PyCFunction)Net_add_dense, METH_VARARGS,
      "add_dense(input, weight[O, C*H*W], bias[O] or None) -> node id."},
+    {"add_reshape", (PyCFunction)Net_add_reshape, METH_VARARGS,
+     "add_reshape(input, (C, H, W)) -> node id (a view of the input's values in C, H, W order)."},
+    {"add_resize", (PyCFunction)Net_add_resize, METH_VARARGS,
+     "add_resize(input, (H, W), 'nearest'|'bilinear') -> node id."},
+    {"train_forward", (PyCFunction)Net_train_forward, METH_VARARGS,
+     "train_forward(pixels, parameters: bool) -> output: a forward pass kept for train_backward."},
+    {"train_backward", (PyCFunction)Net_train_backward, METH_VARARGS,
+     "train_backward(grad_output) -> (grad_pixels, {node: (dweight, dbias or None)} or {}):\n"
+     "the backward pass of the last train_forward (parameter gradients if it asked for them)."},
     {"node_shape", (PyCFunction)Net_node_shape, METH_VARARGS, "node_shape(node) -> (C, H, W)."},
     {"set_math_mode", (PyCFunction)Net_set_math_mode, METH_VARARGS,
      "set_math_mode('fp32' | 'bf16'): arithmetic of convolutions and dense layers."},

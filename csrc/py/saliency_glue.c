@@ -196,34 +196,6 @@ done:
     return result;
 }
 
-PyObject *py_adam_update(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *p_obj, *g_obj, *m_obj, *v_obj, *result = NULL;
-    PyArrayObject *p = NULL, *g = NULL, *m = NULL, *v = NULL;
-    float lr, beta1, beta2, eps;
-    int step;
-    if (!PyArg_ParseTuple(args, "OOOOffffi", &p_obj, &g_obj, &m_obj, &v_obj, &lr, &beta1, &beta2, &eps, &step))
-        return NULL;
-    if (!(p = checked_array(p_obj, "param", NPY_FLOAT32, 1, NULL, 1))) return NULL;
-    npy_intp n[1] = {PyArray_DIM(p, 0)};
-    if (!(g = checked_array(g_obj, "grad", NPY_FLOAT32, 1, n, 0))) goto done;
-    if (!(m = checked_array(m_obj, "m", NPY_FLOAT32, 1, n, 1))) goto done;
-    if (!(v = checked_array(v_obj, "v", NPY_FLOAT32, 1, n, 1))) goto done;
-    fx_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = fx_adam_update((size_t)n[0], PyArray_DATA(p), PyArray_DATA(g), PyArray_DATA(m), PyArray_DATA(v), lr, beta1,
-                        beta2, eps, step);
-    Py_END_ALLOW_THREADS
-    if (st) raise_status(st);
-    else result = Py_NewRef(Py_None);
-done:
-    Py_XDECREF(p);
-    Py_XDECREF(g);
-    Py_XDECREF(m);
-    Py_XDECREF(v);
-    return result;
-}
-
 PyObject *py_rect_accumulate(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *r_obj, *v_obj, *s_obj, *h_obj, *result = NULL;
