@@ -30,13 +30,16 @@ from ._wrap import CallableModel, wrap
 from .evaluation import EvaluationReport, evaluate
 from .explainer import Explainer
 from .models import FaceModel, load_model
+from .reconstruction import Decoder, load_decoder
 from .results import PairExplanation
+from .training import default_decoder, train_decoder
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CallableModel",
     "CoreError",
+    "Decoder",
     "DataUnavailableError",
     "EvaluationReport",
     "Explainer",
@@ -48,8 +51,11 @@ __all__ = [
     "PairExplanation",
     "__version__",
     "backend_info",
+    "default_decoder",
     "evaluate",
+    "load_decoder",
     "load_model",
+    "train_decoder",
     "wrap",
 ]
 

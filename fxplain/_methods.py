@@ -11,6 +11,7 @@ of perturbations.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import numpy as np
@@ -259,18 +260,20 @@ class Gradient(Method):
     def work_units(self, size):
         return 1
 
-    def evidence_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
-        from .decomposition import combine, margin_contributions
-
+    def region_maps(self, model, pixels, embeddings, batch_size) -> list[np.ndarray]:
+        """The (D, H, W) region maps of both images."""
         if not hasattr(model, "dimension_maps"):
             raise InvalidInputError("method 'gradient' needs a model running on fxplain's core "
                                     "(fxplain.load_model); wrapped callables support occlusion and corrrise")
+        return [model.dimension_maps(pixels[side], batch_size=batch_size) for side in (0, 1)]
+
+    def evidence_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        from .decomposition import combine, margin_contributions
+
+        region_maps = self.region_maps(model, pixels, embeddings, batch_size)
+        progress.update(2)
         contributions = margin_contributions(model, embeddings[0], embeddings[1])
         self.last_contributions = contributions
-        region_maps = []
-        for side in (0, 1):
-            region_maps.append(model.dimension_maps(pixels[side], batch_size=batch_size))
-            progress.update(1)
         if self.params["variant"] == "net":
             return np.stack([combine(contributions, r) for r in region_maps])
         for_match, against = np.maximum(contributions, 0), np.maximum(-contributions, 0)
@@ -278,4 +281,55 @@ class Gradient(Method):
                 np.stack([combine(against, r) for r in region_maps]))
 
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Occlusion, CorrRISE, Gradient)}
+class Reconstruction(Gradient):
+    """Region maps from the face-reconstruction decoder, combined by the margin decomposition.
+
+    For each image with embedding f, ``R_k = |G(f) − G(f − δ_k e_k)|`` (see
+    :meth:`fxplain.reconstruction.Decoder.dimension_maps`; one decoder batch
+    for all D dimensions), then the same combiner and variants as
+    ``"gradient"``. ``decoder`` is a :class:`~fxplain.reconstruction.Decoder`,
+    a path to a decoder file, or None for the model's default decoder
+    (:func:`fxplain.default_decoder`, trained once and cached). ``delta`` is
+    the perturbation in standard deviations of each dimension.
+    """
+
+    name = "reconstruction"
+    defaults: ClassVar[dict[str, Any]] = {"variant": "net", "delta": 1.0, "decoder": None}
+
+    def __init__(self, **params: Any):
+        from .reconstruction import Decoder, load_decoder
+
+        decoder = params.get("decoder")
+        self.decoder = None
+        if isinstance(decoder, Decoder):
+            self.decoder = decoder
+            params["decoder"] = f"decoder:{decoder.spec.weights_digest()[:16]}"
+        elif decoder is not None:
+            if not isinstance(decoder, (str, os.PathLike)):
+                raise InvalidInputError(f"decoder must be a Decoder, a decoder file or None, got {type(decoder).__name__}")
+            self.decoder = load_decoder(decoder)
+            params["decoder"] = str(decoder)
+        super().__init__(**params)
+
+    def validate(self) -> None:
+        super().validate()
+        delta = self.params["delta"]
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)) or not np.isfinite(delta) \
+                or delta == 0:
+            raise InvalidInputError(f"delta must be a non-zero finite number, got {delta!r}")
+
+    def region_maps(self, model, pixels, embeddings, batch_size):
+        from .training import default_decoder
+
+        if self.decoder is None:
+            if not hasattr(model, "spec"):
+                raise InvalidInputError("method 'reconstruction' without a decoder needs a model from "
+                                        "fxplain.load_model (its default decoder is trained on johns)")
+            self.decoder = default_decoder(model)
+        if self.decoder.model_hash != model.model_hash:
+            raise InvalidInputError("this decoder was trained for another face model "
+                                    f"({self.decoder.model_hash[:12]}…, the model is {model.model_hash[:12]}…)")
+        return [self.decoder.dimension_maps(embeddings[side], delta=float(self.params["delta"])) for side in (0, 1)]
+
+
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Occlusion, CorrRISE, Gradient, Reconstruction)}

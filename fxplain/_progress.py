@@ -20,6 +20,7 @@ class Progress:
         self._enabled = enabled
         self._last = 0.0
         self._description = description
+        self._postfix = ""
         if enabled:
             try:
                 from tqdm.auto import tqdm
@@ -36,8 +37,14 @@ class Progress:
             self._bar.update(count)
         elif time.monotonic() - self._last > 0.5 or self.done >= self.total:
             self._last = time.monotonic()
-            print(f"\r{self._description}: {100 * self.done / max(self.total, 1):5.1f} %", end="",
+            print(f"\r{self._description}: {100 * self.done / max(self.total, 1):5.1f} % {self._postfix}", end="",
                   file=sys.stderr, flush=True)
+
+    def set_postfix(self, text: str) -> None:
+        """Show ``text`` (e.g. the current losses) after the bar."""
+        self._postfix = text
+        if self._enabled and self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
