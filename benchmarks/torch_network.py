@@ -8,6 +8,15 @@ plain eager PyTorch (``torch.nn.functional`` ops, float32, eval mode, no
 Only ``torch`` and ``numpy`` are needed here; the spec is duck-typed (anything
 with ``input_shape``, ``input_mean``, ``input_scale``, ``layers``, ``output``
 and ``shapes()``), so this file does not import fxplain.
+
+Two ways to build a module:
+
+* :func:`build_torch_module` -- inference: parameters are frozen buffers
+  (used by the forward, explanation and gradient benchmarks);
+* :func:`trainable_torch_module` -- training: conv and dense weights and
+  biases are ``nn.Parameter``\ s, returned with a map node id -> (weight,
+  bias) so that an optimiser can be set up and compared layer by layer with
+  fxplain's (used by ``bench_decoder_training.py``).
 """
 
 from __future__ import annotations
@@ -163,6 +172,46 @@ class _Dense(_Op):
         return y[:, :, None, None]
 
 
+class _Reshape(_Op):
+    """The input's values in C, H, W order viewed as (N, C', H', W') (fxplain's ``reshape``)."""
+
+    def __init__(self, shape: tuple[int, int, int]):
+        super().__init__()
+        self.shape = tuple(int(s) for s in shape)
+        # Set by torch_channels_last: the result is then handed on in NHWC memory
+        # like every other activation (a view of a dense output is plain NCHW).
+        self.channels_last = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # reshape follows the logical NCHW order whatever x's memory format
+        # (it copies only when x is not NCHW-contiguous).
+        y = x.reshape((x.shape[0],) + self.shape)
+        return y.contiguous(memory_format=torch.channels_last) if self.channels_last else y
+
+
+class _Resize(_Op):
+    """Resampling to ``size`` (H, W) with half-pixel centres (fxplain's ``resize``).
+
+    fxplain: output o samples the input at ``(o + 0.5) * in / out - 0.5``,
+    clamped to the input for bilinear; nearest takes the cell that point
+    falls in. That is ``F.interpolate`` with ``mode="bilinear",
+    align_corners=False`` (no antialias) and ``mode="nearest-exact"``
+    (plain ``"nearest"`` is torch's legacy ``floor(o * in / out)``).
+    """
+
+    def __init__(self, size: tuple[int, int], mode: str):
+        super().__init__()
+        if mode not in ("bilinear", "nearest"):
+            raise ValueError(f"resize mode must be 'bilinear' or 'nearest', got {mode!r}")
+        self.size = tuple(int(s) for s in size)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "bilinear":
+            return F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=False)
+        return F.interpolate(x, size=self.size, mode="nearest-exact")
+
+
 _BUILDERS: dict[str, Callable[[dict], _Op]] = {
     "conv": lambda p: _Conv(p["weight"], p.get("bias"), p["stride"], p["padding"]),
     "scale_shift": lambda p: _ScaleShift(p["scale"], p["shift"]),
@@ -173,6 +222,8 @@ _BUILDERS: dict[str, Callable[[dict], _Op]] = {
     "global_avg_pool": lambda p: _GlobalAvgPool(),
     "sum": lambda p: _PaddedSum(),
     "dense": lambda p: _Dense(p["weight"], p.get("bias")),
+    "reshape": lambda p: _Reshape(p["shape"]),
+    "resize": lambda p: _Resize(p["size"], p["mode"]),
 }
 
 
@@ -258,7 +309,12 @@ def torch_channels_last(module: TorchNetwork) -> TorchNetwork:
     module.channels_last = True
     for op in module.ops:
         if isinstance(op, _Conv):
-            op.weight = op.weight.contiguous(memory_format=torch.channels_last)
+            if isinstance(op.weight, nn.Parameter):  # a trainable module: keep it a parameter
+                op.weight.data = op.weight.data.contiguous(memory_format=torch.channels_last)
+            else:
+                op.weight = op.weight.contiguous(memory_format=torch.channels_last)
+        elif isinstance(op, _Reshape):
+            op.channels_last = True
     return module
 
 
@@ -296,3 +352,50 @@ def build_torch_module(spec: Any, channels_last: bool = DEFAULT_CHANNELS_LAST) -
     module = TorchNetwork(spec).eval()
     module.requires_grad_(False)
     return torch_channels_last(module) if channels_last else module
+
+
+def trainable_torch_module(spec: Any, channels_last: bool = DEFAULT_CHANNELS_LAST
+                           ) -> tuple[TorchNetwork, dict[int, tuple[nn.Parameter, nn.Parameter | None]]]:
+    """Build a float32 PyTorch module of ``spec`` whose conv and dense parameters train.
+
+    The module is :class:`TorchNetwork` made :func:`differentiable`, with every
+    conv and dense ``weight`` and ``bias`` turned from a buffer into an
+    ``nn.Parameter`` (a copy of the spec's values, so the spec is never
+    changed); everything else (input normalisation, scale_shift, prelu) stays
+    a frozen buffer. Its ``parameters()`` are exactly the trainable ones, in
+    node order, ready for a ``torch.optim`` optimiser.
+
+    Parameters
+    ----------
+    spec : NetworkSpec
+        The network and its initial parameters.
+    channels_last : bool, optional
+        NHWC activations and conv weights (see :data:`DEFAULT_CHANNELS_LAST`).
+        The weights' *values* are the same either way; only their strides differ.
+
+    Returns
+    -------
+    module : TorchNetwork
+        Takes float32 NHWC input (N, H, W, C), in train mode.
+    parameters : dict
+        Node id (as in the spec: layer ``i`` is node ``i + 1``) -> ``(weight,
+        bias)`` of every conv and dense layer; ``bias`` is None for a layer
+        without one. Weights keep the spec's shapes ((O, I, kh, kw) or (O, C*H*W)).
+    """
+    module = differentiable(TorchNetwork(spec))
+    module.requires_grad_(False)  # the buffers; parameters are created below
+    parameters: dict[int, tuple[nn.Parameter, nn.Parameter | None]] = {}
+    for index, op in enumerate(module.ops):
+        if not isinstance(op, (_Conv, _Dense)):
+            continue
+        pair = []
+        for name in ("weight", "bias"):
+            value = getattr(op, name)
+            delattr(op, name)  # drop the buffer (a buffer and a parameter cannot share a name)
+            param = None if value is None else nn.Parameter(value.detach().clone())
+            setattr(op, name, param)  # registers the parameter (or a plain None attribute)
+            pair.append(param)
+        parameters[index + 1] = (pair[0], pair[1])
+    if channels_last:
+        torch_channels_last(module)
+    return module.train(), parameters

@@ -1,4 +1,4 @@
-"""Command line: ``fxplain info | verify | explain | evaluate | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | verify | explain | evaluate | train-decoder | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _method_params(args: argparse.Namespace) -> dict:
-    return {"n_masks": args.n_masks} if args.method == "corrrise" else {}
+    if args.method == "corrrise":
+        return {"n_masks": args.n_masks}
+    if args.method == "reconstruction" and args.decoder:
+        return {"decoder": args.decoder}
+    return {}
 
 
 def _report(label: str, result, path) -> None:
@@ -87,8 +91,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     impostor = next(i for i in range(1, len(paths)) if ids[i] != ids[a])
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    for method in ("occlusion", "corrrise", "gradient"):
+    print("the reconstruction method uses the default decoder: "
+          + ("cached" if fxplain.training.default_decoder_path(model).exists() else
+             "training it once on johns (a few minutes; `fxplain train-decoder johns` is the same recipe)"))
+    decoder = fxplain.default_decoder(model)
+    for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
         params = {"n_masks": args.n_masks} if method == "corrrise" else {}
+        if method == "reconstruction":
+            params = {"decoder": decoder}
         explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
         print(f"{method} {explainer.method.params}")
         for label, b in (("genuine", genuine), ("impostor", impostor)):
@@ -100,11 +110,52 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     emb = model.embed(images, batch_size=64)
     seconds = time.perf_counter() - start
+    _demo_reconstruction(model, decoder, images, ids, emb, (a, genuine, impostor), out)
     pairs, same = datasets.johns_pairs()
     i, j = np.array(pairs).T
     decided = model.score(emb[i], emb[j]) >= model.threshold
     print(f"all {len(pairs)} johns pairs: {np.mean(decided == same) * 100:.1f} % decided correctly "
           f"({same.sum()} genuine, {(~same).sum()} impostor); 55 faces embedded in {seconds:.2f} s")
+    return 0
+
+
+def _demo_reconstruction(model, decoder, images, ids, emb, chosen, out) -> None:
+    """Reconstructions and the for/against dimension grid of the demo's pairs."""
+    from fxplain import plotting
+    from fxplain.decomposition import margin_contributions
+
+    a, genuine, impostor = chosen
+    picks = [a, genuine, impostor]
+    rebuilt = decoder.reconstruct(emb[picks])
+    again = model.embed(rebuilt)
+    same = [float(np.sum((x - y) ** 2)) ** 0.5 for x, y in zip(again, emb[picks])]
+    plotting.plot_reconstructions(images[picks], rebuilt, labels=[ids[i] for i in picks]).savefig(
+        out / "reconstructions.png", dpi=100)
+    print(f"decoder {decoder!r}: faces rebuilt from their features at embedding distance "
+          + ", ".join(f"{d:.2f}" for d in same) + f" from the originals; figure {out / 'reconstructions.png'}")
+    for label, b in (("genuine", genuine), ("impostor", impostor)):
+        c = margin_contributions(model, emb[a], emb[b])
+        figure = out / f"dimensions_{label}.png"
+        plotting.plot_dimension_grid(images[a], decoder.dimension_maps(emb[a]), c).savefig(figure, dpi=100)
+        print(f"  {label} pair: {np.sum(c > 0)} dimensions argue for, {np.sum(c < 0)} against; "
+              f"strongest for/against with their regions: {figure}")
+
+
+def _cmd_train_decoder(args: argparse.Namespace) -> int:
+    import fxplain
+
+    model = fxplain.load_model(args.model)
+    options = {"batch_size": args.batch_size, "learning_rate": args.learning_rate,
+               "identity_weight": args.identity_weight, "pixel_loss": args.pixel_loss}
+    start = time.perf_counter()
+    decoder = fxplain.train_decoder(model, args.images, steps=args.steps, seed=args.seed,
+                                    checkpoint=args.checkpoint, show_progress=not args.quiet, **options)
+    path = decoder.save(args.output)
+    history = decoder.info["history"]
+    tail = slice(-min(50, len(history["pixel"])), None)
+    print(f"trained {decoder!r} on {decoder.info['trained_on']} in {time.perf_counter() - start:.0f} s; "
+          f"last-50-step losses: pixel {np.mean(history['pixel'][tail]):.4f}, "
+          f"identity {np.mean(history['identity'][tail]):.4f}; saved to {path}")
     return 0
 
 
@@ -138,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain = sub.add_parser("explain", help="explain the decision on two aligned chips, write a figure")
     explain.add_argument("image_a")
     explain.add_argument("image_b")
-    explain.add_argument("--method", default="corrrise", choices=("corrrise", "occlusion"))
+    explain.add_argument("--method", default="corrrise", choices=("corrrise", "occlusion", "gradient", "reconstruction"))
+    explain.add_argument("--decoder", help="decoder file for --method reconstruction (default: the default decoder)")
     explain.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("-o", "--output", default="explanation.png", help="figure to write (PNG)")
@@ -159,7 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-o", "--output", default="report", help="folder for report.md, results.csv, curves.png")
     evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
     evaluate.set_defaults(func=_cmd_evaluate)
-    demo = sub.add_parser("demo", help="explain a genuine and an impostor johns pair with each method")
+    train = sub.add_parser("train-decoder", help="train a face-reconstruction decoder on a folder of aligned chips")
+    train.add_argument("images", help="'johns' or a folder of aligned chips (sub-folders per identity are fine)")
+    train.add_argument("-o", "--output", default="decoder.fxd", help="decoder file to write (default decoder.fxd)")
+    train.add_argument("--steps", type=int, default=1500)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--identity-weight", type=float, default=0.1, help="weight of the identity loss (0: off)")
+    train.add_argument("--pixel-loss", default="l1", choices=("l1", "l2"))
+    train.add_argument("--checkpoint", help="resumable checkpoint (.npz); an interrupted run resumes from it")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train_decoder)
+    demo = sub.add_parser("demo", help="explain a genuine and an impostor johns pair with each method, "
+                                       "and show the decoder's reconstructions")
     demo.add_argument("-o", "--output", default="fxplain_demo", help="folder for the figures")
     demo.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
     demo.add_argument("--seed", type=int, default=0)

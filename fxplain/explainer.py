@@ -31,9 +31,11 @@ class Explainer:
     model : FaceModel or CallableModel
         From :func:`fxplain.load_model` or :func:`fxplain.wrap`.
     method : str
-        ``"corrrise"`` (default), ``"occlusion"`` or ``"gradient"`` (per-dimension
-        gradient maps combined by the margin decomposition; needs a model on the
-        C core).
+        ``"corrrise"`` (default), ``"occlusion"``, ``"gradient"`` (per-dimension
+        gradient maps combined by the margin decomposition) or
+        ``"reconstruction"`` (the decoder's per-dimension region maps through the
+        same combiner; ``decoder=`` a Decoder or file, default
+        :func:`fxplain.default_decoder`). The last two need a model on the C core.
     seed : int
         Seed of the method's random numbers: the same seed gives the same maps.
     batch_size : int
@@ -47,7 +49,8 @@ class Explainer:
     **method_params
         The method's parameters (see ``fxplain.Explainer.methods()``), e.g.
         ``n_masks``, ``masks``, ``fill``, ``correlation`` for CorrRISE;
-        ``patch_sizes``, ``stride``, ``fill`` for occlusion.
+        ``patch_sizes``, ``stride``, ``fill`` for occlusion; ``variant`` for
+        gradient; ``variant``, ``delta``, ``decoder`` for reconstruction.
     """
 
     def __init__(self, model, method: str = "corrrise", *, seed: int = 0, batch_size: int = 64,

@@ -100,6 +100,15 @@ def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
+def describe_images(images: Any) -> str:
+    """A short description of a training set argument, for the decoder's record."""
+    if isinstance(images, (str, os.PathLike)):
+        return str(images)
+    if isinstance(images, (list, tuple)):
+        return f"{len(images)} files or images"
+    return f"array of shape {tuple(np.shape(images))}"
+
+
 class _Adam:
     """Adam state of every trainable decoder layer; the arithmetic is the core's."""
 
@@ -172,7 +181,9 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     embeddings = model.embed(chips)
     spec = decoder_spec(model.embedding_size, (h, w), widths=config.widths, seed=seed,
                         embedding_mean=embeddings.mean(axis=0), embedding_std=embeddings.std(axis=0) + 1e-3)
-    identity = {"model_hash": model.model_hash, "images_sha256": _digest(chips), "settings": config.to_dict()}
+    # what a checkpoint must match to be resumed (any step count: a run may be extended)
+    settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
+    identity = {"model_hash": model.model_hash, "images_sha256": _digest(chips), "settings": settings}
     adam = _Adam(spec)
     history: dict[str, list[float]] = {"step": [], "pixel": [], "identity": []}
     start_step, elapsed = 0, 0.0
@@ -210,6 +221,7 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
                                  elapsed + time.perf_counter() - begun, history)
     adam.write_into(spec)
     info = {"trained_on": f"{len(chips)} images", **identity, "steps": config.steps,
+            "description": describe_images(images),
             "seconds": round(elapsed + time.perf_counter() - begun, 1), "history": history}
     return Decoder(spec, model_hash=model.model_hash, info=info)
 

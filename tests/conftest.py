@@ -54,3 +54,9 @@ def oracle() -> np.ndarray:
 @pytest.fixture(scope="session")
 def johns_embeddings(model, johns) -> np.ndarray:
     return model.embed(johns[0], batch_size=64)
+
+
+@pytest.fixture(scope="session")
+def default_decoder(model) -> fxplain.Decoder:
+    """The dlib model's default decoder: trained on johns once (a few minutes), then cached."""
+    return fxplain.default_decoder(model, show_progress=False)

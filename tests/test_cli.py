@@ -18,16 +18,39 @@ def test_info_prints_versions_isa_and_model_facts():
     assert "150x150x3" in out.stdout and "128-d" in out.stdout and "0.6" in out.stdout
 
 
-def test_demo_explains_a_genuine_and_an_impostor_pair_with_each_method(tmp_path):
+def test_demo_explains_a_genuine_and_an_impostor_pair_with_each_method(tmp_path, default_decoder):
+    # the fixture makes sure the default decoder is cached, so the demo loads it rather than training
     out = _run("demo", "-o", str(tmp_path), "--n-masks", "64")
     assert out.returncode == 0, out.stderr
     lines = [line.strip() for line in out.stdout.splitlines()]
-    assert sum(line.startswith("genuine pair") and "SAME person" in line for line in lines) == 3
-    assert sum(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines) == 3
+    assert sum(line.startswith("genuine pair") and "SAME person" in line for line in lines) == 4
+    assert sum(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines) == 4
     assert "100.0 % decided correctly" in out.stdout
-    for method in ("occlusion", "corrrise", "gradient"):
+    assert "default decoder: cached" in out.stdout
+    for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
         for label in ("genuine", "impostor"):
             assert (tmp_path / f"{method}_{label}.png").read_bytes().startswith(b"\x89PNG")
+    for name in ("reconstructions", "dimensions_genuine", "dimensions_impostor"):
+        assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_train_decoder_writes_a_decoder_file(johns, tmp_path):
+    import shutil
+
+    import fxplain
+
+    folder = tmp_path / "faces" / "someone"
+    folder.mkdir(parents=True)
+    for path in johns[2][:3]:
+        shutil.copy(path, folder / path.name)
+    target = tmp_path / "d.fxd"
+    out = _run("train-decoder", str(tmp_path / "faces"), "-o", str(target), "--steps", "4", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "trained Decoder(" in out.stdout and "on 3 images" in out.stdout
+    decoder = fxplain.load_decoder(target, fxplain.load_model())
+    assert decoder.info["steps"] == 4 and len(decoder.info["history"]["pixel"]) == 4
+    bad = _run("train-decoder", str(tmp_path / "nothing-here"), "--quiet")
+    assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_explain_writes_a_figure_and_a_result(johns, tmp_path):

@@ -43,7 +43,8 @@ def kernel_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs_without_errors(path, kernel_dir, tmp_path, monkeypatch):
+def test_notebook_runs_without_errors(path, kernel_dir, tmp_path, monkeypatch, default_decoder):
+    # default_decoder: trained (or loaded) here first, so 02_reconstruction loads it from the cache
     monkeypatch.chdir(tmp_path)
     # keep the kernel from writing IPython history/config into the user's home
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / ".ipython"))

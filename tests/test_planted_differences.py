@@ -81,3 +81,11 @@ def test_gradient_maps_on_planted_differences(model, planted, variant):
     if variant == "split":
         assert energy.mean() >= 1.3 * area.mean()
         assert hits.mean() >= 0.3
+
+
+@pytest.mark.parametrize("variant", ["net", "split"])
+def test_reconstruction_maps_on_planted_differences(model, planted, default_decoder, variant):
+    """The decoder's region maps through the same combiner, on the same hybrids."""
+    ex = fxplain.Explainer(model, method="reconstruction", decoder=default_decoder, variant=variant)
+    hits, energy, area = _planted_scores(ex, planted, f"reconstruction ({variant})")
+    RECONSTRUCTION_BARS[variant](hits, energy, area)
