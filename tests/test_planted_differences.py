@@ -83,9 +83,13 @@ def test_gradient_maps_on_planted_differences(model, planted, variant):
         assert hits.mean() >= 0.3
 
 
+@pytest.mark.xfail(strict=True, reason="the default decoder, trained on 55 chips, rebuilds blurry faces whose "
+                   "per-dimension maps are diffuse: measured pointing 0.00 (net and split), mass in region "
+                   "0.01 / 0.06 (area 0.10); see docs/reconstruction.md. strict: passing means update the docs")
 @pytest.mark.parametrize("variant", ["net", "split"])
 def test_reconstruction_maps_on_planted_differences(model, planted, default_decoder, variant):
-    """The decoder's region maps through the same combiner, on the same hybrids."""
+    """The decoder's region maps through the same combiner, held to the perturbation methods' bar."""
     ex = fxplain.Explainer(model, method="reconstruction", decoder=default_decoder, variant=variant)
     hits, energy, area = _planted_scores(ex, planted, f"reconstruction ({variant})")
-    RECONSTRUCTION_BARS[variant](hits, energy, area)
+    assert hits.mean() >= 0.6
+    assert energy.mean() >= 2.5 * area.mean()
