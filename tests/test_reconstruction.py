@@ -211,3 +211,40 @@ def test_generalisation_to_held_out_chips(model, johns):
           f"training chips: PSNR {train_psnr:.1f} dB, rank-1 {train_rank1:.2f}")
     assert rank1 > 0.2  # better than chance among the 5 identities
     assert psnr > 12
+
+
+def test_decoder_training_steps_match_the_numpy_twin():
+    """Same initial weights, same batches: fxplain's training loop and a float64 NumPy twin
+    (reference gradients, reference Adam) give the same loss curve."""
+    from fxplain import _core
+    from fxplain.training import _Adam
+
+    dec = _small_decoder(5)
+    spec = dec.spec
+    twin = {node: [layer.params["weight"].astype(np.float64), np.asarray(layer.params["bias"], np.float64)]
+            for node, layer in enumerate(spec.layers, start=1) if layer.kind in ("conv", "dense")}
+    moments = {node: [[np.zeros_like(a), np.zeros_like(a)] for a in arrays] for node, arrays in twin.items()}
+    adam = _Adam(spec)
+    rng = np.random.default_rng(0)
+    ours, theirs = [], []
+    for step in range(1, 7):
+        emb = (rng.standard_normal((4, 1, 1, 8)) * 0.1).astype(np.float32)
+        target = rng.uniform(-0.5, 0.5, (4, 3, 21, 21)).astype(np.float32)
+        out = dec._net.train_forward(emb, True)
+        loss, grad = _core.pixel_loss(out, target, "l2", 1.0)
+        _, grads = dec._net.train_backward(grad)
+        adam.step(dec._net, grads, 1e-2, step)
+        ours.append(loss)
+        # the twin: the same step in float64 on the reference network
+        for node, (w, b) in twin.items():
+            spec.layers[node - 1].params.update(weight=w, bias=b)
+        out64 = _reference.forward(spec, emb)
+        theirs.append(float(np.mean((out64 - target) ** 2)))
+        grads64 = _reference.parameter_gradients(spec, emb, 2 * (out64 - target) / out64.size)
+        for node, (dw, db) in grads64.items():
+            for slot, g in enumerate((dw, db)):
+                twin[node][slot], moments[node][slot][0], moments[node][slot][1] = _reference.adam_update(
+                    twin[node][slot], g, moments[node][slot][0], moments[node][slot][1], 1e-2, 0.9, 0.999, 1e-8, step)
+    print("fxplain", np.round(ours, 6), "\ntwin   ", np.round(theirs, 6))
+    assert ours[-1] < ours[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
