@@ -14,7 +14,7 @@ Two ways to build a module:
 * :func:`build_torch_module` -- inference: parameters are frozen buffers
   (used by the forward, explanation and gradient benchmarks);
 * :func:`trainable_torch_module` -- training: conv and dense weights and
-  biases are ``nn.Parameter``\ s, returned with a map node id -> (weight,
+  biases are ``nn.Parameter`` objects, returned with a map node id -> (weight,
   bias) so that an optimiser can be set up and compared layer by layer with
   fxplain's (used by ``bench_decoder_training.py``).
 """
