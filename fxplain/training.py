@@ -305,7 +305,7 @@ def default_decoder(model, *, show_progress: bool = True) -> Decoder:
     The default is :func:`train_decoder` on all 55 johns chips with
     :data:`DEFAULT_RECIPE` (the same as ``fxplain train-decoder johns``),
     deterministic for a given seed. Training takes a few minutes on two
-    cores; later calls load the file. ``FXPLAIN_CACHE`` moves the cache.
+    cores; later calls load the file. ``FXPLAIN_CACHE_DIR`` moves the cache.
     """
     from .reconstruction import load_decoder
 
