@@ -302,11 +302,13 @@ static PyObject *Net_step_count(NetObject *self, PyObject *args) {
     return PyLong_FromLong(steps);
 }
 
-static PyObject *Net_forward(NetObject *self, PyObject *args) {
-    PyObject *x_obj;
-    if (!ready(self) || !PyArg_ParseTuple(args, "O", &x_obj)) return NULL;
+/* The forward pass of Net.forward (training < 0) and Net.train_forward
+ * (training = 0: input gradients later, 1: parameter gradients too). */
+static PyObject *forward_call(NetObject *self, PyObject *x_obj, int training) {
     int c, h, w, oc, oh, ow;
     fx_net_node_shape(self->net, 0, &c, &h, &w);
+    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
+    if (st) return raise_status(st);
     npy_intp shape[4] = {-1, h, w, c};
     PyArrayObject *x = float_array(x_obj, "pixels", 4, shape);
     if (!x) return NULL;
@@ -316,26 +318,26 @@ static PyObject *Net_forward(NetObject *self, PyObject *args) {
         PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
         return NULL;
     }
-    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
-    if (st) {
-        Py_DECREF(x);
-        return raise_status(st);
-    }
     npy_intp out_shape[4] = {n, oc, oh, ow};
     PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(4, out_shape, NPY_FLOAT32);
-    if (!out) {
-        Py_DECREF(x);
-        return NULL;
+    if (out) {
+        Py_BEGIN_ALLOW_THREADS
+        if (training < 0) st = fx_net_forward(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(out));
+        else st = fx_net_train_forward(self->net, training, (int)n, PyArray_DATA(x), PyArray_DATA(out));
+        Py_END_ALLOW_THREADS
+        if (st) {
+            Py_CLEAR(out);
+            raise_status(st);
+        }
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = fx_net_forward(self->net, (int)n, PyArray_DATA(x), PyArray_DATA(out));
-    Py_END_ALLOW_THREADS
     Py_DECREF(x);
-    if (st) {
-        Py_DECREF(out);
-        return raise_status(st);
-    }
     return (PyObject *)out;
+}
+
+static PyObject *Net_forward(NetObject *self, PyObject *args) {
+    PyObject *x_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "O", &x_obj)) return NULL;
+    return forward_call(self, x_obj, -1);
 }
 
 /* input_gradient(pixels[N,...], grad_output[N,...]) and, with `shared`,
@@ -510,32 +512,7 @@ static PyObject *Net_train_forward(NetObject *self, PyObject *args) {
     PyObject *x_obj;
     int parameters;
     if (!ready(self) || !PyArg_ParseTuple(args, "Op", &x_obj, &parameters)) return NULL;
-    int c, h, w, oc, oh, ow;
-    fx_net_node_shape(self->net, 0, &c, &h, &w);
-    fx_status st = fx_net_output_shape(self->net, &oc, &oh, &ow);
-    if (st) return raise_status(st);
-    npy_intp shape[4] = {-1, h, w, c};
-    PyArrayObject *x = float_array(x_obj, "pixels", 4, shape);
-    if (!x) return NULL;
-    npy_intp n = PyArray_DIM(x, 0);
-    if (n < 1 || n > INT32_MAX) {
-        Py_DECREF(x);
-        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
-        return NULL;
-    }
-    npy_intp out_shape[4] = {n, oc, oh, ow};
-    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(4, out_shape, NPY_FLOAT32);
-    if (out) {
-        Py_BEGIN_ALLOW_THREADS
-        st = fx_net_train_forward(self->net, parameters, (int)n, PyArray_DATA(x), PyArray_DATA(out));
-        Py_END_ALLOW_THREADS
-        if (st) {
-            Py_CLEAR(out);
-            raise_status(st);
-        }
-    }
-    Py_DECREF(x);
-    return (PyObject *)out;
+    return forward_call(self, x_obj, parameters);
 }
 
 /* train_backward(grad_output[N,...]) -> (grad_pixels, {node: (dW, db or None)}) */
