@@ -285,26 +285,16 @@ cleanup:
     return st;
 }
 
+/* The resize's input gradient comes from net_resize.c in plain NCHW. */
 static fx_status resize_backward(fx_backward *b, int id) {
     fx_status st = FX_STATUS_OK;
     fx_plan *plan = b->plan;
-    const fx_node *n = &b->net->nodes[id];
-    const_dnnl_primitive_desc_t fwd = plan->fwd_pd[id];
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_memory_t diff_dst, dst, tmp;
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_resampling_backward_primitive_desc_create(
-        &pd, plan->engine, n->resize == FX_RESIZE_BILINEAR ? dnnl_resampling_linear : dnnl_resampling_nearest, NULL,
-        plan_pd_md(fwd, dnnl_query_src_md), plan_pd_md(fwd, dnnl_query_dst_md), fwd, attr));
-    FX_TRY(plan_as_layout(plan, plan->diff[id], plan_pd_md(pd, dnnl_query_diff_dst_md), &diff_dst));
-    FX_TRY(target_for(b, n->inputs[0], plan_pd_md(pd, dnnl_query_diff_src_md), &dst, &tmp));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, dst}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
-    FX_TRY(settle(b, n->inputs[0], tmp));
+    dnnl_memory_t grad_input;
+    const int in = b->net->nodes[id].inputs[0], c = canonical(b->net, in);
+    FX_TRY(plan_build_resize_backward(plan, b->net, id, &grad_input));
+    if (!plan->diff[c]) FX_TRY(plan_new_memory(plan, plan_md_of(plan->node_mem[c]), NULL, &plan->diff[c]));
+    FX_TRY(deliver(b, in, grad_input));
 cleanup:
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
     return st;
 }
 

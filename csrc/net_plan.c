@@ -564,36 +564,6 @@ cleanup:
     return st;
 }
 
-static fx_status build_resize(fx_plan *plan, const fx_net *net, int id) {
-    fx_status st = FX_STATUS_OK;
-    const fx_node *n = &net->nodes[id];
-    dnnl_memory_t src, dst;
-    dnnl_memory_desc_t src_md = NULL, dst_md = NULL;
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
-    /* channels-last in and out, like the convolutions around it (a reshaped
-       dense output arrives in NCHW and is reordered once) */
-    FX_TRY(plan_node_md(plan, &net->nodes[n->inputs[0]], dnnl_nhwc, dnnl_nc, &src_md));
-    FX_TRY(plan_as_layout(plan, plan->node_mem[n->inputs[0]], src_md, &src));
-    FX_TRY(plan_node_md(plan, n, dnnl_nhwc, dnnl_nc, &dst_md));
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_resampling_forward_primitive_desc_create(
-        &pd, plan->engine, prop_kind(plan), n->resize == FX_RESIZE_BILINEAR ? dnnl_resampling_linear
-                                                                             : dnnl_resampling_nearest,
-        NULL, plan_md_of(src), dst_md, attr));
-    FX_TRY(plan_new_memory(plan, plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
-    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
-    FX_TRY(plan_add_step(plan, pd, args, 2, NULL));
-    FX_TRY(keep_forward_pd(plan, id, pd));
-    plan->node_mem[id] = dst;
-cleanup:
-    dnnl_memory_desc_destroy(src_md);
-    dnnl_memory_desc_destroy(dst_md);
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
-    return st;
-}
-
 /* ---- the plan ------------------------------------------------------------ */
 
 static fx_status build_group(fx_plan *plan, const fx_net *net, int head) {
@@ -608,7 +578,7 @@ static fx_status build_group(fx_plan *plan, const fx_net *net, int head) {
     case FX_LAYER_SCALE_SHIFT: return build_elementwise(plan, net, head);
     case FX_LAYER_SUM: return build_sum(plan, net, head);
     case FX_LAYER_RESHAPE: return build_reshape(plan, net, head);
-    case FX_LAYER_RESIZE: return build_resize(plan, net, head);
+    case FX_LAYER_RESIZE: return plan_build_resize(plan, net, head);
     default: return fx_fail(FX_STATUS_UNSUPPORTED, "layer %d has an unknown kind", head);
     }
 }

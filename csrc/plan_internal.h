@@ -79,6 +79,12 @@ fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl
    allow it (nothing useful was copied then). */
 fx_status fx_plans_replicate_forward(const fx_net *net, fx_plan *one, fx_plan *many, int *ok);
 
+/* The resize layer as matrix products (net_resize.c): its forward steps, and
+   (training) the steps of its backward pass, whose result *grad_input is the
+   input's gradient in plain NCHW. */
+fx_status plan_build_resize(fx_plan *plan, const fx_net *net, int id);
+fx_status plan_build_resize_backward(fx_plan *plan, const fx_net *net, int id, dnnl_memory_t *grad_input);
+
 /* The backward pass of a training plan (net_backward.c). */
 fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan);
 

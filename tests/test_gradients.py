@@ -70,8 +70,9 @@ def _networks():
                   bias=rng.standard_normal(36).astype(np.float32))
         x = s.add("reshape", x, shape=(4, 3, 3))
         x = s.add("resize", x, size=(6, 6), mode="nearest")
-        x = s.add("relu", _conv(rng, s, x, 5, 3, 1, 1))
-        s.add("resize", x, size=(11, 13), mode="bilinear")
+        x = s.add("relu", _conv(rng, s, x, 9, 3, 1, 1))
+        x = s.add("resize", x, size=(11, 13), mode="bilinear")   # 9 channels: the channels-last path
+        s.add("resize", _conv(rng, s, x, 3, 3, 1, 1), size=(7, 5), mode="bilinear")  # 3: the planar path
         return s
 
     return {f.__name__: f for f in (conv_relu, folded_affine_prelu_pools, residual_blocks, dense_on_spatial,

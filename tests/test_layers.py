@@ -185,12 +185,13 @@ def test_plan_cache_gives_same_results_across_batch_sizes(batch):
         np.testing.assert_allclose(net.forward(pixels[:size]), full[:size], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels", [3, 16])  # the core's planar (few channels) and channels-last paths
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 @pytest.mark.parametrize("size", [(12, 16), (10, 9), (5, 4), (7, 7)])
-def test_resize(mode, size):
+def test_resize(mode, size, channels):
     """Up- and down-sampling by integer and fractional factors, both modes, half-pixel centres."""
     rng = np.random.default_rng(sum(size))
-    spec = _spec(3, 6, 8, rng)
+    spec = _spec(channels, 6, 8, rng)
     spec.add("resize", 0, size=size, mode=mode)
     _check(spec, 2, rng)
 
