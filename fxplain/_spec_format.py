@@ -41,12 +41,14 @@ _MAX_HEADER = 64 << 20
 def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, Any]) -> None:
     """Write ``spec`` and JSON-serialisable ``metadata`` to ``path`` (atomically: a temp file, then rename)."""
     arrays: list[np.ndarray] = []
+    slots: list[dict] = []  # the header entries that point at arrays[i]
     layers = []
     for layer in spec.layers:
         params = {}
         for key, value in layer.params.items():
             if isinstance(value, np.ndarray):
-                params[key] = {"array": len(arrays)}
+                params[key] = {"array": None}
+                slots.append(params[key])
                 arrays.append(np.ascontiguousarray(value, "<f4"))
             elif isinstance(value, tuple):
                 params[key] = list(value)
@@ -57,22 +59,20 @@ def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, An
               "input_mean": np.asarray(spec.input_mean, np.float64).tolist(),
               "input_scale": np.asarray(spec.input_scale, np.float64).tolist(),
               "output": spec.output, "layers": layers, "metadata": metadata}
-    # offsets depend on the header's length, which depends on the offsets: fix
-    # the header size by reserving room, then fill in
-    placeholder = json.dumps(header).encode()
-    data_start = _aligned(_PREFIX.size + len(placeholder) + 32 * len(arrays) + 64)
-    offsets, cursor = [], data_start
-    for array in arrays:
-        offsets.append(cursor)
-        cursor = _aligned(cursor + array.nbytes)
-    for layer in layers:
-        for key, value in layer["params"].items():
-            if isinstance(value, dict) and "array" in value:
-                index = value["array"]
-                value["array"] = [offsets[index], list(arrays[index].shape)]
-    blob = json.dumps(header).encode()
-    if _PREFIX.size + len(blob) > data_start:  # pragma: no cover - the reserve above is generous
-        raise AssertionError("header reserve too small")
+    # the offsets depend on the header's length, which depends on the offsets:
+    # reserve room for the header, and grow the reserve until it fits
+    reserve = len(json.dumps(header)) + 48 * len(arrays) + 64
+    while True:
+        data_start = _aligned(_PREFIX.size + reserve)
+        offsets, cursor = [], data_start
+        for slot, array in zip(slots, arrays):
+            slot["array"] = [cursor, list(array.shape)]
+            offsets.append(cursor)
+            cursor = _aligned(cursor + array.nbytes)
+        blob = json.dumps(header).encode()
+        if _PREFIX.size + len(blob) <= data_start:
+            break
+        reserve *= 2
     blob = blob.ljust(data_start - _PREFIX.size, b" ")
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -174,6 +174,9 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
         raise InvalidInputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
     config = DecoderTraining(steps=steps, seed=seed, **options)
     config.check()
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+            or checkpoint_every < 1:
+        raise InvalidInputError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     chips = training_images(images, model.input_size)
     if len(chips) < 2:
         raise InvalidInputError(f"need at least 2 training images, got {len(chips)}")

@@ -116,6 +116,8 @@ def test_training_options_are_checked(model, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(fxplain.InvalidInputError, match="holds no images"):
         train_decoder(model, tmp_path / "empty", steps=1)
+    with pytest.raises(fxplain.InvalidInputError, match="checkpoint_every"):
+        train_decoder(model, "johns", steps=1, checkpoint_every=0)
     with pytest.raises(fxplain.InvalidInputError, match="at least 2"):
         train_decoder(model, np.zeros((1, 150, 150, 3), np.uint8), steps=1)
 
