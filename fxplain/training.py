@@ -60,8 +60,10 @@ class DecoderTraining:
     def check(self) -> None:
         for name in ("steps", "batch_size", "pool_size", "refresh_every"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.pixel_loss not in ("l1", "l2"):
             raise InvalidInputError(f"pixel_loss must be 'l1' or 'l2', got {self.pixel_loss!r}")
         for name in ("learning_rate", "pixel_weight", "identity_weight"):
@@ -169,6 +171,9 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
         With ``info`` recording the settings, the training set (count and
         SHA-256), the loss history and the time taken.
     """
+    if not hasattr(model, "_net") or not hasattr(model, "spec"):
+        raise InvalidInputError("train_decoder needs a model from fxplain.load_model: the identity loss runs the "
+                                "model's backward pass in fxplain's core")
     unknown = set(options) - set(DecoderTraining.__dataclass_fields__)
     if unknown:
         raise InvalidInputError(f"unknown training option(s): {', '.join(sorted(unknown))}")

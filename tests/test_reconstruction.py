@@ -116,6 +116,11 @@ def test_training_options_are_checked(model, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(fxplain.InvalidInputError, match="holds no images"):
         train_decoder(model, tmp_path / "empty", steps=1)
+    with pytest.raises(fxplain.InvalidInputError, match="seed"):
+        train_decoder(model, "johns", steps=1, seed=-1)
+    with pytest.raises(fxplain.InvalidInputError, match="load_model"):
+        train_decoder(fxplain.wrap(lambda x: np.zeros((len(x), 4)), input_size=(150, 150), threshold=0.5),
+                      "johns", steps=1)
     with pytest.raises(fxplain.InvalidInputError, match="checkpoint_every"):
         train_decoder(model, "johns", steps=1, checkpoint_every=0)
     with pytest.raises(fxplain.InvalidInputError, match="at least 2"):
