@@ -318,7 +318,12 @@ class Reconstruction(Gradient):
                 or delta == 0:
             raise InvalidInputError(f"delta must be a non-zero finite number, got {delta!r}")
 
-    def region_maps(self, model, pixels, embeddings, batch_size):
+    #: The model-randomisation sanity check (fxplain.evaluate) turns this off to
+    #: feed a randomised model's features to the original model's decoder.
+    require_matching_model = True
+
+    def decoder_for(self, model):
+        """The decoder in use: the one given, or ``model``'s default decoder (trained once, cached)."""
         from .training import default_decoder
 
         if self.decoder is None:
@@ -326,7 +331,11 @@ class Reconstruction(Gradient):
                 raise InvalidInputError("method 'reconstruction' without a decoder needs a model from "
                                         "fxplain.load_model (its default decoder is trained on johns)")
             self.decoder = default_decoder(model)
-        if self.decoder.model_hash != model.model_hash:
+        return self.decoder
+
+    def region_maps(self, model, pixels, embeddings, batch_size):
+        self.decoder_for(model)
+        if self.require_matching_model and self.decoder.model_hash != model.model_hash:
             raise InvalidInputError("this decoder was trained for another face model "
                                     f"({self.decoder.model_hash[:12]}…, the model is {model.model_hash[:12]}…)")
         return [self.decoder.dimension_maps(embeddings[side], delta=float(self.params["delta"])) for side in (0, 1)]

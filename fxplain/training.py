@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -304,7 +305,8 @@ def default_decoder_path(model) -> Path:
 
     recipe = hashlib.sha256(json.dumps({**DEFAULT_RECIPE, **DecoderTraining().to_dict()},
                                        sort_keys=True).encode()).hexdigest()[:12]
-    return _cache_dir() / "decoders" / f"{model.name}-{model.model_hash[:16]}-{recipe}.fxd"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.name)
+    return _cache_dir() / "decoders" / f"{name}-{model.model_hash[:16]}-{recipe}.fxd"
 
 
 def default_decoder(model, *, show_progress: bool = True) -> Decoder:

@@ -255,3 +255,16 @@ def test_decoder_training_steps_match_the_numpy_twin():
     print("fxplain", np.round(ours, 6), "\ntwin   ", np.round(theirs, 6))
     assert ours[-1] < ours[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-4)
+
+
+def test_evaluate_runs_the_reconstruction_method_without_training_another_decoder(model, default_decoder):
+    """The sanity check feeds the randomised model's features to the same decoder (no new training)."""
+    from fxplain.training import default_decoder_path
+
+    folder = default_decoder_path(model).parent
+    before = sorted(folder.iterdir())
+    report = fxplain.evaluate(model, "johns", methods=["reconstruction"], pairs=2, steps=3, planted_per_region=1,
+                              sanity_pairs=1, show_progress=False)
+    row = next(r for r in report.rows if r["method"] == "reconstruction")
+    assert np.isfinite(row["sanity_spearman"]) and row["sanity_spearman"] < 0.99
+    assert sorted(folder.iterdir()) == before
