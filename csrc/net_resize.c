@@ -111,6 +111,25 @@ cleanup:
     return st;
 }
 
+/* The height pass shared by both layouts: `t`, read as (batches, in_h, cols),
+ * is multiplied by A_h (or, transposed, by the forward matrix's transpose);
+ * *y receives (batches, out_h, cols). */
+static fx_status along_height(fx_plan *plan, dnnl_memory_t t, dnnl_dim_t batches, int in_h, dnnl_dim_t cols,
+                              int out_h, fx_resize_kind kind, int transposed, dnnl_memory_t *y) {
+    fx_status st = FX_STATUS_OK;
+    dnnl_memory_t t3, ah;
+    dnnl_memory_desc_t md = NULL;
+    dnnl_dims_t y_dims = {batches, out_h, cols};
+    FX_TRY(view(plan, t, 3, batches, in_h, cols, &t3));
+    FX_TRY(resize_matrix(plan, transposed ? out_h : in_h, transposed ? in_h : out_h, kind, transposed, &ah));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, y_dims, plan_act_type(plan), dnnl_abc));
+    FX_TRY(plan_new_memory(plan, md, NULL, y));
+    FX_TRY(matmul(plan, ah, t3, *y));
+cleanup:
+    dnnl_memory_desc_destroy(md);
+    return st;
+}
+
 /* Resize the channels-last `x`, (n, in_h, in_w, c), to (n, out_h, out_w, c):
  * T = A_w X per image row, then Y = A_h T per image, where T is read as
  * (n, in_h, out_w * c). Both products broadcast the small matrix over the
@@ -120,9 +139,9 @@ cleanup:
 static fx_status resample(fx_plan *plan, dnnl_memory_t x, dnnl_dim_t n, dnnl_dim_t c, int in_h, int in_w, int out_h,
                           int out_w, fx_resize_kind kind, int transposed, dnnl_memory_t *y) {
     fx_status st = FX_STATUS_OK;
-    dnnl_memory_t x3, aw, t, t3, ah;
+    dnnl_memory_t x3, aw, t;
     dnnl_memory_desc_t md = NULL;
-    dnnl_dims_t t_dims = {n * in_h, out_w, c}, y_dims = {n, out_h, out_w * c};
+    dnnl_dims_t t_dims = {n * in_h, out_w, c};
     FX_TRY(view(plan, x, 3, n * in_h, in_w, c, &x3));
     /* forward: A (out x in) of the size pair (in, out); backward: the forward
        matrix of (out, in), transposed, which is again out x in here */
@@ -130,13 +149,7 @@ static fx_status resample(fx_plan *plan, dnnl_memory_t x, dnnl_dim_t n, dnnl_dim
     FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, t_dims, plan_act_type(plan), dnnl_abc));
     FX_TRY(plan_new_memory(plan, md, NULL, &t));
     FX_TRY(matmul(plan, aw, x3, t));
-    FX_TRY(view(plan, t, 3, n, in_h, out_w * c, &t3));
-    FX_TRY(resize_matrix(plan, transposed ? out_h : in_h, transposed ? in_h : out_h, kind, transposed, &ah));
-    dnnl_memory_desc_destroy(md);
-    md = NULL;
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, y_dims, plan_act_type(plan), dnnl_abc));
-    FX_TRY(plan_new_memory(plan, md, NULL, y));
-    FX_TRY(matmul(plan, ah, t3, *y));
+    FX_TRY(along_height(plan, t, n, in_h, out_w * c, out_h, kind, transposed, y));
 cleanup:
     dnnl_memory_desc_destroy(md);
     return st;
@@ -149,9 +162,9 @@ cleanup:
 static fx_status resample_planar(fx_plan *plan, dnnl_memory_t x, dnnl_dim_t planes, int in_h, int in_w, int out_h,
                                  int out_w, fx_resize_kind kind, int transposed, dnnl_memory_t *y) {
     fx_status st = FX_STATUS_OK;
-    dnnl_memory_t x2, aw, aw2, t, t3, ah;
+    dnnl_memory_t x2, aw, aw2, t;
     dnnl_memory_desc_t md = NULL;
-    dnnl_dims_t t_dims = {planes * in_h, out_w}, y_dims = {planes, out_h, out_w};
+    dnnl_dims_t t_dims = {planes * in_h, out_w};
     FX_TRY(view(plan, x, 2, planes * in_h, in_w, 0, &x2));
     /* the transpose of the matrix resample() uses, as a 2-D right operand */
     FX_TRY(resize_matrix(plan, transposed ? out_w : in_w, transposed ? in_w : out_w, kind, !transposed, &aw));
@@ -159,13 +172,7 @@ static fx_status resample_planar(fx_plan *plan, dnnl_memory_t x, dnnl_dim_t plan
     FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 2, t_dims, plan_act_type(plan), dnnl_ab));
     FX_TRY(plan_new_memory(plan, md, NULL, &t));
     FX_TRY(matmul(plan, x2, aw2, t));
-    FX_TRY(view(plan, t, 3, planes, in_h, out_w, &t3));
-    FX_TRY(resize_matrix(plan, transposed ? out_h : in_h, transposed ? in_h : out_h, kind, transposed, &ah));
-    dnnl_memory_desc_destroy(md);
-    md = NULL;
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, y_dims, plan_act_type(plan), dnnl_abc));
-    FX_TRY(plan_new_memory(plan, md, NULL, y));
-    FX_TRY(matmul(plan, ah, t3, *y));
+    FX_TRY(along_height(plan, t, planes, in_h, out_w, out_h, kind, transposed, y));
 cleanup:
     dnnl_memory_desc_destroy(md);
     return st;
