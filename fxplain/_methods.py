@@ -1,14 +1,15 @@
-"""Perturbation explanation methods: occlusion and CorrRISE.
+"""Explanation methods: occlusion and CorrRISE (perturbation), gradient and
+reconstruction (per-dimension region maps with the margin decomposition).
 
-Each method turns one image of a pair, and the embedding of its intact
-partner, into a signed *evidence map*: positive where the pixels support the
-match, negative where they argue against it. The Python code here only
-orchestrates; masks, perturbed batches, scores and the per-pixel reductions
-are C kernels (``fxplain._core``), and perturbed images stream through the
-network in chunks of ``batch_size`` so memory does not grow with the number
-of perturbations.
+Each method turns a pair into signed *evidence maps*: positive where the
+pixels support the match, negative where they argue against it. The Python
+code here only orchestrates. Masks, perturbed batches, scores and the
+per-pixel reductions are C kernels (``fxplain._core``), and perturbed images
+stream through the network in chunks of ``batch_size`` so memory does not
+grow with the number of perturbations. The region-map methods run backward
+passes (gradient) or one decoder batch (reconstruction) per image and share
+one combiner (:mod:`fxplain.decomposition`).
 """
-
 from __future__ import annotations
 
 import os
