@@ -93,7 +93,7 @@ fx_status fx_net_add_dense(fx_net *net, int input, int out_features,
 /* View a node's values (flattened in C, H, W order) as channels x height x
  * width; the element count must not change. Decoders use it after a dense layer. */
 fx_status fx_net_add_reshape(fx_net *net, int input, int channels, int height, int width, int *out);
-/* Resample a spatial node to height x width (oneDNN resampling). */
+/* Resample a spatial node to height x width (two oneDNN matmuls, net_resize.c). */
 fx_status fx_net_add_resize(fx_net *net, int input, int height, int width, fx_resize_kind kind, int *out);
 
 /* Shape of a node: channels, height, width (a dense output is C x 1 x 1). */
