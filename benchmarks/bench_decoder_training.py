@@ -88,6 +88,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _startup import start_benchmark
 from torch_network import build_torch_module, differentiable, trainable_torch_module
 
 LAYOUTS = ("channels_last", "nchw")
@@ -412,20 +413,10 @@ def run_configuration(label: str, spec: Any, model: Any, face_modules: dict, bat
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # fxplain's oneDNN uses OpenMP and has no thread setter: OMP_NUM_THREADS,
-    # read when libgomp loads, sizes its pool. Set it before fxplain is
-    # imported (after argparse, so --help works without the C extension).
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import fxplain
-    import fxplain.datasets
+    begun = time.perf_counter()
+    fxplain, model, chips, _identities = start_benchmark(args.threads)
     from fxplain.reconstruction import decoder_spec
 
-    # Both libraries share the system libgomp; this sets both pools (see bench_forward.py).
-    torch.set_num_threads(args.threads)
-    begun = time.perf_counter()
-
-    model = fxplain.load_model("dlib")
-    chips = fxplain.datasets.load_johns()[0]
     embeddings = model.embed(chips).astype(np.float32)
     targets = np.ascontiguousarray(chips.transpose(0, 3, 1, 2) / np.float32(255.0) - np.float32(0.5))
     spec = decoder_spec(model.embedding_size, model.input_size, seed=args.seed,

@@ -60,6 +60,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _startup import start_benchmark
 from torch_network import DEFAULT_CHANNELS_LAST, TorchNetwork, build_torch_module
 
 #: fxplain's CorrRISE mask parameters, copied from ``CorrRISE.defaults`` at run time.
@@ -391,20 +392,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # fxplain's oneDNN uses OpenMP and has no thread setter: OMP_NUM_THREADS,
-    # read when libgomp loads, sizes its pool. Set it before fxplain is
-    # imported (after argparse, so --help works without the C extension).
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import fxplain
-    import fxplain.datasets
+    fxplain, model, images, identities = start_benchmark(args.threads)
     from fxplain import _core
     from fxplain._methods import CorrRISE, Occlusion
 
-    # Both libraries share the system libgomp; this sets both pools (see bench_forward.py).
-    torch.set_num_threads(args.threads)
-
-    model = fxplain.load_model("dlib")
-    images, identities, _paths = fxplain.datasets.load_johns()
     pair = np.ascontiguousarray(images[list(args.pair)])
     module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")
     params: MaskParams = dict(CorrRISE.defaults)

@@ -40,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _startup import start_benchmark
 from torch_network import DEFAULT_CHANNELS_LAST, build_torch_module
 
 #: FP32 peak of the reference machine with both cores busy (GFLOP/s).
@@ -114,19 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # fxplain's oneDNN uses OpenMP and has no thread setter: OMP_NUM_THREADS,
-    # read when libgomp loads, sizes its pool. Set it before fxplain is
-    # imported (after argparse, so --help works without the C extension).
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import fxplain
-    import fxplain.datasets
-
-    # With the torch build used here both libraries share the system libgomp,
-    # and omp_set_num_threads (which this calls) then applies to both.
-    torch.set_num_threads(args.threads)
-
-    model = fxplain.load_model("dlib", precision=args.precision)
-    images, _identities, _paths = fxplain.datasets.load_johns()
+    fxplain, model, images, _identities = start_benchmark(args.threads, args.precision)
     flops = float(model.spec.flops_per_image())
     module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")
 

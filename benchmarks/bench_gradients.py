@@ -75,6 +75,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _startup import start_benchmark
 from torch_network import TorchNetwork, build_torch_module, differentiable
 
 LAYOUTS = ("channels_last", "nchw")
@@ -291,18 +292,7 @@ def print_table(title: str, timings: dict[str, Timing], unit: Callable[[float], 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # fxplain's oneDNN uses OpenMP and has no thread setter: OMP_NUM_THREADS,
-    # read when libgomp loads, sizes its pool. Set it before fxplain is
-    # imported (after argparse, so --help works without the C extension).
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    import fxplain
-    import fxplain.datasets
-
-    # Both libraries share the system libgomp; this sets both pools (see bench_forward.py).
-    torch.set_num_threads(args.threads)
-
-    model = fxplain.load_model("dlib")
-    images, identities, _paths = fxplain.datasets.load_johns()
+    fxplain, model, images, identities = start_benchmark(args.threads)
     spec = model.spec
     image = np.ascontiguousarray(images[args.image])
     batch = np.ascontiguousarray(images[np.arange(args.batch) % len(images)])
