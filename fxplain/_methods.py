@@ -53,6 +53,10 @@ class Method:
     def validate(self) -> None:  # pragma: no cover - overridden
         pass
 
+    def for_randomised_model(self, model) -> Method:
+        """The same method, to explain a randomised copy of ``model`` (the sanity check)."""
+        return type(self)(**self.params)
+
     def work_units(self, size: tuple[int, int]) -> int:
         """Number of perturbed images one call of :meth:`evidence` runs through the model."""
         raise NotImplementedError
@@ -319,9 +323,18 @@ class Reconstruction(Gradient):
                 or delta == 0:
             raise InvalidInputError(f"delta must be a non-zero finite number, got {delta!r}")
 
-    #: The model-randomisation sanity check (fxplain.evaluate) turns this off to
-    #: feed a randomised model's features to the original model's decoder.
+    #: Off only in the copy made by for_randomised_model.
     require_matching_model = True
+
+    def for_randomised_model(self, model) -> Reconstruction:
+        """The randomised model's features go through ``model``'s decoder.
+
+        A decoder for the randomised model would take minutes to train; with
+        this one the contributions and the maps both still change.
+        """
+        copy = type(self)(**{**self.params, "decoder": self.decoder_for(model)})
+        copy.require_matching_model = False
+        return copy
 
     def decoder_for(self, model):
         """The decoder in use: the one given, or ``model``'s default decoder (trained once, cached)."""

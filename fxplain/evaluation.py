@@ -313,15 +313,10 @@ def _evaluate_method(model, source, images, emb, chosen, planted, steps, baselin
     if sanity_pairs and hasattr(model, "spec"):
         randomized = metrics.randomized_model(model, len([l for l in model.spec.layers
                                                           if l.kind in ("conv", "dense")]), seed=seed)
-        params = dict(source.explainer.method.params)
-        if source.name == "reconstruction":
-            # the decoder belongs to the trained model; training another one for the
-            # randomised model would take minutes, so the randomised features go
-            # through the same decoder (the contributions and the maps both change)
-            params["decoder"] = source.explainer.method.decoder_for(model)
-        other = _MapSource(randomized, source.name, params, source.seed, None)
-        if source.name == "reconstruction":
-            other.explainer.method.require_matching_model = False
+        # the method decides how it explains the randomised copy (the reconstruction
+        # method keeps the trained model's decoder); the source only needs defaults
+        other = _MapSource(randomized, source.name, {}, source.seed, None)
+        other.explainer.method = source.explainer.method.for_randomised_model(model)
         rhos = []
         for i, j, _ in chosen[:sanity_pairs]:
             before = np.concatenate(source.maps(images[i], images[j]))

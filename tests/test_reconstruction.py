@@ -268,3 +268,9 @@ def test_evaluate_runs_the_reconstruction_method_without_training_another_decode
     row = next(r for r in report.rows if r["method"] == "reconstruction")
     assert np.isfinite(row["sanity_spearman"]) and row["sanity_spearman"] < 0.99
     assert sorted(folder.iterdir()) == before
+    # the same with the decoder given explicitly
+    given = fxplain.evaluate(model, "johns", methods=["reconstruction"], pairs=2, steps=3, planted_per_region=1,
+                             sanity_pairs=1, method_params={"reconstruction": {"decoder": default_decoder}},
+                             show_progress=False)
+    again = next(r for r in given.rows if r["method"] == "reconstruction")
+    assert again["sanity_spearman"] == pytest.approx(row["sanity_spearman"])
