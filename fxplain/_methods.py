@@ -253,17 +253,39 @@ class Gradient(Method):
     are kept apart: similarity ``Σ_{c_k>0} c_k R_k``, dissimilarity
     ``Σ_{c_k<0} |c_k| R_k`` (a pixel can carry both). Units: score units per
     pixel. The contributions are returned in ``result.extras["contributions"]``.
+
+    With ``variant="integrated"`` each image's evidence is the integrated
+    gradient of the pair score along the straight path from its partner
+    image (aligned chips, so pixel p of one faces pixel p of the other), with
+    ``steps`` midpoint nodes and ``samples`` SmoothGrad draws of ``noise``
+    grey levels per node (see :mod:`fxplain._integrated`):
+    ``S = IG + (m − Σ_p IG)/HW``: the path attributes ``s(A, B) − s(B, B)``
+    and the rest of the margin m (``s(B, B) − τ`` and the quadrature and
+    noise error, reported as ``result.extras["path_gap"]``) is spread evenly,
+    so ``S`` sums to m exactly. IG is the sum of the per-dimension path
+    attributions, so the same ``c_k`` hold; it costs ``steps · samples`` forward and backward passes
+    per image. It localises planted differences far better than the raw
+    per-dimension maps (docs/explanations.md).
     """
 
     name = "gradient"
-    defaults: ClassVar[dict[str, Any]] = {"variant": "net"}
+    defaults: ClassVar[dict[str, Any]] = {"variant": "net", "steps": 16, "samples": 8, "noise": 15.0}
+    variants: ClassVar[tuple[str, ...]] = ("net", "split", "integrated")
 
     def validate(self) -> None:
-        if self.params["variant"] not in ("net", "split"):
-            raise InvalidInputError(f"variant must be 'net' or 'split', got {self.params['variant']!r}")
+        if self.params["variant"] not in self.variants:
+            raise InvalidInputError(f"variant must be one of {', '.join(map(repr, self.variants))}, "
+                                    f"got {self.params['variant']!r}")
+        if "steps" in self.params:
+            _check_int("steps", self.params["steps"], 1)
+            _check_int("samples", self.params["samples"], 1)
+            noise = self.params["noise"]
+            if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating)) or not np.isfinite(noise) \
+                    or noise < 0:
+                raise InvalidInputError(f"noise must be a finite number >= 0 (grey levels), got {noise!r}")
 
     def work_units(self, size):
-        return 1
+        return self.params["steps"] * self.params["samples"] if self.params["variant"] == "integrated" else 1
 
     def region_maps(self, model, pixels, embeddings, batch_size) -> list[np.ndarray]:
         """The (D, H, W) region maps of both images."""
@@ -275,6 +297,10 @@ class Gradient(Method):
     def evidence_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
         from .decomposition import combine, margin_contributions
 
+        self.last_extras: dict[str, Any] = {}
+        if self.params["variant"] == "integrated":
+            self.last_contributions = margin_contributions(model, embeddings[0], embeddings[1])
+            return self._integrated_evidence(model, pixels, embeddings, base_score, seed, batch_size, progress)
         region_maps = self.region_maps(model, pixels, embeddings, batch_size)
         progress.update(2)
         contributions = margin_contributions(model, embeddings[0], embeddings[1])
@@ -284,6 +310,29 @@ class Gradient(Method):
         for_match, against = np.maximum(contributions, 0), np.maximum(-contributions, 0)
         return (np.stack([combine(for_match, r) for r in region_maps]),
                 np.stack([combine(against, r) for r in region_maps]))
+
+    def _integrated_evidence(self, model, pixels, embeddings, base_score, seed, batch_size, progress) -> np.ndarray:
+        """``S = IG + (m − Σ IG)/HW`` for each image against its partner (``variant="integrated"``)."""
+        from ._integrated import integrated_score_map
+
+        if not hasattr(model, "score_gradient_pixels"):
+            raise InvalidInputError("method 'gradient' needs a model running on fxplain's core "
+                                    "(fxplain.load_model); wrapped callables support occlusion and corrrise")
+        maps, gaps = [], []
+        for side in (0, 1):
+            partner = 1 - side
+            path = integrated_score_map(
+                model, pixels[side], pixels[partner], embeddings[partner], steps=self.params["steps"],
+                samples=self.params["samples"], noise=float(self.params["noise"]),
+                rng=np.random.default_rng([seed, side]), batch_size=batch_size)
+            # the path attributes s(A, B) − s(B, B) up to quadrature and noise; the
+            # rest of the margin (s(B, B) − τ, and that gap) is spread evenly
+            path_target = base_score - model.score(embeddings[partner], embeddings[partner])
+            gaps.append(float(path_target - path.sum()))
+            maps.append(path + (base_score - model.threshold - path.sum()) / path.size)
+            progress.update(self.work_units(pixels.shape[1:3]))
+        self.last_extras = {"path_gap": gaps}
+        return np.stack(maps)
 
 
 class Reconstruction(Gradient):
@@ -300,6 +349,7 @@ class Reconstruction(Gradient):
 
     name = "reconstruction"
     defaults: ClassVar[dict[str, Any]] = {"variant": "net", "delta": 1.0, "decoder": None}
+    variants: ClassVar[tuple[str, ...]] = ("net", "split")
 
     def __init__(self, **params: Any):
         from .reconstruction import Decoder, load_decoder

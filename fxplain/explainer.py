@@ -155,6 +155,7 @@ class Explainer:
         contributions = getattr(self.method, "last_contributions", None)
         if contributions is not None:
             extras["contributions"] = contributions.tolist()
+        extras.update(getattr(self.method, "last_extras", {}))
         return extras
 
     def _normalized(self, similarity: np.ndarray, dissimilarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

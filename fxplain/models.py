@@ -227,6 +227,48 @@ class FaceModel:
             s = np.sum(a64 * b64, axis=-1) / np.maximum(na * nb, 1e-12)
         return float(s) if np.ndim(s) == 0 else s
 
+    def score_gradient(self, images: Any, reference: Any, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Scores against a reference embedding and their gradients with respect to the pixels.
+
+        For each image x, ``s(embed(x), reference)`` (see :meth:`score`) and
+        ``∂s/∂x``: one forward and one backward pass through the C core per
+        batch (the embedding-space derivative of the score is applied between
+        them).
+
+        Parameters
+        ----------
+        images
+            As for :meth:`embed` (float pixels off the 0-255 range are allowed,
+            e.g. noisy points on an integration path).
+        reference : array_like
+            ``(D,)`` embedding to score against.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            float64 scores ``(N,)`` and float32 gradients ``(N, H, W, 3)``.
+        """
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        ref = self._check_embeddings(reference, "reference")
+        if ref.ndim != 1:
+            raise InvalidInputError(f"reference must be one embedding ({self.embedding_size},), got {ref.shape}")
+        return self.score_gradient_pixels(to_pixel_batch(images, self.input_size),
+                                          ref.astype(np.float64), batch_size=int(batch_size))
+
+    def score_gradient_pixels(self, pixels: np.ndarray, reference: np.ndarray, *,
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score_gradient` on validated float32 pixels and a float64 ``(D,)`` reference."""
+        scores = np.empty(len(pixels))
+        grads = np.empty(pixels.shape, np.float32)
+        for start in range(0, len(pixels), batch_size):
+            chunk = pixels[start:start + batch_size]
+            emb = self._net.train_forward(chunk, False).reshape(len(chunk), -1).astype(np.float64)
+            scores[start:start + len(chunk)], d_emb = score_and_embedding_gradient(self.metric, emb, reference)
+            d_out = np.ascontiguousarray(d_emb, np.float32).reshape((len(chunk),) + self._net.output_shape())
+            grads[start:start + len(chunk)] = self._net.train_backward(d_out)[0]
+        return scores, grads
+
     def verify(self, image_a: Any, image_b: Any) -> Verification:
         """Compare two faces: score, threshold, decision and embedding distance."""
         emb = self.embed([image_a, image_b])
@@ -243,6 +285,22 @@ class FaceModel:
         if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
             raise InvalidInputError(f"{name} must hold finite floating-point values")
         return arr
+
+
+def score_and_embedding_gradient(metric: str, emb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``s(emb_n, reference)`` (N,) and ``∂s/∂emb`` (N, D), float64, for a model metric.
+
+    ``squared_euclidean``: s = −‖e − r‖², ∂s/∂e = −2 (e − r).
+    ``cosine``: s = ê·r̂, ∂s/∂e = (r̂ − s ê) / ‖e‖.
+    """
+    if metric == "squared_euclidean":
+        diff = emb - reference
+        return -np.sum(diff ** 2, axis=1), -2.0 * diff
+    norm = np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    unit = emb / norm
+    ref_unit = reference / max(np.linalg.norm(reference), 1e-12)
+    scores = unit @ ref_unit
+    return scores, (ref_unit[None, :] - scores[:, None] * unit) / norm
 
 
 def dlib_model_path() -> Path:
