@@ -49,9 +49,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _method_params(args: argparse.Namespace) -> dict:
     if args.method == "corrrise":
         return {"n_masks": args.n_masks}
+    params = {}
+    if args.method in ("gradient", "reconstruction") and args.variant:
+        params["variant"] = args.variant
     if args.method == "reconstruction" and args.decoder:
-        return {"decoder": args.decoder}
-    return {}
+        params["decoder"] = args.decoder
+    return params
 
 
 def _report(label: str, result, path) -> None:
@@ -96,9 +99,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
              "training it once on johns (a few minutes; `fxplain train-decoder johns` is the same recipe)"))
     decoder = fxplain.default_decoder(model)
     for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
-        params = {"n_masks": args.n_masks} if method == "corrrise" else {}
-        if method == "reconstruction":
-            params = {"decoder": decoder}
+        params = {"corrrise": {"n_masks": args.n_masks}, "reconstruction": {"decoder": decoder},
+                  # the gradient variant that localises planted differences (docs/explanations.md)
+                  "gradient": {"variant": "integrated"}}.get(method, {})
         explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
         print(f"{method} {explainer.method.params}")
         for label, b in (("genuine", genuine), ("impostor", impostor)):
@@ -190,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("image_a")
     explain.add_argument("image_b")
     explain.add_argument("--method", default="corrrise", choices=("corrrise", "occlusion", "gradient", "reconstruction"))
+    explain.add_argument("--variant", choices=("net", "split", "integrated"),
+                         help="for --method gradient or reconstruction: how the evidence is formed "
+                              "(default net; integrated is gradient only: integrated gradients from the partner)")
     explain.add_argument("--decoder", help="decoder file for --method reconstruction (default: the default decoder)")
     explain.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
     explain.add_argument("--seed", type=int, default=0)

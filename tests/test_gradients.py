@@ -198,3 +198,96 @@ def test_gradient_bad_input(model, johns):
                            metric="squared_euclidean")
     with pytest.raises(fxplain.InvalidInputError, match="needs a model running on fxplain's core"):
         fxplain.Explainer(wrapped, method="gradient").explain(image, johns[0][1])
+
+
+# ---- variant "integrated": integrated gradients of the pair score from the partner -------------
+
+
+def _embedding_gradient_by_finite_differences(metric, emb, ref, h=1e-6):
+    from fxplain.models import score_and_embedding_gradient
+
+    grad = np.empty_like(emb)
+    for k in range(emb.shape[1]):
+        step = np.zeros_like(emb)
+        step[:, k] = h
+        grad[:, k] = (score_and_embedding_gradient(metric, emb + step, ref)[0]
+                      - score_and_embedding_gradient(metric, emb - step, ref)[0]) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("metric", ["squared_euclidean", "cosine"])
+def test_score_gradient_chains_the_embedding_derivative_through_the_core(model, johns, johns_embeddings, metric):
+    from fxplain.models import FaceModel, score_and_embedding_gradient
+
+    face_model = model if metric == "squared_euclidean" else FaceModel(model.spec, name="dlib-cosine",
+                                                                       metric="cosine", threshold=0.8)
+    images, ref = johns[0][:3], johns_embeddings[20].astype(np.float64)
+    emb = johns_embeddings[:3].astype(np.float64)
+    scores, grads = face_model.score_gradient(images, ref, batch_size=2)
+    np.testing.assert_allclose(scores, face_model.score(johns_embeddings[:3], ref), rtol=1e-5)
+    # the embedding-space derivative against central differences
+    _, d_emb = score_and_embedding_gradient(metric, emb, ref)
+    np.testing.assert_allclose(d_emb, _embedding_gradient_by_finite_differences(metric, emb, ref), atol=1e-6)
+    # ... and the pixel gradient against the other route: input_gradient with that derivative
+    expected = face_model.input_gradient(images, d_emb)
+    np.testing.assert_allclose(grads, expected, atol=1e-5 * np.abs(expected).max())
+    with pytest.raises(fxplain.InvalidInputError, match="reference must be one embedding"):
+        face_model.score_gradient(images, johns_embeddings[:2])
+
+
+def _integrated(model, pair, **params):
+    return fxplain.Explainer(model, method="gradient", variant="integrated", **params).explain(*pair)
+
+
+def test_integrated_variant_distributes_the_margin_along_the_path(model, johns):
+    """Without noise the path integral is the score change s(A, B) − s(B, B) up to the quadrature error,
+    and the evidence maps sum to the margin exactly (the small remainder is spread evenly)."""
+    images = johns[0]
+    for pair in ((images[0], images[1]), (images[0], images[30])):
+        r = _integrated(model, pair, noise=0.0, samples=1, steps=32)
+        np.testing.assert_allclose(r.evidence.sum(axis=(1, 2)), r.margin, rtol=1e-6)
+        # s(B, B) = 0 for dlib's score, so the path carries the whole score
+        assert np.abs(r.extras["path_gap"]).max() <= 0.02 * abs(r.score)
+        assert r.contributions.sum() == pytest.approx(r.margin, abs=1e-9)
+    smooth = _integrated(model, (images[0], images[30]))
+    np.testing.assert_allclose(smooth.evidence.sum(axis=(1, 2)), smooth.margin, rtol=1e-6)
+    assert smooth.extras["path_gap"] != r.extras["path_gap"]
+
+
+def test_integrated_variant_matches_a_midpoint_sum_of_input_gradients(model, johns):
+    """An independent route: embed each path point, then model.input_gradient with dS/df."""
+    a, b = johns[0][2].astype(np.float64), johns[0][5].astype(np.float64)
+    steps = 4
+    r = _integrated(model, (a, b), noise=0.0, samples=1, steps=steps)
+    emb_b = model.embed(b)[0].astype(np.float64)
+    points = np.stack([b + (j + 0.5) / steps * (a - b) for j in range(steps)])
+    d_emb = -2.0 * (model.embed(points).astype(np.float64) - emb_b)
+    mean_grad = model.input_gradient(points, d_emb).astype(np.float64).mean(axis=0)
+    path = np.sum(mean_grad * (a - b), axis=-1)
+    expected = path + (r.margin - path.sum()) / path.size
+    np.testing.assert_allclose(r.evidence[0], expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_integrated_variant_is_seeded(model, johns):
+    pair = (johns[0][0], johns[0][1])
+    first = _integrated(model, pair, seed=3, steps=2, samples=2)
+    np.testing.assert_array_equal(first.evidence, _integrated(model, pair, seed=3, steps=2, samples=2).evidence)
+    assert not np.array_equal(first.evidence, _integrated(model, pair, seed=4, steps=2, samples=2).evidence)
+    # without noise the seed plays no part; the batch size never does
+    quiet = _integrated(model, pair, seed=3, steps=3, samples=1, noise=0.0)
+    np.testing.assert_array_equal(quiet.evidence, _integrated(model, pair, seed=4, steps=3, samples=1, noise=0).evidence)
+    batched = _integrated(model, pair, seed=3, steps=2, samples=2, batch_size=3)
+    np.testing.assert_allclose(batched.evidence, first.evidence, atol=1e-6 * np.abs(first.evidence).max())
+
+
+def test_integrated_variant_bad_parameters(model, johns, default_decoder):
+    for bad in ({"steps": 0}, {"samples": -1}, {"steps": 2.5}, {"noise": float("nan")}, {"noise": -1.0},
+                {"noise": True}):
+        with pytest.raises(fxplain.InvalidInputError, match=next(iter(bad))):
+            fxplain.Explainer(model, method="gradient", variant="integrated", **bad)
+    with pytest.raises(fxplain.InvalidInputError, match="variant must be one of 'net', 'split'"):
+        fxplain.Explainer(model, method="reconstruction", variant="integrated", decoder=default_decoder)
+    wrapped = fxplain.wrap(lambda x: model.embed(x), input_size=(150, 150), threshold=-0.36,
+                           metric="squared_euclidean")
+    with pytest.raises(fxplain.InvalidInputError, match="needs a model running on fxplain's core"):
+        _integrated(wrapped, (johns[0][0], johns[0][1]), steps=1, samples=1)

@@ -65,9 +65,22 @@ def test_metric_helpers_on_known_maps():
     assert not metrics.pointing_hit(shifted, box) and metrics.pointing_hit(shifted, box, tolerance=3)
 
 
+def test_integrated_gradient_maps_on_planted_differences(model, planted):
+    """The gradient method's integrated variant, held to the perturbation methods' bar.
+
+    Measured (seed 0): pointing 0.73, mass in region 0.34 (area 0.10); seeds
+    1 and 2 give 0.67 and 0.73. Without the SmoothGrad noise the maximum
+    lands on the nose tip for most eyes and mouth hybrids (0.60).
+    """
+    ex = fxplain.Explainer(model, method="gradient", variant="integrated", seed=0)
+    hits, energy, area = _planted_scores(ex, planted, "gradient (integrated)")
+    assert hits.mean() >= 0.6
+    assert energy.mean() >= 2.5 * area.mean()
+
+
 @pytest.mark.parametrize("variant", ["net", "split"])
-def test_gradient_maps_on_planted_differences(model, planted, variant):
-    """Gradient maps are measured here, not held to the perturbation methods' bar.
+def test_per_dimension_gradient_maps_on_planted_differences(model, planted, variant):
+    """The raw per-dimension maps are measured here, not held to the perturbation methods' bar.
 
     Raw gradients of dlib's ResNet are noisy: on these hybrids the net map
     (S = sum_k c_k R_k) points into the region in few cases and the split
