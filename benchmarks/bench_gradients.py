@@ -42,6 +42,12 @@ the median is reported):
   includes the |.|, colour sum and normalisation, as fxplain's does.
 * ``input_gradient`` of ``--batch`` chips with a random ``grad_output``
   (images/s), against one torch forward+backward of the same batch.
+* The integrated variant's map of one image against a partner
+  (``fxplain._integrated.integrated_score_map``: ``--path-steps`` x
+  ``--path-samples`` noisy path points, 15 grey levels, each a forward and a
+  backward pass of the score against the partner's embedding) against the same
+  points pushed through torch autograd in batches of ``--batch``; the two maps
+  are compared too (same points, drawn from the same seed).
 
 Usage::
 
@@ -146,6 +152,30 @@ def torch_map_variants(spec: Any, layouts: list[str], batches: list[int]
             variants[f"torch batched {batch} ({layout})"] = (
                 lambda image, m=module, b=batch: normalised_maps(jacobian_batched(m, image, b)).numpy())
     return variants
+
+
+def torch_integrated_map(module: TorchNetwork, image: np.ndarray, reference: np.ndarray, ref_emb: np.ndarray,
+                         points: np.ndarray, batch: int) -> np.ndarray:
+    """(H, W) path map: mean over ``points`` of d(−‖f(x) − r‖²)/dx, times (A − B), summed over colour."""
+    ref = torch.from_numpy(ref_emb.astype(np.float32))
+    grad_sum = torch.zeros(image.shape, dtype=torch.float64)
+    for start in range(0, len(points), batch):
+        x = torch.from_numpy(points[start:start + batch]).requires_grad_(True)
+        score = -((module(x) - ref) ** 2).sum()
+        (grad,) = torch.autograd.grad(score, x)
+        grad_sum += grad.sum(dim=0, dtype=torch.float64)
+    diff = image.astype(np.float64) - reference
+    return np.sum(grad_sum.numpy() / len(points) * diff, axis=-1)
+
+
+def path_points(image: np.ndarray, reference: np.ndarray, steps: int, samples: int, noise: float,
+                seed: int) -> np.ndarray:
+    """The points fxplain integrates over, from the same random stream (node by node)."""
+    from fxplain._integrated import _node_points
+
+    rng = np.random.default_rng(seed)
+    return np.concatenate([_node_points(image, reference, (j + 0.5) / steps, samples, noise, rng)
+                           for j in range(steps)])
 
 
 # ---- timing --------------------------------------------------------------------
@@ -272,6 +302,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check-chips", type=int, default=6,
                         help="johns chips of the input_gradient check (default: 6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random grad_output (default: 0)")
+    parser.add_argument("--path-steps", type=int, default=16, help="integrated variant: path nodes (default: 16)")
+    parser.add_argument("--path-samples", type=int, default=8,
+                        help="integrated variant: noisy draws per node (default: 8)")
+    parser.add_argument("--partner", type=int, default=1, help="johns chip the integrated map is against (default: 1)")
     parser.add_argument("--grad-tolerance", type=float, default=1e-4,
                         help="largest relative error of input_gradient vs float64 torch (default: 1e-4)")
     parser.add_argument("--maps-tolerance", type=float, default=1e-3,
@@ -334,6 +368,30 @@ def main(argv: list[str] | None = None) -> int:
                             lambda s: f"{args.batch / s:.1f}", "img/s", "fxplain input_gradient")
     print(f"peer: {grad_peer}; torch/fxplain = "
           f"{grad_times[grad_peer].median / grad_times['fxplain input_gradient'].median:.2f}")
+
+    # ---- integrated variant: the path map of one image against its partner ----
+    from fxplain._integrated import integrated_score_map
+
+    partner = np.ascontiguousarray(images[args.partner]).astype(np.float32)
+    image32 = image.astype(np.float32)
+    ref_emb = model.embed(partner)[0].astype(np.float64)
+    path_runs: dict[str, Callable[[], np.ndarray]] = {"fxplain integrated": lambda: integrated_score_map(
+        model, image32, partner, ref_emb, steps=args.path_steps, samples=args.path_samples, noise=15.0,
+        rng=np.random.default_rng(args.seed), batch_size=args.batch)}
+    for layout in args.torch_layouts:
+        path_runs[f"torch autograd ({layout})"] = (
+            # drawing the noisy points is part of the work on both sides
+            lambda m=torch_network(spec, layout): torch_integrated_map(  # noqa: B008
+                m, image32, partner, ref_emb,
+                path_points(image32, partner, args.path_steps, args.path_samples, 15.0, args.seed), args.batch))
+    path_times = measure(path_runs, args.repeats, 0.0)
+    path_peer = print_table(f"integrated map of johns {args.image} against johns {args.partner}: "
+                            f"{args.path_steps * args.path_samples} path points", path_times, lambda s: f"{s:.3f}", "s/image",
+                            "fxplain integrated")
+    print(f"peer: {path_peer}; torch/fxplain = "
+          f"{path_times[path_peer].median / path_times['fxplain integrated'].median:.2f}")
+    diff, rel = relative_error(path_times["fxplain integrated"].result, path_times[path_peer].result)
+    print(f"  fxplain vs {path_peer} map: max|diff| {diff:.3g}  relative {rel:.3g}")
     print(f"load average after timing: {os.getloadavg()[0]:.2f}")
 
     ok_maps = check_dimension_maps(fx_maps.result, map_times[peer].result, peer, spec, image,

@@ -55,5 +55,5 @@ def _node_points(image: np.ndarray, reference: np.ndarray, t: float, samples: in
     """``samples`` float32 points ``B + t (A − B) + ε`` of one quadrature node."""
     points = np.repeat((reference + np.float32(t) * (image - reference))[None], samples, axis=0)
     if noise > 0:
-        points += rng.normal(0.0, noise, points.shape).astype(np.float32)
+        points += np.float32(noise) * rng.standard_normal(points.shape, dtype=np.float32)
     return points
