@@ -55,12 +55,11 @@ Usage::
                                          [--torch-layouts channels_last,nchw]
 
 Measured on the reference machine (2 AVX-512 cores, torch 2.13.0+cpu, 2
-threads, load 0.6, ~55 s): region maps fxplain 0.79 s/image vs torch jacrev
-(channels_last) 0.64 s, batched 32 0.84 s, batched 128 1.24 s, so torch/fxplain
-= 0.81 against the fastest peer. jacrev wins because it runs the forward pass
-once and only the backward D times; fxplain (like the batched variants) runs D
-identical forward passes. input_gradient at batch 32: fxplain 174 img/s vs
-torch 166 (channels_last), 140 (NCHW).
+threads, load ~1.5, 2026-11-27): region maps fxplain 0.61 s/image vs torch
+jacrev (channels_last) 0.69 s, so torch/fxplain = 1.13 (0.97 in an earlier,
+quieter run: read parity); input_gradient at batch 32: fxplain 182 img/s vs
+torch 171 (channels_last), 142 (NCHW); integrated map (16 x 8 points):
+fxplain 0.83 s vs torch 0.86 s, ratio 1.04, maps equal to 6e-4 relative.
 """
 
 from __future__ import annotations
