@@ -49,8 +49,9 @@ class Explainer:
     **method_params
         The method's parameters (see ``fxplain.Explainer.methods()``), e.g.
         ``n_masks``, ``masks``, ``fill``, ``correlation`` for CorrRISE;
-        ``patch_sizes``, ``stride``, ``fill`` for occlusion; ``variant`` for
-        gradient; ``variant``, ``delta``, ``decoder`` for reconstruction.
+        ``patch_sizes``, ``stride``, ``fill`` for occlusion; ``variant``
+        (``"net"``, ``"split"``, ``"integrated"``), ``steps``, ``samples``, ``noise``
+        for gradient; ``variant``, ``delta``, ``decoder`` for reconstruction.
     """
 
     def __init__(self, model, method: str = "corrrise", *, seed: int = 0, batch_size: int = 64,
