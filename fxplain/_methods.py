@@ -263,9 +263,10 @@ class Gradient(Method):
     and the rest of the margin m (``s(B, B) − τ`` and the quadrature and
     noise error, reported as ``result.extras["path_gap"]``) is spread evenly,
     so ``S`` sums to m exactly. IG is the sum of the per-dimension path
-    attributions, so the same ``c_k`` hold; it costs ``steps · samples`` forward and backward passes
-    per image. It localises planted differences far better than the raw
-    per-dimension maps (docs/explanations.md).
+    attributions, so the same ``c_k`` hold. It costs ``steps · samples``
+    forward and backward passes per image, and localises planted differences
+    far better than the raw per-dimension maps; its similarity maps are weak
+    (docs/explanations.md, docs/evaluation.md).
     """
 
     name = "gradient"
@@ -340,7 +341,7 @@ class Reconstruction(Gradient):
 
     For each image with embedding f, ``R_k = |G(f) − G(f − δ_k e_k)|`` (see
     :meth:`fxplain.reconstruction.Decoder.dimension_maps`; one decoder batch
-    for all D dimensions), then the same combiner and variants as
+    for all D dimensions), then the same combiner and the "net" and "split" variants of
     ``"gradient"``. ``decoder`` is a :class:`~fxplain.reconstruction.Decoder`,
     a path to a decoder file, or None for the model's default decoder
     (:func:`fxplain.default_decoder`, trained once and cached). ``delta`` is
