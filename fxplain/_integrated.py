@@ -26,9 +26,16 @@ from __future__ import annotations
 import numpy as np
 
 
+#: Node spacing of the path from a uniform fill image: with ``t = u²`` the
+#: path sums to within ~5 % of the score change at 32-64 nodes on johns
+#: pairs, where evenly spaced nodes are off by up to 2x at 16 (the score
+#: jumps within the first tenth of the path).
+FILL_PATH_POWER = 2.0
+
+
 def integrated_score_map(model, image: np.ndarray, reference: np.ndarray, reference_embedding: np.ndarray, *,
                          steps: int, samples: int, noise: float, rng: np.random.Generator,
-                         batch_size: int) -> np.ndarray:
+                         batch_size: int, power: float = 1.0) -> np.ndarray:
     """The (H, W) float64 map IG(p) of ``image`` against ``reference`` (see the module docstring).
 
     ``image`` and ``reference`` are validated float32 ``(H, W, 3)`` pixel
@@ -38,16 +45,32 @@ def integrated_score_map(model, image: np.ndarray, reference: np.ndarray, refere
     time, so memory does not grow with ``steps · samples``.
     """
     ref_emb = np.asarray(reference_embedding, np.float64)
+    t, weights = path_nodes(steps, power)
+    point_weights = np.repeat(weights / samples, samples)
     grad_sum = np.zeros(image.shape, np.float64)
     pending: list[np.ndarray] = []
+    done = 0
     for node in range(steps):
-        pending.extend(_node_points(image, reference, (node + 0.5) / steps, samples, noise, rng))
+        pending.extend(_node_points(image, reference, t[node], samples, noise, rng))
         while len(pending) >= batch_size or (node == steps - 1 and pending):
             batch, pending = np.stack(pending[:batch_size]), pending[batch_size:]
             _, grads = model.score_gradient_pixels(batch, ref_emb, batch_size=batch_size)
-            grad_sum += grads.sum(axis=0, dtype=np.float64)
-    mean_grad = grad_sum / (steps * samples)
-    return np.sum(mean_grad * (image.astype(np.float64) - reference), axis=-1)
+            w = point_weights[done:done + len(batch)]
+            grad_sum += np.tensordot(w, grads.astype(np.float64), axes=1)
+            done += len(batch)
+    return np.sum(grad_sum * (image.astype(np.float64) - reference), axis=-1)
+
+
+def path_nodes(steps: int, power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``t_j = u_j^power`` (``u_j`` midpoints of ``steps`` equal cells) and weights ``dt/du · du``.
+
+    ``power > 1`` packs the nodes towards t = 0, where the score changes
+    fastest on a path from a uniform image: the network goes from "no face"
+    to "a face" within the first tenth of that path (measured on johns, see
+    docs/explanations.md). The weights sum to 1 up to the midpoint error.
+    """
+    u = (np.arange(steps) + 0.5) / steps
+    return u ** power, power * u ** (power - 1) / steps
 
 
 def _node_points(image: np.ndarray, reference: np.ndarray, t: float, samples: int, noise: float,

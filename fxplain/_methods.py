@@ -254,23 +254,32 @@ class Gradient(Method):
     ``Σ_{c_k<0} |c_k| R_k`` (a pixel can carry both). Units: score units per
     pixel. The contributions are returned in ``result.extras["contributions"]``.
 
-    With ``variant="integrated"`` each image's evidence is the integrated
-    gradient of the pair score along the straight path from its partner
-    image (aligned chips, so pixel p of one faces pixel p of the other), with
-    ``steps`` midpoint nodes and ``samples`` SmoothGrad draws of ``noise``
-    grey levels per node (see :mod:`fxplain._integrated`):
-    ``S = IG + (m − Σ_p IG)/HW``: the path attributes ``s(A, B) − s(B, B)``
-    and the rest of the margin m (``s(B, B) − τ`` and the quadrature and
-    noise error, reported as ``result.extras["path_gap"]``) is spread evenly,
-    so ``S`` sums to m exactly. IG is the sum of the per-dimension path
-    attributions, so the same ``c_k`` hold. It costs ``steps · samples``
-    forward and backward passes per image, and localises planted differences
-    far better than the raw per-dimension maps; its similarity maps are weak
-    (docs/explanations.md, docs/evaluation.md).
+    With ``variant="integrated"`` the two maps of each image come from
+    integrated gradients of the pair score (see :mod:`fxplain._integrated`;
+    ``steps`` midpoint nodes, ``samples`` SmoothGrad draws of ``noise`` grey
+    levels per node), each along the straight path from the baseline that
+    fits its question:
+
+    * dissimilarity, "what makes A differ from B": the path from the partner
+      image B (aligned chips, so pixel p of one faces pixel p of the other).
+      ``S = IG + (m − Σ_p IG)/HW`` sums to the margin m exactly (the path
+      attributes ``s(A, B) − s(B, B)``; the rest, ``s(B, B) − τ`` and the
+      quadrature and noise error ``result.extras["path_gap"]``, is spread
+      evenly); dissimilarity ``max(−S, 0)``.
+    * similarity, "what makes A resemble B": the path from the ``fill``
+      image (default the image's mean colour, as deletion uses), which
+      attributes ``s(A, B) − s(fill, B)``; similarity ``max(IG, 0)``, gap in
+      ``result.extras["fill_path_gap"]``.
+
+    IG is the sum of the per-dimension path attributions, so the same
+    ``c_k`` hold. It costs ``2 · steps · samples`` forward and backward
+    passes per image. It localises planted differences far better than the
+    raw per-dimension maps (docs/explanations.md, docs/evaluation.md).
     """
 
     name = "gradient"
-    defaults: ClassVar[dict[str, Any]] = {"variant": "net", "steps": 16, "samples": 8, "noise": 15.0}
+    defaults: ClassVar[dict[str, Any]] = {"variant": "net", "steps": 16, "samples": 8, "noise": 15.0,
+                                          "fill": "mean"}
     variants: ClassVar[tuple[str, ...]] = ("net", "split", "integrated")
 
     def validate(self) -> None:
@@ -284,9 +293,10 @@ class Gradient(Method):
             if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating)) or not np.isfinite(noise) \
                     or noise < 0:
                 raise InvalidInputError(f"noise must be a finite number >= 0 (grey levels), got {noise!r}")
+            fill_image(np.zeros((8, 8, 3), np.float32), self.params["fill"])  # raises on a bad fill
 
     def work_units(self, size):
-        return self.params["steps"] * self.params["samples"] if self.params["variant"] == "integrated" else 1
+        return 2 * self.params["steps"] * self.params["samples"] if self.params["variant"] == "integrated" else 1
 
     def region_maps(self, model, pixels, embeddings, batch_size) -> list[np.ndarray]:
         """The (D, H, W) region maps of both images."""
@@ -312,28 +322,35 @@ class Gradient(Method):
         return (np.stack([combine(for_match, r) for r in region_maps]),
                 np.stack([combine(against, r) for r in region_maps]))
 
-    def _integrated_evidence(self, model, pixels, embeddings, base_score, seed, batch_size, progress) -> np.ndarray:
-        """``S = IG + (m − Σ IG)/HW`` for each image against its partner (``variant="integrated"``)."""
-        from ._integrated import integrated_score_map
+    def _integrated_evidence(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        """(similarity, dissimilarity) of both images from the fill and partner paths (``variant="integrated"``)."""
+        from ._integrated import FILL_PATH_POWER, integrated_score_map
 
         if not hasattr(model, "score_gradient_pixels"):
             raise InvalidInputError("method 'gradient' needs a model running on fxplain's core "
                                     "(fxplain.load_model); wrapped callables support occlusion and corrrise")
-        maps, gaps = [], []
+        path_options = {"steps": self.params["steps"], "samples": self.params["samples"],
+                        "noise": float(self.params["noise"]), "batch_size": batch_size}
+        margin = base_score - model.threshold
+        similarity, dissimilarity, gaps, fill_gaps = [], [], [], []
         for side in (0, 1):
-            partner = 1 - side
-            path = integrated_score_map(
-                model, pixels[side], pixels[partner], embeddings[partner], steps=self.params["steps"],
-                samples=self.params["samples"], noise=float(self.params["noise"]),
-                rng=np.random.default_rng([seed, side]), batch_size=batch_size)
+            image, partner = pixels[side], pixels[1 - side]
+            partner_emb = embeddings[1 - side]
+            path = integrated_score_map(model, image, partner, partner_emb,
+                                        rng=np.random.default_rng([seed, side]), **path_options)
             # the path attributes s(A, B) − s(B, B) up to quadrature and noise; the
             # rest of the margin (s(B, B) − τ, and that gap) is spread evenly
-            path_target = base_score - model.score(embeddings[partner], embeddings[partner])
-            gaps.append(float(path_target - path.sum()))
-            maps.append(path + (base_score - model.threshold - path.sum()) / path.size)
+            gaps.append(float(base_score - model.score(partner_emb, partner_emb) - path.sum()))
+            dissimilarity.append(np.maximum(-(path + (margin - path.sum()) / path.size), 0))
+            fill = fill_image(image, self.params["fill"])
+            from_fill = integrated_score_map(model, image, fill, partner_emb, power=FILL_PATH_POWER,
+                                             rng=np.random.default_rng([seed, side, 1]), **path_options)
+            fill_score = model.score(model.embed_pixels(fill[None])[0], partner_emb)
+            fill_gaps.append(float(base_score - fill_score - from_fill.sum()))
+            similarity.append(np.maximum(from_fill, 0))
             progress.update(self.work_units(pixels.shape[1:3]))
-        self.last_extras = {"path_gap": gaps}
-        return np.stack(maps)
+        self.last_extras = {"path_gap": gaps, "fill_path_gap": fill_gaps}
+        return np.stack(similarity), np.stack(dissimilarity)
 
 
 class Reconstruction(Gradient):
