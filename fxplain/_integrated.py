@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 #: Node spacing of the path from a uniform fill image: with ``t = u²`` the
 #: path sums to within ~5 % of the score change at 32-64 nodes on johns
 #: pairs, where evenly spaced nodes are off by up to 2x at 16 (the score

@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--method", default="corrrise", choices=("corrrise", "occlusion", "gradient", "reconstruction"))
     explain.add_argument("--variant", choices=("net", "split", "integrated"),
                          help="for --method gradient or reconstruction: how the evidence is formed "
-                              "(default net; integrated is gradient only: integrated gradients from the partner)")
+                              "(default net; integrated, gradient only: integrated gradients from the partner and from a "
+                              "plain image, see docs/explanations.md)")
     explain.add_argument("--decoder", help="decoder file for --method reconstruction (default: the default decoder)")
     explain.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
     explain.add_argument("--seed", type=int, default=0)
