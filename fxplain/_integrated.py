@@ -1,22 +1,24 @@
-"""Integrated gradients of the pair score along the path from the partner image.
+"""Integrated gradients of the pair score along a straight path to the image.
 
 For image A explained against its partner B (both aligned chips of the
 model's input size), the score ``s(x) = s(embed(x), b)`` is integrated along
-the straight path ``x_t = B + t (A − B)``:
+the straight path ``x_t = Z + t (A − Z)`` from a baseline image Z:
 
-    IG(p) = (A − B)_p · mean_j ∂s/∂x_p (x_{t_j} + ε_j),   summed over colour,
+    IG(p) = (A − Z)_p · Σ_j w_j · mean_ε ∂s/∂x_p (x_{t_j} + ε),   summed over colour,
 
-with midpoint nodes ``t_j`` (``steps`` of them) and, SmoothGrad-style,
+with ``steps`` nodes ``t_j = u_j^power`` (``u_j`` midpoints, weights
+``w_j = dt/du · du``; see :func:`path_nodes`) and, SmoothGrad-style,
 ``samples`` Gaussian perturbations ``ε`` of ``noise`` grey levels per node.
-Without noise the pixels sum to ``s(A, B) − s(B, B)`` (completeness) up to the
-quadrature error; the noise averages out the high-frequency part of the
+Without noise the pixels sum to ``s(A, B) − s(Z, B)`` (completeness) up to
+the quadrature error; the noise averages out the high-frequency part of the
 gradient, which otherwise puts the map's maximum on high-contrast features
 (the nose tip) that are not what changes the score (measured in
-docs/explanations.md).
+docs/explanations.md). The gradient method uses Z = B for its
+dissimilarity maps and Z = a plain fill image for its similarity maps.
 
 Since the score is a sum over embedding dimensions (``s = Σ_k s_k``), this is
 also the sum of per-dimension path attributions ``IG_k`` with
-``Σ_p IG_k(p) = s_k(A) − s_k(B)``: one backward pass per path point
+``Σ_p IG_k(p) = s_k(A) − s_k(Z)``: one backward pass per path point
 computes the sum over all dimensions at once (chain rule through
 ``∂s/∂f``), instead of D passes.
 """
