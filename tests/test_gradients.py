@@ -200,7 +200,7 @@ def test_gradient_bad_input(model, johns):
         fxplain.Explainer(wrapped, method="gradient").explain(image, johns[0][1])
 
 
-# ---- variant "integrated": integrated gradients of the pair score from the partner -------------
+# ---- variant "integrated": integrated gradients of the pair score from the partner and the fill -----
 
 
 def _embedding_gradient_by_finite_differences(metric, emb, ref, h=1e-6):
