@@ -415,6 +415,12 @@ class Reconstruction(Gradient):
             self.decoder = default_decoder(model)
         return self.decoder
 
+    def evidence_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        maps = super().evidence_pair(model, pixels, embeddings, base_score, seed, batch_size, progress)
+        # which weights made the maps, also when params say decoder=None (the default decoder)
+        self.last_extras = {"decoder_weights": self.decoder.spec.weights_digest()[:16]}
+        return maps
+
     def region_maps(self, model, pixels, embeddings, batch_size):
         self.decoder_for(model)
         if self.require_matching_model and self.decoder.model_hash != model.model_hash:

@@ -168,6 +168,10 @@ def test_reconstruction_method_decomposes_the_margin(model, johns, johns_embeddi
     ex = fxplain.Explainer(model, method="reconstruction", decoder=default_decoder)
     r = ex(images[0], images[1])
     assert r.method == "reconstruction" and r.params["decoder"].startswith("decoder:")
+    digest = default_decoder.spec.weights_digest()[:16]
+    assert r.params["decoder"] == f"decoder:{digest}" and r.extras["decoder_weights"] == digest
+    # with decoder=None the params cannot name the weights; the extras do
+    assert fxplain.Explainer(model, method="reconstruction")(images[0], images[1]).extras["decoder_weights"] == digest
     c = np.array(r.extras["contributions"])
     assert c.sum() == pytest.approx(r.score - r.threshold, abs=1e-5)
     signed = r.similarity - r.dissimilarity
