@@ -36,6 +36,12 @@ def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     return int(value)
 
 
+def _is_finite_number(value: Any) -> bool:
+    """A real (not bool) finite number."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) \
+        and bool(np.isfinite(value))
+
+
 class Method:
     """Base of the explanation methods: parameters, defaults, validation."""
 
@@ -290,8 +296,7 @@ class Gradient(Method):
             _check_int("steps", self.params["steps"], 1)
             _check_int("samples", self.params["samples"], 1)
             noise = self.params["noise"]
-            if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating)) or not np.isfinite(noise) \
-                    or noise < 0:
+            if not _is_finite_number(noise) or noise < 0:
                 raise InvalidInputError(f"noise must be a finite number >= 0 (grey levels), got {noise!r}")
             fill_image(np.zeros((8, 8, 3), np.float32), self.params["fill"])  # raises on a bad fill
 
@@ -387,8 +392,7 @@ class Reconstruction(Gradient):
     def validate(self) -> None:
         super().validate()
         delta = self.params["delta"]
-        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating)) or not np.isfinite(delta) \
-                or delta == 0:
+        if not _is_finite_number(delta) or delta == 0:
             raise InvalidInputError(f"delta must be a non-zero finite number, got {delta!r}")
 
     #: Off only in the copy made by for_randomised_model.
