@@ -59,7 +59,8 @@ threads, load ~1.5, 2026-11-27): region maps fxplain 0.61 s/image vs torch
 jacrev (channels_last) 0.69 s, so torch/fxplain = 1.13 (0.97 in an earlier,
 quieter run: read parity); input_gradient at batch 32: fxplain 182 img/s vs
 torch 171 (channels_last), 142 (NCHW); integrated map (16 x 8 points):
-fxplain 0.83 s vs torch 0.86 s, ratio 1.04, maps equal to 6e-4 relative.
+fxplain 0.83 s vs torch 0.86 s, ratio 1.04 (0.86-0.95 in later runs at
+load ~1.8), maps equal to 6e-4 relative.
 """
 
 from __future__ import annotations
@@ -165,16 +166,6 @@ def torch_integrated_map(module: TorchNetwork, image: np.ndarray, reference: np.
         grad_sum += grad.sum(dim=0, dtype=torch.float64)
     diff = image.astype(np.float64) - reference
     return np.sum(grad_sum.numpy() / len(points) * diff, axis=-1)
-
-
-def path_points(image: np.ndarray, reference: np.ndarray, steps: int, samples: int, noise: float,
-                seed: int) -> np.ndarray:
-    """The points fxplain integrates over, from the same random stream (node by node)."""
-    from fxplain._integrated import _node_points
-
-    rng = np.random.default_rng(seed)
-    return np.concatenate([_node_points(image, reference, (j + 0.5) / steps, samples, noise, rng)
-                           for j in range(steps)])
 
 
 # ---- timing --------------------------------------------------------------------
@@ -369,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{grad_times[grad_peer].median / grad_times['fxplain input_gradient'].median:.2f}")
 
     # ---- integrated variant: the path map of one image against its partner ----
-    from fxplain._integrated import integrated_score_map
+    from fxplain._integrated import integrated_score_map, path_points
 
     partner = np.ascontiguousarray(images[args.partner]).astype(np.float32)
     image32 = image.astype(np.float32)
@@ -382,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
             # drawing the noisy points is part of the work on both sides
             lambda m=torch_network(spec, layout): torch_integrated_map(  # noqa: B008
                 m, image32, partner, ref_emb,
-                path_points(image32, partner, args.path_steps, args.path_samples, 15.0, args.seed), args.batch))
+                np.concatenate(list(path_points(image32, partner, steps=args.path_steps, samples=args.path_samples,
+                                                noise=15.0, rng=np.random.default_rng(args.seed)))), args.batch))
     path_times = measure(path_runs, args.repeats, 0.0)
     path_peer = print_table(f"integrated map of johns {args.image} against johns {args.partner}: "
                             f"{args.path_steps * args.path_samples} path points", path_times, lambda s: f"{s:.3f}", "s/image",

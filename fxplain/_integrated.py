@@ -25,6 +25,8 @@ computes the sum over all dimensions at once (chain rule through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 #: Node spacing of the path from a uniform fill image: with ``t = u²`` the
@@ -46,13 +48,13 @@ def integrated_score_map(model, image: np.ndarray, reference: np.ndarray, refere
     time, so memory does not grow with ``steps · samples``.
     """
     ref_emb = np.asarray(reference_embedding, np.float64)
-    t, weights = path_nodes(steps, power)
-    point_weights = np.repeat(weights / samples, samples)
+    point_weights = np.repeat(path_nodes(steps, power)[1] / samples, samples)
     grad_sum = np.zeros(image.shape, np.float64)
     pending: list[np.ndarray] = []
     done = 0
-    for node in range(steps):
-        pending.extend(_node_points(image, reference, t[node], samples, noise, rng))
+    nodes = path_points(image, reference, steps=steps, samples=samples, noise=noise, rng=rng, power=power)
+    for node, points in enumerate(nodes):
+        pending.extend(points)
         while len(pending) >= batch_size or (node == steps - 1 and pending):
             batch, pending = np.stack(pending[:batch_size]), pending[batch_size:]
             _, grads = model.score_gradient_pixels(batch, ref_emb, batch_size=batch_size)
@@ -74,10 +76,15 @@ def path_nodes(steps: int, power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return u ** power, power * u ** (power - 1) / steps
 
 
-def _node_points(image: np.ndarray, reference: np.ndarray, t: float, samples: int, noise: float,
-                 rng: np.random.Generator) -> np.ndarray:
-    """``samples`` float32 points ``B + t (A − B) + ε`` of one quadrature node."""
-    points = np.repeat((reference + np.float32(t) * (image - reference))[None], samples, axis=0)
-    if noise > 0:
-        points += np.float32(noise) * rng.standard_normal(points.shape, dtype=np.float32)
-    return points
+def path_points(image: np.ndarray, reference: np.ndarray, *, steps: int, samples: int, noise: float,
+                rng: np.random.Generator, power: float = 1.0) -> Iterator[np.ndarray]:
+    """The path's points node by node: ``samples`` float32 points ``Z + t_j (A − Z) + ε`` per node.
+
+    Drawn in this order from ``rng`` whatever the batch size, so a peer (the
+    benchmark's PyTorch side) can integrate over exactly the same points.
+    """
+    for t in path_nodes(steps, power)[0]:
+        points = np.repeat((reference + np.float32(t) * (image - reference))[None], samples, axis=0)
+        if noise > 0:
+            points += np.float32(noise) * rng.standard_normal(points.shape, dtype=np.float32)
+        yield points
