@@ -8,7 +8,7 @@ mini-batches in the same order:
 * fxplain: exactly the step of :func:`fxplain.train_decoder` --
   ``net.train_forward`` -> ``_core.pixel_loss`` (-> ``_identity_gradient``
   through the frozen face model) -> ``net.train_backward`` -> the core's Adam
-  (``fxplain.training._Adam``: ``_core.adam_update`` and ``set_parameters``);
+  (``fxplain.reconstruction.training._Adam``: ``_core.adam_update`` and ``set_parameters``);
 * torch: ``torch_network.trainable_torch_module`` of the same spec, loss
   ``F.l1_loss`` (or ``F.mse_loss``) times the same weight, ``loss.backward()``
   and ``torch.optim.Adam`` with the same hyper-parameters (lr, betas 0.9/0.999,
@@ -88,11 +88,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _startup import start_benchmark
+from _common import start_benchmark
 from torch_network import build_torch_module, differentiable, trainable_torch_module
 
 LAYOUTS = ("channels_last", "nchw")
-BETAS = (0.9, 0.999)  # fxplain.training._Adam's
+BETAS = (0.9, 0.999)  # fxplain.reconstruction.training._Adam's
 EPS = 1e-8
 
 
@@ -105,8 +105,8 @@ class FxplainTrainer:
     name = "fxplain"
 
     def __init__(self, spec: Any, face_net: Any, config: argparse.Namespace):
-        from fxplain._network import build_core_net
-        from fxplain.training import _Adam
+        from fxplain.reconstruction.training import _Adam
+        from fxplain.runtime.core_net import build_core_net
 
         self.net = build_core_net(spec)  # what Decoder(spec, ...)._net is
         self.adam = _Adam(spec)
@@ -117,7 +117,7 @@ class FxplainTrainer:
 
     def step(self, emb: np.ndarray, target: np.ndarray) -> tuple[float, float]:
         from fxplain import _core
-        from fxplain.training import _identity_gradient
+        from fxplain.reconstruction.training import _identity_gradient
 
         c = self.config
         self.step_count += 1
@@ -278,8 +278,8 @@ def identity_gradient_referee(model: Any, spec: Any, batches: Batches, weight: f
     way or the other: the gradient is discontinuous there, and any float32
     implementation lands on a different side for some images.
     """
-    from fxplain._network import build_core_net
-    from fxplain.training import _identity_gradient
+    from fxplain.reconstruction.training import _identity_gradient
+    from fxplain.runtime.core_net import build_core_net
 
     emb, _ = batches(1)
     out = build_core_net(spec).forward(emb.reshape(len(emb), 1, 1, -1))

@@ -25,7 +25,7 @@ own mask generator (``fxplain._core.masks_rise``, same seed, grid and p_keep)
 so that both sides use identical masks and the maps can be compared. That call
 is timed as part of the torch side (once per pair: a torch user reuses the
 masks for both images, while fxplain regenerates them per image). Occlusion
-uses the same rectangles (``fxplain._methods.Occlusion().rects``).
+uses the same rectangles (``fxplain.methods.Occlusion().rects``).
 
 Both sides start from the same uint8 pair, so the torch side's uint8 -> float32
 conversion and its embedding of the intact pair are timed, as fxplain's are.
@@ -39,7 +39,7 @@ Usage::
                                        [--methods corrrise,occlusion] [--profile]
 
 ``--profile`` re-runs fxplain's CorrRISE loop step by step (the same calls as
-``fxplain._methods.CorrRISE.evidence``) with timers around each kernel and the
+``fxplain.methods.CorrRISE.evidence``) with timers around each kernel and the
 forward pass, and does the same for the torch side.
 """
 
@@ -47,11 +47,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +58,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _startup import start_benchmark
+from _common import measure, start_benchmark
 from torch_network import DEFAULT_CHANNELS_LAST, TorchNetwork, build_torch_module
 
 #: fxplain's CorrRISE mask parameters, copied from ``CorrRISE.defaults`` at run time.
@@ -170,38 +168,6 @@ def fxplain_evidence(explainer: Any, pair: np.ndarray) -> np.ndarray:
 # ---- timing -------------------------------------------------------------------
 
 
-@dataclass
-class Timing:
-    """Seconds of each repeat of one side, and the maps of its last repeat."""
-
-    seconds: list[float] = field(default_factory=list)
-    maps: np.ndarray | None = None
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-    @property
-    def best(self) -> float:
-        return min(self.seconds)
-
-
-def measure(runs: dict[str, Callable[[], np.ndarray]], repeats: int) -> dict[str, Timing]:
-    """Time each run ``repeats`` times, alternating between them; keep the last maps.
-
-    One call is seconds long (hundreds of forward passes), so each repeat is a
-    single call; the network warm-up happened before (see :func:`warm_up`).
-    """
-    timings = {name: Timing() for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            maps = run()
-            timings[name].seconds.append(time.perf_counter() - start)
-            timings[name].maps = maps
-    return timings
-
-
 def warm_up(model: Any, module: TorchNetwork, pixels: np.ndarray, batch_size: int) -> None:
     """One full batch and one pair through each network.
 
@@ -239,9 +205,10 @@ def profile_fxplain(model: Any, pair: np.ndarray, n_masks: int, seed: int, param
     and result packaging are left out.
     """
     from fxplain import _core
-    from fxplain._fill import fill_image
-    from fxplain._images import to_pixel_batch
-    from fxplain._methods import _pearson_from_sums, score_kind
+    from fxplain._util.images import to_pixel_batch
+    from fxplain._util.stats import pearson_from_sums as _pearson_from_sums
+    from fxplain.methods.fills import fill_image
+    from fxplain.models.scoring import score_kind
 
     kind = score_kind(model)
     clock = Stopwatch()
@@ -315,7 +282,7 @@ def forward_sweep(model: Any, module: TorchNetwork, pair: np.ndarray, params: Ma
     either side can reach. Timed on ``images`` masked copies of the first chip.
     """
     from fxplain import _core
-    from fxplain._fill import fill_image
+    from fxplain.methods.fills import fill_image
 
     image = np.ascontiguousarray(pair[0], np.float32)
     masks = _core.masks_rise(seed, 0, images, *image.shape[:2], params["grid"], float(params["p_keep"]))
@@ -394,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fxplain, model, images, identities = start_benchmark(args.threads)
     from fxplain import _core
-    from fxplain._methods import CorrRISE, Occlusion
+    from fxplain.methods import CorrRISE, Occlusion
 
     pair = np.ascontiguousarray(images[list(args.pair)])
     module = build_torch_module(model.spec, channels_last=args.torch_layout == "channels_last")
@@ -437,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             perturbed = 2 * n_rects
         timings = measure({"fxplain": lambda ex=explainer: fxplain_evidence(ex, pair), "torch": run_torch},
                           args.repeats)
-        diff = float(np.abs(timings["fxplain"].maps - timings["torch"].maps).max())
+        diff = float(np.abs(timings["fxplain"].result - timings["torch"].result).max())
         rows.append((method, n if n is not None else n_rects, perturbed, timings, diff))
     print(f"load average after timing: {os.getloadavg()[0]:.2f}")
 

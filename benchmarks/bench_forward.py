@@ -1,6 +1,6 @@
 """Forward-pass throughput: fxplain versus eager PyTorch on dlib's face network.
 
-Both run the same :class:`~fxplain._graph.NetworkSpec` (``model.spec``) on the
+Both run the same :class:`~fxplain.runtime.spec.NetworkSpec` (``model.spec``) on the
 55 ``johns`` chips, tiled to each batch size, in the same process. Timed
 repeats alternate between the two so that drift (turbo, other load) hits both
 alike; each repeat runs enough batches to last at least ``--min-time``
@@ -27,12 +27,8 @@ that is the default of :func:`torch_network.build_torch_module`.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _startup import start_benchmark
+from _common import measure, start_benchmark
 from torch_network import DEFAULT_CHANNELS_LAST, build_torch_module
 
 #: FP32 peak of the reference machine with both cores busy (GFLOP/s).
@@ -50,36 +46,6 @@ PEAK_GFLOPS_2_CORES = 535.0
 def tile(images: np.ndarray, batch: int) -> np.ndarray:
     """The first ``batch`` images of ``images`` repeated cyclically, as one contiguous array."""
     return np.ascontiguousarray(images[np.arange(batch) % len(images)])
-
-
-def time_repeat(run: Callable[[], object], iterations: int) -> float:
-    """Seconds per call of ``run`` over ``iterations`` back-to-back calls."""
-    start = time.perf_counter()
-    for _ in range(iterations):
-        run()
-    return (time.perf_counter() - start) / iterations
-
-
-def calibrate(run: Callable[[], object], min_time: float) -> int:
-    """Number of calls that makes one repeat last at least ``min_time`` seconds.
-
-    Also serves as warm-up: the first calls pay for allocations, oneDNN
-    primitive creation and cold caches, so they are not used for the estimate.
-    """
-    run()
-    run()
-    once = time_repeat(run, 2)
-    return max(1, math.ceil(min_time / once))
-
-
-def measure(runs: dict[str, Callable[[], object]], repeats: int, min_time: float) -> dict[str, float]:
-    """Median seconds per call of each function, with repeats interleaved between them."""
-    iterations = {name: calibrate(run, min_time) for name, run in runs.items()}
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            samples[name].append(time_repeat(run, iterations[name]))
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def peak_fraction(images_per_second: float, flops_per_image: float, threads: int) -> float:
@@ -141,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 return module(torch.from_numpy(pixels).to(torch.float32)).numpy()
 
             diff = float(np.abs(run_fxplain().astype(np.float64) - run_torch()).max())
-            seconds = measure({"fxplain": run_fxplain, "torch": run_torch}, args.repeats, args.min_time)
+            seconds = {name: t.median for name, t in measure({"fxplain": run_fxplain, "torch": run_torch}, args.repeats,
+                                                                   args.min_time).items()}
             rows.append((batch, batch / seconds["fxplain"], batch / seconds["torch"], diff))
 
     print(f"{'batch':>5} {'fxplain img/s':>13} {'torch img/s':>11} {'fx/torch':>8} "

@@ -1,6 +1,6 @@
 """Gradient speed and correctness: fxplain's C-core backward pass versus PyTorch autograd.
 
-Both sides differentiate the same :class:`~fxplain._graph.NetworkSpec` of dlib's
+Both sides differentiate the same :class:`~fxplain.runtime.spec.NetworkSpec` of dlib's
 face network (``model.spec``; the torch side is
 ``torch_network.build_torch_module`` made differentiable by
 ``torch_network.differentiable``). Gradients are taken with respect to the
@@ -43,7 +43,7 @@ the median is reported):
 * ``input_gradient`` of ``--batch`` chips with a random ``grad_output``
   (images/s), against one torch forward+backward of the same batch.
 * The integrated variant's map of one image against a partner
-  (``fxplain._integrated.integrated_score_map``: ``--path-steps`` x
+  (``fxplain.methods.integrated.integrated_score_map``: ``--path-steps`` x
   ``--path-samples`` noisy path points, 15 grey levels, each a forward and a
   backward pass of the score against the partner's embedding) against the same
   points pushed through torch autograd in batches of ``--batch``; the two maps
@@ -66,13 +66,9 @@ load ~1.8), maps equal to 6e-4 relative.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +77,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _startup import start_benchmark
+from _common import Timing, measure, start_benchmark
 from torch_network import TorchNetwork, build_torch_module, differentiable
 
 LAYOUTS = ("channels_last", "nchw")
@@ -166,51 +162,6 @@ def torch_integrated_map(module: TorchNetwork, image: np.ndarray, reference: np.
         grad_sum += grad.sum(dim=0, dtype=torch.float64)
     diff = image.astype(np.float64) - reference
     return np.sum(grad_sum.numpy() / len(points) * diff, axis=-1)
-
-
-# ---- timing --------------------------------------------------------------------
-
-
-@dataclass
-class Timing:
-    """Seconds per call of each repeat of one variant, and its last result."""
-
-    seconds: list[float] = field(default_factory=list)
-    result: np.ndarray | None = None
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-    @property
-    def best(self) -> float:
-        return min(self.seconds)
-
-
-def calls_per_repeat(run: Callable[[], np.ndarray], min_time: float) -> int:
-    """Calls that make one repeat last at least ``min_time`` seconds; the calls warm up too.
-
-    The first call pays for oneDNN primitive creation, first-touch allocations
-    and (torch) autograd/vmap set-up, so only the second is used for the estimate.
-    """
-    run()
-    start = time.perf_counter()
-    run()
-    return max(1, math.ceil(min_time / (time.perf_counter() - start)))
-
-
-def measure(runs: dict[str, Callable[[], np.ndarray]], repeats: int, min_time: float) -> dict[str, Timing]:
-    """Time each run ``repeats`` times, alternating between them; keep the last result."""
-    iterations = {name: calls_per_repeat(run, min_time) for name, run in runs.items()}
-    timings = {name: Timing() for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            for _ in range(iterations[name]):
-                result = run()
-            timings[name].seconds.append((time.perf_counter() - start) / iterations[name])
-            timings[name].result = result
-    return timings
 
 
 # ---- correctness ---------------------------------------------------------------
@@ -360,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{grad_times[grad_peer].median / grad_times['fxplain input_gradient'].median:.2f}")
 
     # ---- integrated variant: the path map of one image against its partner ----
-    from fxplain._integrated import integrated_score_map, path_points
+    from fxplain.methods.integrated import integrated_score_map, path_points
 
     partner = np.ascontiguousarray(images[args.partner]).astype(np.float32)
     image32 = image.astype(np.float32)

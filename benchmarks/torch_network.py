@@ -1,4 +1,4 @@
-"""Run a :class:`fxplain._graph.NetworkSpec` in PyTorch: the benchmarks' baseline.
+"""Run a :class:`fxplain.runtime.spec.NetworkSpec` in PyTorch: the benchmarks' baseline.
 
 The module is built from the same spec as fxplain's C core and NumPy reference,
 so all three compute the same function and their speed can be compared. It is
@@ -264,6 +264,10 @@ class TorchNetwork(nn.Module):
     def __init__(self, spec: Any):
         super().__init__()
         spec.shapes()  # validates the graph before anything is built
+        missing = sorted({layer.kind for layer in spec.layers} - set(_BUILDERS))
+        if missing:
+            raise NotImplementedError(f"benchmarks/torch_network.py has no PyTorch builder for layer kind(s) "
+                                      f"{missing}: add them to _BUILDERS beside fxplain/runtime/layers.py")
         self.ops = nn.ModuleList(_BUILDERS[layer.kind](layer.params) for layer in spec.layers)
         self.inputs = [tuple(int(i) for i in layer.inputs) for layer in spec.layers]
         self.output = int(spec.output) % (len(spec.layers) + 1)  # allow output=-1

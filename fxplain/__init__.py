@@ -9,16 +9,21 @@ evidence for and against a match lies.
 >>> r = fxplain.Explainer(model, method="corrrise", seed=0).explain("a.jpg", "b.jpg")
 >>> r.similarity, r.dissimilarity        # (2, H, W) maps for image A and B
 >>> r.plot()
+
+The package is layered; each layer imports only those below it (a test
+checks): ``_util`` → ``runtime`` → ``models`` → ``methods`` →
+``explainer`` / ``results`` / ``plotting`` → ``reconstruction`` /
+``evaluation`` → ``cli``. ``datasets`` sits beside ``_util``.
 """
 
 from __future__ import annotations
 
-from . import _onednn
+from ._util import onednn as _onednn
 
 _onednn.preload()
 
 from . import _core
-from ._errors import (
+from ._util.errors import (
     CoreError,
     DataUnavailableError,
     FxplainError,
@@ -26,13 +31,12 @@ from ._errors import (
     ModelFormatError,
     ModelNotFoundError,
 )
-from ._wrap import CallableModel, wrap
 from .evaluation import EvaluationReport, evaluate
 from .explainer import Explainer
-from .models import FaceModel, load_model
-from .reconstruction import Decoder, load_decoder
+from .models import CallableModel, FaceModel, load_model, wrap
+from .reconstruction import Decoder, default_decoder, load_decoder, train_decoder
 from .results import PairExplanation
-from .training import default_decoder, train_decoder
+from .runtime import NetworkSpec
 
 __version__ = "0.1.0"
 
@@ -48,6 +52,7 @@ __all__ = [
     "InvalidInputError",
     "ModelFormatError",
     "ModelNotFoundError",
+    "NetworkSpec",
     "PairExplanation",
     "__version__",
     "backend_info",

@@ -46,15 +46,18 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Method parameters the CLI offers: option destination -> the method parameter it sets.
+_METHOD_OPTIONS = {"n_masks": "n_masks", "variant": "variant", "decoder": "decoder"}
+
+
 def _method_params(args: argparse.Namespace) -> dict:
-    if args.method == "corrrise":
-        return {"n_masks": args.n_masks}
-    params = {}
-    if args.method in ("gradient", "reconstruction") and args.variant:
-        params["variant"] = args.variant
-    if args.method == "reconstruction" and args.decoder:
-        params["decoder"] = args.decoder
-    return params
+    """The method parameters given on the command line (only those given: the method refuses the others).
+
+    Passing them all to the Explainer makes an option that does not apply to
+    the chosen method fail as the Python API fails ("unknown parameter").
+    """
+    return {param: getattr(args, dest) for dest, param in _METHOD_OPTIONS.items()
+            if getattr(args, dest, None) is not None}
 
 
 def _report(label: str, result, path) -> None:
@@ -95,13 +98,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     print("the reconstruction method uses the default decoder: "
-          + ("cached" if fxplain.training.default_decoder_path(model).exists() else
+          + ("cached" if fxplain.reconstruction.default_decoder_path(model).exists() else
              "training it once on johns (a few minutes; `fxplain train-decoder johns` is the same recipe)"))
     decoder = fxplain.default_decoder(model)
     for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
-        params = {"corrrise": {"n_masks": args.n_masks}, "reconstruction": {"decoder": decoder},
-                  # the gradient variant that localises planted differences (docs/explanations.md)
-                  "gradient": {"variant": "integrated"}}.get(method, {})
+        params = {"corrrise": {"n_masks": args.n_masks}, "reconstruction": {"decoder": decoder}}.get(method, {})
         explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
         print(f"{method} {explainer.method.params}")
         for label, b in (("genuine", genuine), ("impostor", impostor)):
@@ -125,7 +126,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _demo_reconstruction(model, decoder, images, ids, emb, chosen, out) -> None:
     """Reconstructions and the for/against dimension grid of the demo's pairs."""
     from fxplain import plotting
-    from fxplain.decomposition import margin_contributions
+    from fxplain.methods.decomposition import margin_contributions
 
     a, genuine, impostor = chosen
     picks = [a, genuine, impostor]
@@ -167,10 +168,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = fxplain.load_model(args.model)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    params = {"corrrise": {"n_masks": args.n_masks}} if "corrrise" in methods else {}
+    params = {}
+    if args.n_masks is not None:
+        if "corrrise" not in methods:
+            raise fxplain.InvalidInputError("--n-masks sets CorrRISE's masks, but corrrise is not among --methods")
+        params["corrrise"] = {"n_masks": args.n_masks}
     start = time.perf_counter()
     report = fxplain.evaluate(model, args.dataset, methods=methods, pairs=args.pairs, seed=args.seed,
-                              steps=args.steps, baseline=args.baseline, planted_per_region=args.planted,
+                              steps=args.steps, fill=args.fill, planted_per_region=args.planted,
                               sanity_pairs=args.sanity, method_params=params,
                               cache_dir=args.cache or (f"{args.output}/cache"), show_progress=True)
     out = report.save(args.output)
@@ -179,46 +184,72 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _method_help() -> str:
+    from .methods.base import METHODS
+
+    return "; ".join(f"{name}: {', '.join(f'{k}={v!r}' for k, v in cls.defaults.items())}"
+                     for name, cls in METHODS.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``fxplain`` command."""
+    """The argument parser of the ``fxplain`` command.
+
+    Method and variant choices come from the method registry
+    (:data:`fxplain.methods.METHODS`); ``--model`` is accepted before or
+    after the sub-command.
+    """
+    from . import __version__
+    from .methods.base import METHODS
+
     parser = argparse.ArgumentParser(prog="fxplain", description="Explain face-recognition decisions.")
+    parser.add_argument("--version", action="version", version=f"fxplain {__version__}")
     parser.add_argument("--model", default="dlib", help="'dlib' (default) or a model file path")
+    # the same option on every sub-command; SUPPRESS keeps a value given before the sub-command
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default=argparse.SUPPRESS, help="'dlib' (default) or a model file path")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="versions, oneDNN ISA, and the model's facts").set_defaults(func=_cmd_info)
-    verify = sub.add_parser("verify", help="compare two aligned face chips")
+
+    def command(name: str, func, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    command("info", _cmd_info, help="versions, oneDNN ISA, and the model's facts")
+    verify = command("verify", _cmd_verify, help="compare two aligned face chips")
     verify.add_argument("image_a")
     verify.add_argument("image_b")
-    verify.set_defaults(func=_cmd_verify)
-    explain = sub.add_parser("explain", help="explain the decision on two aligned chips, write a figure")
+    explain = command("explain", _cmd_explain, help="explain the decision on two aligned chips, write a figure",
+                      epilog="method parameters and defaults: " + _method_help())
     explain.add_argument("image_a")
     explain.add_argument("image_b")
-    explain.add_argument("--method", default="corrrise", choices=("corrrise", "occlusion", "gradient", "reconstruction"))
-    explain.add_argument("--variant", choices=("net", "split", "integrated"),
-                         help="for --method gradient or reconstruction: how the evidence is formed "
-                              "(default net; integrated, gradient only: integrated gradients from the partner and from a "
-                              "plain image, see docs/explanations.md)")
+    explain.add_argument("--method", default="corrrise", choices=sorted(METHODS))
+    variants = sorted({v for cls in METHODS.values() for v in cls.variants})
+    explain.add_argument("--variant", choices=variants,
+                         help="for methods with variants (" + ", ".join(
+                             f"{name}: {'/'.join(cls.variants)}" for name, cls in METHODS.items() if cls.variants)
+                         + "; the first is the default; see docs/explanations.md)")
     explain.add_argument("--decoder", help="decoder file for --method reconstruction (default: the default decoder)")
-    explain.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
+    explain.add_argument("--n-masks", type=int, help="CorrRISE masks per image (default 500)")
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("-o", "--output", default="explanation.png", help="figure to write (PNG)")
     explain.add_argument("--save", help="also save the explanation (.npz) here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
-    explain.set_defaults(func=_cmd_explain)
-    evaluate = sub.add_parser("evaluate", help="measure the faithfulness of explanation methods on a dataset")
+    evaluate = command("evaluate", _cmd_evaluate, help="measure the faithfulness of explanation methods on a dataset")
     evaluate.add_argument("dataset", help="'johns' or a folder with one sub-folder of aligned chips per identity")
     evaluate.add_argument("--methods", default="occlusion,corrrise,gradient",
-                          help="comma-separated methods (baselines 'random' and 'center' are always added)")
+                          help="comma-separated methods among " + ", ".join(sorted(METHODS))
+                               + " (baselines 'random' and 'center' are always added)")
     evaluate.add_argument("--pairs", type=int, default=20, help="pairs for deletion/insertion (half genuine)")
-    evaluate.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image")
+    evaluate.add_argument("--n-masks", type=int, help="CorrRISE masks per image (default 500)")
     evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps")
-    evaluate.add_argument("--baseline", default="mean", help="fill of deleted pixels: mean, blur, zero, gray")
+    evaluate.add_argument("--fill", default="mean", help="what deleted pixels become: mean, blur, zero, gray")
     evaluate.add_argument("--planted", type=int, default=5, help="planted-difference hybrids per region")
     evaluate.add_argument("--sanity", type=int, default=2, help="pairs for the randomisation test")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("-o", "--output", default="report", help="folder for report.md, results.csv, curves.png")
     evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
-    evaluate.set_defaults(func=_cmd_evaluate)
-    train = sub.add_parser("train-decoder", help="train a face-reconstruction decoder on a folder of aligned chips")
+    train = command("train-decoder", _cmd_train_decoder,
+                    help="train a face-reconstruction decoder on a folder of aligned chips")
     train.add_argument("images", help="'johns' or a folder of aligned chips (sub-folders per identity are fine)")
     train.add_argument("-o", "--output", default="decoder.fxd", help="decoder file to write (default decoder.fxd)")
     train.add_argument("--steps", type=int, default=1500)
@@ -229,19 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pixel-loss", default="l1", choices=("l1", "l2"))
     train.add_argument("--checkpoint", help="resumable checkpoint (.npz); an interrupted run resumes from it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=_cmd_train_decoder)
-    demo = sub.add_parser("demo", help="explain a genuine and an impostor johns pair with each method, "
-                                       "and show the decoder's reconstructions")
+    demo = command("demo", _cmd_demo, help="explain a genuine and an impostor johns pair with each method, "
+                                           "and show the decoder's reconstructions")
     demo.add_argument("-o", "--output", default="fxplain_demo", help="folder for the figures")
     demo.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fxplain`` console script."""
-    from ._errors import FxplainError
+    from ._util.errors import FxplainError
 
     args = build_parser().parse_args(argv)
     try:

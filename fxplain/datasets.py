@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataUnavailableError
+from ._util.errors import DataUnavailableError
 
 PACKAGE = "libdlib19.1"
 """Debian binary package that ships the chips."""
@@ -71,12 +71,13 @@ def _verify(folder: Path) -> bool:
     return _VERIFIED[key]
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """fxplain's cache folder: ``FXPLAIN_CACHE_DIR``, else ``~/.cache/fxplain`` (faces, default decoders)."""
     return Path(os.environ.get(_ENV_CACHE) or Path.home() / ".cache" / "fxplain").expanduser()
 
 
 def _cache_johns() -> Path:
-    return _cache_dir() / PACKAGE / "examples" / "johns"
+    return cache_dir() / PACKAGE / "examples" / "johns"
 
 
 def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -117,7 +118,7 @@ def _download_deb(workdir: Path) -> Path:
 
 def _fetch_into_cache() -> Path:
     """Download and unpack the package's ``examples/`` into the cache, atomically."""
-    cache = _cache_dir()
+    cache = cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     target = cache / PACKAGE
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=cache) as tmp:
@@ -167,7 +168,7 @@ def _find(candidates: list[Path], fetch: bool) -> Path:
         raise DataUnavailableError(
             f"The johns chips were not found (tried {tried}). Call "
             f"fxplain.datasets.fetch_johns() or pass fetch=True to download package {PACKAGE} "
-            f"into {_cache_dir()}. {_HINT}")
+            f"into {cache_dir()}. {_HINT}")
     return _fetch_into_cache()
 
 

@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InvalidInputError
-from ._images import to_pixel_batch
-from ._methods import METHODS, Method, score_kind
-from ._progress import Progress
+from ._util.errors import InvalidInputError
+from ._util.images import to_pixel_batch
+from ._util.progress import Progress
+from ._util.validation import check_positive_int, check_seed
+from .methods.base import METHODS, Evidence, Method
+from .models.protocols import require_embedding_model
+from .models.scoring import score_kind
 from .results import PairExplanation, _jsonable
 
 _NORMALIZE = (None, "pair", "image")
@@ -31,11 +34,13 @@ class Explainer:
     model : FaceModel or CallableModel
         From :func:`fxplain.load_model` or :func:`fxplain.wrap`.
     method : str
-        ``"corrrise"`` (default), ``"occlusion"``, ``"gradient"`` (per-dimension
-        gradient maps combined by the margin decomposition) or
-        ``"reconstruction"`` (the decoder's per-dimension region maps through the
-        same combiner; ``decoder=`` a Decoder or file, default
-        :func:`fxplain.default_decoder`). The last two need a model on the C core.
+        ``"corrrise"`` (default), ``"occlusion"``, ``"gradient"`` (integrated
+        gradients of the pair score by default; per-dimension gradient maps
+        combined by the margin decomposition with ``variant="net"`` or
+        ``"split"``) or ``"reconstruction"`` (the decoder's per-dimension region
+        maps through that combiner; ``decoder=`` a Decoder or file, default
+        :func:`fxplain.default_decoder`). The last two need a model on the C
+        core. :meth:`methods` lists every registered method.
     seed : int
         Seed of the method's random numbers: the same seed gives the same maps.
     batch_size : int
@@ -50,27 +55,25 @@ class Explainer:
         The method's parameters (see ``fxplain.Explainer.methods()``), e.g.
         ``n_masks``, ``masks``, ``fill``, ``correlation`` for CorrRISE;
         ``patch_sizes``, ``stride``, ``fill`` for occlusion; ``variant``
-        (``"net"``, ``"split"``, ``"integrated"``), ``steps``, ``samples``, ``noise``
-        for gradient; ``variant``, ``delta``, ``decoder`` for reconstruction.
+        (``"integrated"``, the default, ``"net"``, ``"split"``), ``steps``,
+        ``samples``, ``noise``, ``fill`` for gradient; ``variant``, ``delta``,
+        ``decoder`` for reconstruction. A parameter the method does not have
+        raises InvalidInputError.
     """
 
     def __init__(self, model, method: str = "corrrise", *, seed: int = 0, batch_size: int = 64,
                  show_progress: bool = False, normalize: str | None = None, **method_params: Any):
         if method not in METHODS:
             raise InvalidInputError(f"unknown method {method!r}; available: {sorted(METHODS)}")
-        for attr in ("embed_pixels", "score", "threshold", "input_size", "model_hash", "metric"):
-            if not hasattr(model, attr):
-                raise InvalidInputError(f"model must be a FaceModel or come from fxplain.wrap(); it lacks {attr!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-            raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        require_embedding_model(model)
+        seed = check_seed(seed)
+        batch_size = check_positive_int("batch_size", batch_size)
         if normalize not in _NORMALIZE:
             raise InvalidInputError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
         self.model = model
         self.method: Method = METHODS[method](**method_params)
-        self.seed = int(seed)
-        self.batch_size = int(batch_size)
+        self.seed = seed
+        self.batch_size = batch_size
         self.show_progress = bool(show_progress)
         self.normalize = normalize
 
@@ -135,12 +138,9 @@ class Explainer:
     def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress) -> PairExplanation:
         start = time.perf_counter()
         score = float(self.model.score(embeddings[0], embeddings[1]))
-        maps = self.method.evidence_pair(self.model, pixels, embeddings, score, self.seed, self.batch_size, progress)
-        if isinstance(maps, tuple):
-            similarity, dissimilarity = maps
-        else:
-            similarity, dissimilarity = np.maximum(maps, 0), np.maximum(-maps, 0)
-        similarity, dissimilarity = self._normalized(similarity, dissimilarity)
+        evidence: Evidence = self.method.explain_pair(self.model, pixels, embeddings, score, self.seed,
+                                                      self.batch_size, progress)
+        similarity, dissimilarity = self._normalized(evidence.similarity, evidence.dissimilarity)
         return PairExplanation(
             similarity=similarity.astype(np.float32),
             dissimilarity=dissimilarity.astype(np.float32),
@@ -148,16 +148,8 @@ class Explainer:
             method=self.method.name, params=_jsonable(self.method.params), seed=self.seed,
             model_hash=self.model.model_hash, model_name=getattr(self.model, "name", "model"),
             images=pixels.copy(), seconds=time.perf_counter() - start, normalize=self.normalize,
-            extras=self._extras(),
+            extras={"score_kind": score_kind(self.model), "units": self.method.units, **evidence.extras},
         )
-
-    def _extras(self) -> dict[str, Any]:
-        extras: dict[str, Any] = {"score_kind": score_kind(self.model)}
-        contributions = getattr(self.method, "last_contributions", None)
-        if contributions is not None:
-            extras["contributions"] = contributions.tolist()
-        extras.update(getattr(self.method, "last_extras", {}))
-        return extras
 
     def _normalized(self, similarity: np.ndarray, dissimilarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Apply the requested normalisation to both (2, H, W) maps."""

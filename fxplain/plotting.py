@@ -9,36 +9,90 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return (image @ np.array([0.299, 0.587, 0.114]) / 255.0).clip(0, 1)
 
 
-def plot_pair(result, *, alpha: float = 0.6, figsize=(9.0, 6.4)):
+_MAPS = {"similarity": "Greens", "dissimilarity": "Reds"}
+
+
+def _verdict(result) -> str:
+    """Score, threshold and decision; for dlib also the distance and its 0.6 rule."""
+    verdict = "MATCH" if result.match else "NO MATCH"
+    text = f"score {result.score:.3f} vs threshold {result.threshold:.3f} -> {verdict}"
+    distance = getattr(result, "distance", None)
+    if distance is not None:
+        rule = "<" if result.match else ">="
+        text += f"  (distance {distance:.3f} {rule} {result.distance_threshold:.2f})"
+    return text
+
+
+def map_units(result) -> str:
+    """What a result's map values measure, for colour bars."""
+    if result.normalize == "pair":
+        return "fraction of the pair's largest value"
+    if result.normalize == "image":
+        return "fraction of the image's largest value"
+    return result.extras.get("units", "evidence")
+
+
+def _panel(fig, ax, result, row: int, kind: str, vmax: float, alpha: float, colorbar: bool):
+    images = np.clip(result.images, 0, 255)
+    label = "AB"[row]
+    if kind == "image":
+        ax.imshow(images[row].astype(np.uint8))
+        ax.set_title(f"image {label}")
+    else:
+        ax.imshow(_gray(images[row]), cmap="gray", vmin=0, vmax=1)
+        shown = ax.imshow(getattr(result, kind)[row], cmap=_MAPS[kind], vmin=0, vmax=vmax, alpha=alpha)
+        ax.set_title(f"{kind} {label}")
+        if colorbar:
+            fig.colorbar(shown, ax=ax, shrink=0.6, location="bottom", label=map_units(result))
+        return shown
+    return None
+
+
+def plot_pair(result, *, ax=None, side: str = "A", kind: str = "dissimilarity", alpha: float = 0.6,
+              figsize=(9.0, 6.4)):
     """Both faces, and each face's similarity and dissimilarity maps over it.
 
     Rows are image A and image B; columns the face, the similarity overlay
     (green) and the dissimilarity overlay (red). All four maps share one
-    colour scale, from 0 to the largest value among them.
+    colour scale, from 0 to the largest value among them; the colour bars
+    name the maps' unit, and the title gives score, threshold and decision
+    (for dlib also the distance against its 0.6 rule).
+
+    ``ax``: None (a new figure), a 2x3 array of axes to draw the grid into,
+    or one axes for a single panel (``side`` "A"/"B", ``kind``
+    "similarity"/"dissimilarity"/"image"). Returns the figure drawn on.
     """
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=figsize, layout="constrained")
-    axes = fig.subplots(2, 3)
+    from ._util.errors import InvalidInputError
+
     vmax = float(max(result.similarity.max(), result.dissimilarity.max(), 1e-12))
-    images = np.clip(result.images, 0, 255)
-    for row, label in enumerate(("A", "B")):
-        gray = _gray(images[row])
-        axes[row, 0].imshow(images[row].astype(np.uint8))
-        axes[row, 0].set_title(f"image {label}")
-        for col, (maps, cmap, name) in enumerate(((result.similarity, "Greens", "similarity"),
-                                                   (result.dissimilarity, "Reds", "dissimilarity")), start=1):
-            ax = axes[row, col]
-            ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
-            shown = ax.imshow(maps[row], cmap=cmap, vmin=0, vmax=vmax, alpha=alpha)
-            ax.set_title(f"{name} {label}")
-            if row == 1:
-                fig.colorbar(shown, ax=axes[:, col], shrink=0.6, location="bottom")
-    for ax in axes.ravel():
+    if isinstance(ax, Axes):
+        if side not in ("A", "B") or kind not in ("image", *_MAPS):
+            raise InvalidInputError(f"side must be 'A' or 'B' and kind 'image', 'similarity' or 'dissimilarity'; "
+                                    f"got {side!r}, {kind!r}")
+        fig = ax.figure
+        _panel(fig, ax, result, "AB".index(side), kind, vmax, alpha, colorbar=True)
         ax.set_axis_off()
-    verdict = "MATCH" if result.match else "NO MATCH"
-    fig.suptitle(f"{result.method}: score {result.score:.3f} vs threshold {result.threshold:.3f} -> {verdict}"
-                 f"  (model {result.model_name})")
+        return fig
+    if ax is None:
+        fig = Figure(figsize=figsize, layout="constrained")
+        axes = fig.subplots(2, 3)
+    else:
+        axes = np.asarray(ax, dtype=object)
+        if axes.shape != (2, 3) or not all(isinstance(a, Axes) for a in axes.ravel()):
+            raise InvalidInputError(f"ax must be one matplotlib Axes or a 2x3 array of them, got shape {axes.shape}")
+        fig = axes[0, 0].figure
+    for row in (0, 1):
+        _panel(fig, axes[row, 0], result, row, "image", vmax, alpha, colorbar=False)
+        for col, kind_name in enumerate(_MAPS, start=1):
+            shown = _panel(fig, axes[row, col], result, row, kind_name, vmax, alpha, colorbar=False)
+            if row == 1:
+                fig.colorbar(shown, ax=axes[:, col], shrink=0.6, location="bottom", label=map_units(result))
+    for a in axes.ravel():
+        a.set_axis_off()
+    fig.suptitle(f"{result.method}: {_verdict(result)}  (model {result.model_name})")
     return fig
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InvalidInputError, ModelFormatError
+from ._util.errors import InvalidInputError, ModelFormatError
 
 _FORMAT = "fxplain.PairExplanation"
 _VERSION = 1
@@ -86,15 +86,35 @@ class PairExplanation:
 
     # ---- display --------------------------------------------------------
 
-    def plot(self, *, alpha: float = 0.6, figsize: tuple[float, float] = (9.0, 6.4)):
-        """Figure: both faces with their similarity and dissimilarity overlays.
+    @property
+    def distance(self) -> float | None:
+        """Euclidean distance of the embeddings for squared-Euclidean models (dlib), else None."""
+        if self.extras.get("score_kind") != "neg_squared_euclidean":
+            return None
+        return float(np.sqrt(max(-self.score, 0.0)))
 
-        One colour scale is shared by all four maps, so their strengths compare
-        directly. Returns a :class:`matplotlib.figure.Figure`.
+    @property
+    def distance_threshold(self) -> float | None:
+        """The distance rule users know (dlib: same person iff distance < 0.6), else None."""
+        if self.extras.get("score_kind") != "neg_squared_euclidean":
+            return None
+        return float(np.sqrt(max(-self.threshold, 0.0)))
+
+    def plot(self, ax=None, *, side: str = "A", kind: str = "dissimilarity", alpha: float = 0.6,
+             figsize: tuple[float, float] = (9.0, 6.4)):
+        """Draw the explanation; see :func:`fxplain.plotting.plot_pair`.
+
+        Without ``ax``, a new figure: both faces with their similarity and
+        dissimilarity overlays, one colour scale shared by all four maps so
+        their strengths compare directly. With ``ax`` a 2x3 array of axes,
+        the same grid drawn into them; with ``ax`` one
+        :class:`matplotlib.axes.Axes`, one panel (``side`` "A" or "B",
+        ``kind`` "similarity", "dissimilarity" or "image") for paper figures.
+        Returns the :class:`matplotlib.figure.Figure` drawn on.
         """
         from .plotting import plot_pair
 
-        return plot_pair(self, alpha=alpha, figsize=figsize)
+        return plot_pair(self, ax=ax, side=side, kind=kind, alpha=alpha, figsize=figsize)
 
     def _repr_png_(self) -> bytes:
         from matplotlib.figure import Figure  # noqa: F401 - fail early if matplotlib is missing

@@ -75,3 +75,36 @@ def test_verify_and_clean_errors(johns, tmp_path):
     assert missing.returncode == 2
     assert "fxplain: error: image file not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_version_and_options_after_the_sub_command(johns):
+    import fxplain
+
+    version = _run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"fxplain {fxplain.__version__}"
+    paths = johns[2]
+    after = _run("verify", "--model", "dlib", str(paths[0]), str(paths[1]))
+    before = _run("--model", "dlib", "verify", str(paths[0]), str(paths[1]))
+    assert after.returncode == 0 and before.returncode == 0, after.stderr + before.stderr
+    assert "SAME person" in after.stdout and after.stdout.split("[")[0] == before.stdout.split("[")[0]
+    missing = _run("verify", "--model", "/nonexistent/model.dat", str(paths[0]), str(paths[1]))
+    assert missing.returncode == 2 and "model file not found" in missing.stderr
+
+
+def test_method_choices_come_from_the_registry_and_foreign_options_are_refused(johns, tmp_path):
+    from fxplain.methods import METHODS
+
+    helptext = _run("explain", "--help").stdout
+    for name, cls in METHODS.items():
+        assert name in helptext
+        for variant in cls.variants:
+            assert variant in helptext
+    paths = johns[2]
+    for option in (["--method", "occlusion", "--n-masks", "32"], ["--method", "corrrise", "--variant", "net"],
+                   ["--method", "gradient", "--decoder", str(tmp_path / "d.fxd")]):
+        out = _run("explain", str(paths[0]), str(paths[1]), *option, "-o", str(tmp_path / "x.png"), "--quiet")
+        assert out.returncode == 2, (option, out.stdout)
+        assert "unknown parameter" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert not (tmp_path / "x.png").exists()
+    refused = _run("evaluate", "johns", "--methods", "occlusion", "--n-masks", "10", "-o", str(tmp_path / "r"))
+    assert refused.returncode == 2 and "--n-masks" in refused.stderr and "Traceback" not in refused.stderr

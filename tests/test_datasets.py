@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fxplain import datasets
-from fxplain._errors import DataUnavailableError
+from fxplain._util.errors import DataUnavailableError
 
 DATA = Path(__file__).resolve().parent / "data"
 CHECKSUMS = Path(datasets.__file__).resolve().parent / "data" / "johns_sha256.txt"
@@ -162,7 +162,7 @@ def test_empty_apt_lists_non_root_raises(fake_apt, monkeypatch):
     with pytest.raises(DataUnavailableError, match="apt-get update"):
         datasets.johns_dir(fetch=True)
     assert fake_apt.read_text().split("\n")[:-1] == ["download libdlib19.1"]
-    cache = Path(datasets._cache_dir())
+    cache = Path(datasets.cache_dir())
     assert list(cache.iterdir()) == []  # the temp dir was cleaned up
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import fxplain
-from fxplain import _saliency_reference as ref
-from fxplain._methods import Occlusion
+from fxplain.methods import Occlusion
+from fxplain.methods import reference as ref
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,52 @@ def test_plot_and_notebook_display(model, pair):
     assert len([ax for ax in fig.axes if ax.images]) == 6
     assert "score" in fig._suptitle.get_text()
     assert r._repr_png_().startswith(b"\x89PNG")
+
+
+
+def test_plot_shows_dlibs_distance_rule_units_and_draws_into_given_axes(model, pair):
+    from matplotlib.figure import Figure
+
+    r = fxplain.Explainer(model, n_masks=16).explain(*pair)
+    assert r.distance == pytest.approx(float(np.sqrt(-r.score)))
+    assert r.distance_threshold == pytest.approx(0.6)
+    fig = r.plot()
+    title = fig._suptitle.get_text()
+    assert f"distance {r.distance:.3f}" in title and "0.60" in title
+    labels = [ax.get_xlabel() for ax in fig.axes if not ax.images]
+    assert labels and all(label == "correlation of mask and score" for label in labels), labels
+    normalized = fxplain.Explainer(model, n_masks=16, normalize="pair").explain(*pair)
+    assert any("largest value" in ax.get_xlabel() for ax in normalized.plot().axes)
+    # one panel into the caller's axes (paper figures), or the whole grid into a 2x3 array
+    paper = Figure(figsize=(6, 3))
+    left, right = paper.subplots(1, 2)
+    assert r.plot(ax=left, side="B", kind="similarity") is paper
+    assert left.images and left.get_title() == "similarity B" and not right.images
+    grid = Figure()
+    axes = grid.subplots(2, 3)
+    assert r.plot(ax=axes) is grid and all(ax.images for ax in axes.ravel())
+    with pytest.raises(fxplain.InvalidInputError, match="side"):
+        r.plot(ax=left, side="C")
+    with pytest.raises(fxplain.InvalidInputError, match="2x3"):
+        r.plot(ax=[left, right])
+
+
+def test_methods_return_evidence_and_the_registry_lists_them(model, pair):
+    from fxplain.methods import METHODS, Evidence
+
+    assert set(METHODS) == {"occlusion", "corrrise", "gradient", "reconstruction"}
+    assert fxplain.Explainer.methods()["gradient"]["variant"] == "integrated"
+    ex = fxplain.Explainer(model, method="occlusion", patch_sizes=(50,), stride=1.0)
+    pixels = np.stack([np.asarray(p, np.float32) for p in pair])
+    from fxplain._util.progress import Progress
+
+    with Progress(1, "", False) as progress:
+        evidence = ex.method.explain_pair(model, pixels, model.embed(pixels), float(model.score(*model.embed(pixels))),
+                                          0, 8, progress)
+    assert isinstance(evidence, Evidence)
+    assert evidence.similarity.shape == evidence.dissimilarity.shape == (2, 150, 150)
+    assert (evidence.similarity >= 0).all() and (evidence.dissimilarity >= 0).all()
+    assert not ((evidence.similarity > 0) & (evidence.dissimilarity > 0)).any()  # a signed map, split
 
 
 def test_explain_pairs_matches_single_explanations(model, johns):

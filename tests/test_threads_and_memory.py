@@ -56,7 +56,7 @@ def test_repeated_calls_do_not_leak(model, johns):
 
 
 def test_building_and_dropping_models_does_not_leak(model):
-    from fxplain._network import build_core_net
+    from fxplain.runtime.core_net import build_core_net
 
     for _ in range(3):
         build_core_net(model.spec).forward(np.zeros((1, 150, 150, 3), np.float32))

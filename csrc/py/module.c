@@ -661,7 +661,7 @@ static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "fxplain._core",
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();
-    PyObject *errors = PyImport_ImportModule("fxplain._errors");
+    PyObject *errors = PyImport_ImportModule("fxplain._util.errors");
     if (!errors) return NULL;
     InvalidInputError = PyObject_GetAttrString(errors, "InvalidInputError");
     CoreError = PyObject_GetAttrString(errors, "CoreError");

@@ -1,0 +1,129 @@
+"""Turning what users pass as "images" into one float32 NHWC pixel batch.
+
+Accepted: a uint8 or float array ``(H, W, 3)`` or ``(N, H, W, 3)`` (floats
+are pixel values on the 0-255 scale, which is what perturbation methods
+produce), a PIL image, a path to an image file, or a list of these. Every
+problem (wrong shape or dtype, NaN, an empty batch, an unreadable file, a
+size that is not the model's) raises :class:`~fxplain.InvalidInputError`
+naming what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+
+def _from_file(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot read image file {path}: {exc}") from None
+
+
+def _one(item: Any, where: str) -> np.ndarray:
+    """A single image as an (H, W, 3) array (uint8 or float)."""
+    if isinstance(item, (str, os.PathLike)):
+        return _from_file(Path(item))
+    try:
+        from PIL import Image
+
+        if isinstance(item, Image.Image):
+            return np.asarray(item.convert("RGB"))
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        pass
+    if isinstance(item, np.ndarray):
+        if item.ndim != 3:
+            raise InvalidInputError(f"{where}: expected an image of shape (H, W, 3), got shape {item.shape}")
+        return item
+    raise InvalidInputError(f"{where}: expected an array, PIL image or file path, got {type(item).__name__}")
+
+
+def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    out = np.empty((batch.shape[0], size[0], size[1], 3), np.float32)
+    for i, img in enumerate(batch):
+        channels = [Image.fromarray(np.ascontiguousarray(img[..., c], np.float32), mode="F")
+                    .resize((size[1], size[0]), Image.BILINEAR) for c in range(3)]
+        out[i] = np.stack([np.asarray(ch) for ch in channels], axis=-1)
+    return out
+
+
+def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) -> np.ndarray:
+    """Convert ``images`` to a C-contiguous float32 array ``(N, H, W, 3)`` of 0-255 pixels.
+
+    Parameters
+    ----------
+    images
+        See the module docstring.
+    size
+        ``(H, W)`` the model expects.
+    resize
+        If False (default), images of another size are an error. If True, they
+        are resized bilinearly to ``size`` — only sensible for face crops that
+        are already aligned like the model's chips, never for whole photos.
+    """
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise InvalidInputError("expected at least one image, got an empty list")
+        arrays = [_one(item, f"image {i}") for i, item in enumerate(images)]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1 and not resize:
+            raise InvalidInputError(f"images in one batch must share a size, got {sorted(shapes)}")
+        batch_list = [np.asarray(a, np.float32)[None] for a in arrays]
+        if resize:
+            batch_list = [_resize(b, size) if b.shape[1:3] != size else b for b in batch_list]
+        batch = np.concatenate(batch_list, axis=0)
+    elif isinstance(images, np.ndarray) and images.ndim == 4:
+        batch = images
+    else:
+        batch = _one(images, "image")[None]
+
+    if batch.dtype != np.uint8 and not np.issubdtype(batch.dtype, np.floating):
+        raise InvalidInputError(f"images must be uint8 or floating point (0-255 scale), got dtype {batch.dtype}")
+    if batch.shape[0] == 0:
+        raise InvalidInputError("expected at least one image, got an empty batch")
+    if batch.shape[-1] != 3:
+        raise InvalidInputError(f"images must have 3 colour channels (RGB) in the last axis, got shape {batch.shape}")
+    if batch.shape[1:3] != tuple(size):
+        if not resize:
+            # resize=True is not offered here: on a photo it squashes the whole
+            # frame into a chip, and every pair of photos then "matches"
+            raise InvalidInputError(
+                f"images must be {size[0]}x{size[1]} aligned face chips, got {batch.shape[1]}x{batch.shape[2]}; "
+                "fxplain does not detect or align faces in photos yet: crop and align each face to the "
+                "model's chip first (for dlib, dlib.get_face_chip(image, shape, size=150, padding=0.25))"
+            )
+        batch = _resize(np.asarray(batch, np.float32), size)
+    if np.issubdtype(batch.dtype, np.floating):
+        _refuse_unit_scale(batch)
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if not np.all(np.isfinite(batch)):
+        raise InvalidInputError("images contain NaN or infinite values")
+    return batch
+
+
+def _refuse_unit_scale(batch: np.ndarray) -> None:
+    """Refuse float images whose values all lie in [0, 1]: they are almost surely on the 0-1 scale.
+
+    fxplain takes float pixels on the 0-255 scale; a 0-1 image read as 0-255
+    is nearly black, and every pair of such images "matches". An all-zero
+    image means the same on both scales and passes.
+    """
+    finite = batch[np.isfinite(batch)]
+    if finite.size and 0.0 <= finite.min() and 0.0 < finite.max() <= 1.0:
+        raise InvalidInputError(
+            "float images must hold pixel values on the 0-255 scale; these all lie in [0, 1], "
+            "which looks like the 0-1 scale: multiply by 255 (or pass uint8 images)"
+        )

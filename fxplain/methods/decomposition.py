@@ -1,0 +1,49 @@
+"""Margin decomposition: which embedding dimensions argue for or against a match.
+
+For a pair with embeddings a, b, score s and threshold τ, the margin
+``m = s − τ`` splits exactly into per-dimension contributions ``c_k``
+(``Σ_k c_k = m``):
+
+* squared-Euclidean models (dlib; score −‖a − b‖², threshold −t²):
+  ``c_k = t²/D − (a_k − b_k)²``;
+* cosine models: ``c_k = â_k b̂_k − τ/D`` with â, b̂ the normalised embeddings.
+
+``c_k > 0`` argues for the match, ``c_k < 0`` against it. Given a
+non-negative region map ``R_k`` per dimension (normalised to sum to 1),
+:func:`combine` forms ``S = Σ_k c_k R_k``: the similarity map is ``max(S, 0)``
+and the dissimilarity map ``max(−S, 0)``; ``S`` sums to the margin over the
+pixels. The combiner does not care where ``R_k`` comes from (gradients in
+:mod:`fxplain.methods.gradient`, the decoder in
+:mod:`fxplain.reconstruction.method`; see :mod:`fxplain.methods.region_maps`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._util.errors import InvalidInputError
+
+
+def margin_contributions(model, emb_a, emb_b) -> np.ndarray:
+    """Per-dimension contributions ``c_k`` (float64, ``(D,)``) with ``Σ c_k = score − threshold``."""
+    a = model.check_embeddings(emb_a, "emb_a").astype(np.float64)
+    b = model.check_embeddings(emb_b, "emb_b").astype(np.float64)
+    if a.ndim != 1 or b.ndim != 1:
+        raise InvalidInputError("margin_contributions takes one pair of (D,) embeddings")
+    d = a.shape[0]
+    if model.metric == "squared_euclidean":
+        return -model.threshold / d - (a - b) ** 2
+    a_hat = a / max(np.linalg.norm(a), 1e-12)
+    b_hat = b / max(np.linalg.norm(b), 1e-12)
+    return a_hat * b_hat - model.threshold / d
+
+
+def combine(contributions: np.ndarray, region_maps: np.ndarray) -> np.ndarray:
+    """``S = Σ_k c_k R_k``: (D,) contributions and (D, H, W) region maps to a signed (H, W) map."""
+    c = np.asarray(contributions, np.float64)
+    r = np.asarray(region_maps, np.float64)
+    if c.ndim != 1 or r.ndim != 3 or r.shape[0] != c.shape[0]:
+        raise InvalidInputError(f"need contributions (D,) and region maps (D, H, W); got {c.shape} and {r.shape}")
+    if np.any(r < 0):
+        raise InvalidInputError("region maps must be non-negative")
+    return np.tensordot(c, r, axes=1)

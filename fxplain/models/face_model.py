@@ -1,0 +1,263 @@
+"""A face-recognition network running on the C core: embeddings, scores, gradients.
+
+>>> model = fxplain.load_model("dlib")
+>>> emb = model.embed(["a.jpg", "b.jpg"])      # (2, 128) float32
+>>> s = model.score(emb[0], emb[1])             # higher = more alike
+>>> s >= model.threshold                         # the model's decision
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._util.errors import InvalidInputError
+from .._util.images import to_pixel_batch
+from .._util.validation import check_positive_int
+from ..runtime.core_net import build_core_net
+from ..runtime.spec import NetworkSpec
+from .scoring import check_embeddings, check_metric, score_and_embedding_gradient, score_embeddings
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Outcome of comparing two faces: score, threshold, decision and distance."""
+
+    score: float
+    threshold: float
+    match: bool
+    distance: float
+
+
+class FaceModel:
+    """A face-recognition network running on fxplain's oneDNN core.
+
+    Build one with :func:`load_model`. The model maps aligned face chips of
+    :attr:`input_size` to embeddings and scores pairs of embeddings.
+
+    Attributes
+    ----------
+    name : str
+        Short name (``"dlib"`` for the default model) or the file name.
+    spec : NetworkSpec
+        The network's layers and weights, as read from the file.
+    input_size : tuple of int
+        ``(H, W)`` of the aligned chips the model takes.
+    embedding_size : int
+        Length D of an embedding.
+    metric : str
+        ``"squared_euclidean"`` (score = −‖a − b‖²) or ``"cosine"``.
+    threshold : float
+        Decision threshold on the score scale: a pair matches iff
+        ``score >= threshold``.
+    model_hash : str
+        SHA-256 of the architecture and weights; stored with every result.
+    """
+
+    def __init__(self, spec: NetworkSpec, *, name: str, metric: str, threshold: float,
+                 source: str | None = None, facts: dict | None = None, precision: str = "fp32"):
+        check_metric(metric)
+        self.spec = spec
+        self.name = name
+        self.metric = metric
+        self.threshold = float(threshold)
+        self.source = source
+        self.facts = dict(facts or {})
+        shapes = spec.shapes()
+        self.input_size = (spec.input_shape[1], spec.input_shape[2])
+        out_c, out_h, out_w = shapes[spec.output]
+        self.embedding_size = out_c * out_h * out_w
+        self.model_hash = spec.weights_digest()
+        self._net = build_core_net(spec)
+        self.precision = "fp32"
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str) -> None:
+        """Choose the arithmetic of convolutions and dense layers.
+
+        ``"fp32"`` (default) reproduces dlib to ~1e-6. ``"bf16"`` keeps
+        activations and weights in bfloat16 with float32 accumulation: about
+        3e-3 embedding error (all johns decisions unchanged). With oneDNN 3.2 on
+        AMD Zen 5 it is *slower* than fp32 (see docs/performance.md); it pays
+        off on CPUs whose oneDNN kernels use AMX.
+        """
+        if precision not in ("fp32", "bf16"):
+            raise InvalidInputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+        self._net.set_math_mode(precision)
+        self.precision = precision
+
+    def __repr__(self) -> str:
+        return (f"FaceModel(name={self.name!r}, input_size={self.input_size}, "
+                f"embedding_size={self.embedding_size}, metric={self.metric!r}, threshold={self.threshold:.4f})")
+
+    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False) -> np.ndarray:
+        """Embeddings of face images.
+
+        Parameters
+        ----------
+        images
+            A uint8 (or 0-255 float) RGB array ``(H, W, 3)`` or ``(N, H, W, 3)``,
+            a PIL image, a file path, or a list of these. Images must be aligned
+            chips of :attr:`input_size`.
+        batch_size : int
+            Images per call into the core; memory grows with it.
+        resize : bool
+            Resize images of another size instead of raising (bilinear).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(N, D)``.
+
+        Raises
+        ------
+        InvalidInputError
+            For images of the wrong type, shape, dtype or size, NaN values, or
+            an empty batch.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        pixels = to_pixel_batch(images, self.input_size, resize=resize)
+        return self.embed_pixels(pixels, batch_size=batch_size)
+
+    def embed_pixels(self, pixels: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+        """Embeddings of an already validated float32 ``(N, H, W, 3)`` C-contiguous pixel batch."""
+        out = np.empty((pixels.shape[0], self.embedding_size), np.float32)
+        for start in range(0, pixels.shape[0], batch_size):
+            chunk = pixels[start:start + batch_size]
+            out[start:start + chunk.shape[0]] = self._net.forward(chunk).reshape(chunk.shape[0], -1)
+        return out
+
+    def input_gradient(self, images: Any, grad_output: Any, *, batch_size: int = 32) -> np.ndarray:
+        """Gradient of ``sum(embed(images) * grad_output)`` with respect to the input pixels.
+
+        Runs oneDNN's backward primitives in the C core (no PyTorch needed).
+
+        Parameters
+        ----------
+        images
+            As for :meth:`embed`.
+        grad_output : array_like
+            ``(N, D)``, or ``(D,)`` to use the same vector for every image.
+        batch_size : int
+            Images per forward+backward pass in the core.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(N, H, W, 3)``, per pixel value on the 0-255 scale.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        pixels = to_pixel_batch(images, self.input_size)
+        grad = np.asarray(grad_output, dtype=np.float64)
+        if grad.ndim == 1:
+            grad = np.broadcast_to(grad, (len(pixels), grad.shape[0]))
+        if grad.shape != (len(pixels), self.embedding_size):
+            raise InvalidInputError(f"grad_output must have shape ({len(pixels)}, {self.embedding_size}) or "
+                                    f"({self.embedding_size},), got {np.shape(grad_output)}")
+        if not np.all(np.isfinite(grad)):
+            raise InvalidInputError("grad_output contains NaN or infinite values")
+        return self.input_gradient_pixels(pixels, np.ascontiguousarray(grad, np.float32), batch_size=batch_size)
+
+    def input_gradient_pixels(self, pixels: np.ndarray, grad: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+        """:meth:`input_gradient` on validated float32 pixels ``(N, H, W, 3)`` and gradients ``(N, D)``."""
+        out_shape = self._net.output_shape()
+        result = np.empty(pixels.shape, np.float32)
+        for start in range(0, len(pixels), batch_size):
+            chunk = pixels[start:start + batch_size]
+            g = np.ascontiguousarray(grad[start:start + len(chunk)]).reshape((len(chunk),) + out_shape)
+            result[start:start + len(chunk)] = self._net.input_gradient(chunk, g)[1]
+        return result
+
+    def dimension_maps(self, image: Any, *, batch_size: int = 32) -> np.ndarray:
+        """Which pixels drive each embedding dimension: ``R_k = |∂f_k/∂x|`` summed over colour.
+
+        All D gradients come from batched backward passes through the C core
+        (one unit vector each) that share a single forward pass. Each map is
+        normalised to sum to 1 over the pixels, so maps of different dimensions
+        compare.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 ``(D, H, W)``, non-negative.
+        """
+        pixels = to_pixel_batch(image, self.input_size)
+        if len(pixels) != 1:
+            raise InvalidInputError(f"dimension_maps takes one image, got {len(pixels)}")
+        d = self.embedding_size
+        out_shape = self._net.output_shape()
+        eye = np.eye(d, dtype=np.float32)
+        maps = np.empty((d,) + pixels.shape[1:3])
+        for start in range(0, d, batch_size):
+            # one forward pass, shared by this chunk's backward passes (see csrc/net_shared.c)
+            units = np.ascontiguousarray(eye[start:start + batch_size]).reshape((-1,) + out_shape)
+            grad = self._net.input_gradient_shared(pixels, units)[1]
+            maps[start:start + len(units)] = np.abs(grad).sum(axis=-1, dtype=np.float64)
+        totals = maps.reshape(d, -1).sum(axis=1)
+        return (maps / np.where(totals > 0, totals, 1.0)[:, None, None]).astype(np.float32)
+
+    def score(self, emb_a: np.ndarray, emb_b: np.ndarray) -> np.ndarray | float:
+        """Similarity of embeddings (higher = more alike), on the scale of :attr:`threshold`.
+
+        For ``squared_euclidean`` models (dlib) the score is ``−‖a − b‖²``; for
+        ``cosine`` models it is the cosine similarity. Accepts single vectors
+        ``(D,)`` (returns a float) or batches ``(N, D)`` (returns ``(N,)``).
+        """
+        a = self.check_embeddings(emb_a, "emb_a")
+        b = self.check_embeddings(emb_b, "emb_b")
+        return score_embeddings(self.metric, a, b)
+
+    def score_gradient(self, images: Any, reference: Any, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Scores against a reference embedding and their gradients with respect to the pixels.
+
+        For each image x, ``s(embed(x), reference)`` (see :meth:`score`) and
+        ``∂s/∂x``: one forward and one backward pass through the C core per
+        batch (the embedding-space derivative of the score is applied between
+        them).
+
+        Parameters
+        ----------
+        images
+            As for :meth:`embed` (float pixels off the 0-255 range are allowed,
+            e.g. noisy points on an integration path).
+        reference : array_like
+            ``(D,)`` embedding to score against.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            float64 scores ``(N,)`` and float32 gradients ``(N, H, W, 3)``.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        ref = self.check_embeddings(reference, "reference")
+        if ref.ndim != 1:
+            raise InvalidInputError(f"reference must be one embedding ({self.embedding_size},), got {ref.shape}")
+        return self.score_gradient_pixels(to_pixel_batch(images, self.input_size),
+                                          ref.astype(np.float64), batch_size=batch_size)
+
+    def score_gradient_pixels(self, pixels: np.ndarray, reference: np.ndarray, *,
+                              batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`score_gradient` on validated float32 pixels and a float64 ``(D,)`` reference."""
+        scores = np.empty(len(pixels))
+        grads = np.empty(pixels.shape, np.float32)
+        for start in range(0, len(pixels), batch_size):
+            chunk = pixels[start:start + batch_size]
+            emb = self._net.train_forward(chunk, False).reshape(len(chunk), -1).astype(np.float64)
+            scores[start:start + len(chunk)], d_emb = score_and_embedding_gradient(self.metric, emb, reference)
+            d_out = np.ascontiguousarray(d_emb, np.float32).reshape((len(chunk),) + self._net.output_shape())
+            grads[start:start + len(chunk)] = self._net.train_backward(d_out)[0]
+        return scores, grads
+
+    def verify(self, image_a: Any, image_b: Any) -> Verification:
+        """Compare two faces: score, threshold, decision and embedding distance."""
+        emb = self.embed([image_a, image_b])
+        score = self.score(emb[0], emb[1])
+        distance = float(np.linalg.norm(emb[0].astype(np.float64) - emb[1]))
+        return Verification(score=score, threshold=self.threshold, match=score >= self.threshold,
+                            distance=distance)
+
+    def check_embeddings(self, emb: Any, name: str) -> np.ndarray:
+        """``emb`` validated as ``(D,)`` or ``(N, D)`` finite floats (raises InvalidInputError)."""
+        return check_embeddings(emb, self.embedding_size, name)

@@ -1,0 +1,344 @@
+"""Reader for dlib's ``.dat`` network serialisation (the face-descriptor ResNet).
+
+The file is untrusted data: every read is bounds-checked and every count is
+checked against what remains in the file, so a truncated, corrupted or foreign
+file raises :class:`~fxplain.ModelFormatError` instead of allocating wildly or
+crashing. Nothing is unpickled or executed.
+
+dlib's format, as far as this reader needs it:
+
+* integers: one control byte (bit 7 = sign, low 4 bits = byte count n), then n
+  little-endian bytes;
+* strings: an integer length, then the bytes;
+* bools: the ASCII bytes ``'0'``/``'1'``;
+* scalar floats: an integer mantissa m and an integer exponent e, value m * 2**e;
+* tensors: version 2, dims n, k, nr, nc, then n*k*nr*nc little-endian float32.
+
+A network file starts with the loss layer, then one version integer per layer
+wrapper from output to input (2 for a computational layer, 1 for dlib's
+``tag``/``skip`` wrappers, which carry no data, 3 for the wrapper of the layer
+that sits on the input), then the input layer and the layers' details from
+input to output, each followed by three bools and three (empty) tensors (and,
+after the first layer, dlib's sample-expansion factor).
+
+dlib does not store which ``tag`` an ``add_prev`` refers to, so the reader
+recognises the residual structure of dlib's face-recognition ResNet: a block is
+``con affine relu con affine [avg_pool] add_prev relu``; with the ``avg_pool``
+the shortcut is that pooling of the block input (a down-sampling block),
+without it the shortcut is the block input itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..._util.errors import ModelFormatError, ModelNotFoundError
+from ...runtime.spec import NetworkSpec
+from .base import LoadedNetwork, ModelFormat
+
+DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+DLIB_MODEL_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+DLIB_DISTANCE_THRESHOLD = 0.6
+
+_MAX_TENSOR_ELEMENTS = 1 << 28  # 1 GiB of float32: far above any face model
+
+
+class _Reader:
+    """Bounds-checked cursor over the bytes of a dlib file."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data = data
+        self.pos = 0
+        self.name = name
+
+    def fail(self, what: str) -> ModelFormatError:
+        return ModelFormatError(f"{self.name}: {what} (at byte {self.pos} of {len(self.data)})")
+
+    def take(self, count: int) -> bytes:
+        if count < 0 or self.pos + count > len(self.data):
+            raise self.fail(f"file ends early: needed {count} more bytes")
+        chunk = self.data[self.pos:self.pos + count]
+        self.pos += count
+        return chunk
+
+    def integer(self) -> int:
+        control = self.take(1)[0]
+        size = control & 0x0F
+        if size > 8 or control & 0x70:
+            raise self.fail(f"invalid integer control byte 0x{control:02x}")
+        value = int.from_bytes(self.take(size), "little")
+        return -value if control & 0x80 else value
+
+    def string(self, limit: int = 256) -> str:
+        length = self.integer()
+        if not 0 <= length <= limit:
+            raise self.fail(f"implausible string length {length}")
+        raw = self.take(length)
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise self.fail("string is not ASCII") from None
+
+    def boolean(self) -> bool:
+        byte = self.take(1)
+        if byte not in (b"0", b"1"):
+            raise self.fail(f"invalid bool byte {byte!r}")
+        return byte == b"1"
+
+    def scalar(self) -> float:
+        mantissa = self.integer()
+        exponent = self.integer()
+        if abs(exponent) > 1100:
+            raise self.fail(f"implausible float exponent {exponent}")
+        return float(mantissa) * 2.0 ** exponent
+
+    def tensor(self) -> np.ndarray:
+        version = self.integer()
+        if version != 2:
+            raise self.fail(f"unsupported tensor version {version}")
+        dims = [self.integer() for _ in range(4)]
+        if any(d < 0 for d in dims):
+            raise self.fail(f"negative tensor dimension {dims}")
+        count = dims[0] * dims[1] * dims[2] * dims[3]
+        if count > _MAX_TENSOR_ELEMENTS or 4 * count > len(self.data) - self.pos:
+            raise self.fail(f"tensor of shape {dims} does not fit in the file")
+        values = np.frombuffer(self.take(4 * count), dtype="<f4").astype(np.float32)
+        if not np.all(np.isfinite(values)):
+            raise self.fail("tensor holds NaN or infinite values")
+        return values.reshape(dims)
+
+    def alias_shape(self) -> tuple[int, ...]:
+        version = self.integer()
+        if version != 1:
+            raise self.fail(f"unsupported alias_tensor version {version}")
+        return tuple(self.integer() for _ in range(4))
+
+
+def _read_layer(r: _Reader, name: str) -> dict:
+    """Read one layer's details (after its name) into a plain dict."""
+    if name == "con_4":
+        params = r.tensor().ravel()
+        filters, rows, cols, stride_y, stride_x, pad_y, pad_x = (r.integer() for _ in range(7))
+        filt_shape = r.alias_shape()
+        bias_shape = r.alias_shape()
+        for _ in range(4):  # learning-rate and weight-decay multipliers
+            r.scalar()
+        n_filt = int(np.prod(filt_shape))
+        n_bias = int(np.prod(bias_shape))
+        if filt_shape[0] != filters or filt_shape[2:] != (rows, cols) or n_filt + n_bias != params.size:
+            raise r.fail(f"con layer shapes disagree: filters {filt_shape}, bias {bias_shape}, params {params.size}")
+        bias = params[n_filt:].copy() if n_bias else None
+        if bias is not None and bias.size != filters:
+            raise r.fail("con layer bias has the wrong size")
+        return {"kind": "con", "weight": params[:n_filt].reshape(filt_shape).copy(), "bias": bias,
+                "stride": (stride_y, stride_x), "padding": (pad_y, pad_x)}
+    if name == "affine_":
+        params = r.tensor().ravel()
+        gamma = r.alias_shape()
+        beta = r.alias_shape()
+        mode = r.integer()
+        channels = int(np.prod(gamma))
+        if mode != 0 or gamma != beta or params.size != 2 * channels:
+            raise r.fail(f"unsupported affine layer (mode {mode}, gamma {gamma}, beta {beta})")
+        return {"kind": "affine", "scale": params[:channels].copy(), "shift": params[channels:].copy()}
+    if name in ("max_pool_2", "avg_pool_2"):
+        rows, cols, stride_y, stride_x, pad_y, pad_x = (r.integer() for _ in range(6))
+        return {"kind": name[:3] + "_pool", "kernel": (rows, cols), "stride": (stride_y, stride_x),
+                "padding": (pad_y, pad_x)}
+    if name == "relu_":
+        return {"kind": "relu"}
+    if name == "add_prev_":
+        return {"kind": "add_prev"}
+    if name == "fc_2":
+        outputs = r.integer()
+        inputs = r.integer()
+        params = r.tensor()
+        r.alias_shape()
+        r.alias_shape()
+        bias_mode = r.integer()
+        for _ in range(4):
+            r.scalar()
+        has_bias = bias_mode == 0
+        if params.size != (inputs + has_bias) * outputs:
+            raise r.fail(f"fc layer params {params.shape} do not match {inputs} inputs x {outputs} outputs")
+        matrix = params.reshape(inputs + has_bias, outputs)
+        return {"kind": "fc", "weight": np.ascontiguousarray(matrix[:inputs].T),
+                "bias": matrix[inputs].copy() if has_bias else None}
+    raise r.fail(f"unsupported dlib layer {name!r}")
+
+
+def read_dlib_network(data: bytes, name: str = "<dlib model>") -> tuple[NetworkSpec, dict]:
+    """Parse a dlib face-descriptor network file.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    name : str
+        Shown in error messages.
+
+    Returns
+    -------
+    spec : NetworkSpec
+        The network, ready for the C core.
+    facts : dict
+        ``loss`` (dlib's loss layer name), ``margin`` and ``distance_threshold``.
+
+    Raises
+    ------
+    ModelFormatError
+        If the file is not a dlib network of the supported family.
+    """
+    r = _Reader(data, name)
+    if len(data) < 16:
+        raise r.fail("too short to be a dlib network")
+    if r.integer() != 1:
+        raise r.fail("not a dlib network file (unexpected loss-layer version)")
+    loss = r.string()
+    if loss != "loss_metric_2":
+        raise r.fail(f"unsupported loss layer {loss!r}; only dlib's metric-learning networks are supported")
+    margin = r.scalar()
+    threshold = r.scalar()
+    wrappers = []
+    while True:
+        version = r.integer()
+        if version == 3:  # the wrapper of the layer on the input (version 3) ends the list
+            break
+        if version not in (1, 2):
+            raise r.fail(f"unexpected layer version {version}")
+        wrappers.append(version)
+        if len(wrappers) > 10_000:
+            raise r.fail("too many layers")
+    if r.string() != "input_rgb_image_sized":
+        raise r.fail("unsupported input layer; expected input_rgb_image_sized")
+    mean = np.array([r.scalar() for _ in range(3)], dtype=np.float32)
+    rows, cols = r.integer(), r.integer()
+    if not (1 <= rows <= 4096 and 1 <= cols <= 4096):
+        raise r.fail(f"implausible input size {rows}x{cols}")
+
+    layers = []
+    for index in range(wrappers.count(2) + 1):
+        layer = _read_layer(r, r.string())
+        for _ in range(3):
+            r.boolean()
+        for _ in range(3):
+            r.tensor()
+        if index == 0:
+            r.integer()  # sample expansion factor, stored after the first layer
+        layers.append(layer)
+    if r.pos != len(data):
+        raise r.fail(f"{len(data) - r.pos} unexpected bytes after the last layer")
+
+    spec = NetworkSpec((3, rows, cols), mean, np.full(3, 1.0 / 256.0, np.float32))
+    _build_resnet(spec, layers, wrappers, r)
+    return spec, {"loss": loss, "margin": margin, "distance_threshold": threshold}
+
+
+def _build_resnet(spec: NetworkSpec, layers: list[dict], wrappers: list[int], r: _Reader) -> None:
+    """Turn dlib's flat layer list into a graph, recognising its residual blocks."""
+    kinds = [layer["kind"] for layer in layers]
+    node = 0
+    i = 0
+    tag_wrappers = 0
+
+    def conv_affine(at: int, src: int) -> int:
+        con, aff = layers[at], layers[at + 1]
+        out = spec.add("conv", src, weight=con["weight"], bias=con["bias"], stride=con["stride"],
+                       padding=con["padding"])
+        return spec.add("scale_shift", out, scale=aff["scale"], shift=aff["shift"])
+
+    # Stem: con affine relu max_pool
+    if kinds[:4] != ["con", "affine", "relu", "max_pool"]:
+        raise r.fail(f"unsupported network: starts with {kinds[:4]}, expected con, affine, relu, max_pool")
+    node = spec.add("relu", conv_affine(0, node))
+    p = layers[3]
+    node = spec.add("max_pool", node, kernel=p["kernel"], stride=p["stride"], padding=p["padding"])
+    i = 4
+    identity_block = ["con", "affine", "relu", "con", "affine", "add_prev", "relu"]
+    down_block = ["con", "affine", "relu", "con", "affine", "avg_pool", "add_prev", "relu"]
+    while kinds[i:i + 7] == identity_block or kinds[i:i + 8] == down_block:
+        block_input = node
+        down = kinds[i + 5] == "avg_pool"
+        mid = spec.add("relu", conv_affine(i, block_input))
+        branch = conv_affine(i + 3, mid)
+        if down:
+            p = layers[i + 5]
+            shortcut = spec.add("avg_pool", block_input, kernel=p["kernel"], stride=p["stride"],
+                                padding=p["padding"])
+            tag_wrappers += 3  # tag1, tag2, skip1
+        else:
+            shortcut = block_input
+            tag_wrappers += 1  # tag1
+        node = spec.add("relu", spec.add("sum", (branch, shortcut)))
+        i += 8 if down else 7
+    # Head: avg_pool_everything (a 0x0 window) then fc
+    if kinds[i:] != ["avg_pool", "fc"] or layers[i]["kernel"] != (0, 0):
+        raise r.fail(f"unsupported network: after the residual blocks found {kinds[i:i + 3]}, "
+                     "expected avg_pool_everything and fc")
+    if tag_wrappers != wrappers.count(1):
+        raise r.fail("the tag/skip layout does not match dlib's residual network")
+    node = spec.add("global_avg_pool", node)
+    fc = layers[i + 1]
+    spec.add("dense", node, weight=fc["weight"], bias=fc["bias"])
+    spec.shapes()  # validates every layer's shape
+
+
+def dlib_model_path() -> Path:
+    """Locate dlib's face-recognition model file.
+
+    Looks at the ``FXPLAIN_DLIB_MODEL`` environment variable, then in the
+    installed ``face_recognition_models`` package (found without importing
+    it, since its ``__init__`` needs ``pkg_resources``).
+
+    Raises
+    ------
+    ModelNotFoundError
+        If neither holds the file.
+    """
+    env = os.environ.get("FXPLAIN_DLIB_MODEL")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ModelNotFoundError(f"FXPLAIN_DLIB_MODEL points to {path}, which is not a file")
+        return path
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            path = Path(folder) / "models" / DLIB_MODEL_FILE
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(
+        "dlib's face-recognition model was not found: install it with "
+        "`pip install face_recognition_models==0.3.0` or set FXPLAIN_DLIB_MODEL to the path of "
+        f"{DLIB_MODEL_FILE}"
+    )
+
+
+def score_threshold(distance: float) -> float:
+    """fxplain's score threshold for dlib's rule "same person iff distance < ``distance``".
+
+    With score = −distance², the rule is score > −distance²; the largest
+    double below distance² turns the strict rule into fxplain's
+    ``score >= threshold`` contract.
+    """
+    return -float(np.nextafter(distance ** 2, 0.0))
+
+
+def _read(data: bytes, name: str) -> LoadedNetwork:
+    spec, facts = read_dlib_network(data, name)
+    return LoadedNetwork(spec, metric="squared_euclidean", threshold=score_threshold(facts["distance_threshold"]),
+                         facts=facts)
+
+
+def _looks_like_dlib(head: bytes) -> bool:
+    # a loss-layer version integer 1 (control byte 0x01, then 0x01), then the
+    # length-prefixed name of a dlib loss layer
+    return head[:2] == b"\x01\x01" and b"loss_" in head[:32]
+
+
+#: dlib's ``.dat`` serialisation of a metric-learning network.
+DLIB_FORMAT = ModelFormat("dlib", (".dat",), _looks_like_dlib, _read)

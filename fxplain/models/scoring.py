@@ -1,0 +1,73 @@
+"""How embeddings are compared: the score, its gradient, and the margin's per-dimension split.
+
+Two metrics: ``"squared_euclidean"`` (score ``−‖a − b‖²``, dlib) and
+``"cosine"`` (cosine similarity). Higher scores mean more alike; a pair
+matches iff ``score >= threshold``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._util.errors import InvalidInputError
+
+METRICS = ("squared_euclidean", "cosine")
+
+
+def check_metric(metric: Any) -> str:
+    """``metric`` if it is one of :data:`METRICS`; else raise."""
+    if metric not in METRICS:
+        raise InvalidInputError(f"metric must be 'squared_euclidean' or 'cosine', got {metric!r}")
+    return metric
+
+
+def check_embeddings(emb: Any, size: int, name: str) -> np.ndarray:
+    """``emb`` as an array of ``(size,)`` or ``(N, size)`` finite floats; else raise."""
+    arr = np.asarray(emb)
+    if arr.ndim not in (1, 2) or arr.shape[-1] != size:
+        raise InvalidInputError(f"{name} must have shape ({size},) or (N, {size}), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{name} must hold finite floating-point values")
+    return arr
+
+
+def score_embeddings(metric: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
+    """Score of checked embeddings (float64 arithmetic): a float for vectors, ``(N,)`` for batches."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if metric == "squared_euclidean":
+        s = -np.sum((a64 - b64) ** 2, axis=-1)
+    else:
+        na = np.linalg.norm(a64, axis=-1)
+        nb = np.linalg.norm(b64, axis=-1)
+        s = np.sum(a64 * b64, axis=-1) / np.maximum(na * nb, 1e-12)
+    return float(s) if np.ndim(s) == 0 else s
+
+
+def score_and_embedding_gradient(metric: str, emb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``s(emb_n, reference)`` (N,) and ``∂s/∂emb`` (N, D), float64, for a model metric.
+
+    ``squared_euclidean``: s = −‖e − r‖², ∂s/∂e = −2 (e − r).
+    ``cosine``: s = ê·r̂, ∂s/∂e = (r̂ − s ê) / ‖e‖.
+    """
+    if metric == "squared_euclidean":
+        diff = emb - reference
+        return -np.sum(diff ** 2, axis=1), -2.0 * diff
+    norm = np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    unit = emb / norm
+    ref_unit = reference / max(np.linalg.norm(reference), 1e-12)
+    scores = unit @ ref_unit
+    return scores, (ref_unit[None, :] - scores[:, None] * unit) / norm
+
+
+def score_kind(model) -> str:
+    """Name of the C scoring kernel (``_core.embedding_scores``) matching a model's metric."""
+    return "neg_squared_euclidean" if model.metric == "squared_euclidean" else "cosine"
+
+
+def distance_threshold(model) -> float | None:
+    """The Euclidean distance threshold users know for squared-Euclidean models (dlib: 0.6), else None."""
+    if model.metric != "squared_euclidean":
+        return None
+    return float(getattr(model, "facts", {}).get("distance_threshold", np.sqrt(max(-model.threshold, 0.0))))

@@ -1,0 +1,290 @@
+"""Training face-reconstruction decoders in the C core.
+
+:func:`train_decoder` fits a :class:`~fxplain.reconstruction.Decoder` to a
+face model. Every step runs in fxplain's core on oneDNN:
+
+1. the decoder's forward pass on a mini-batch of embeddings (training plan);
+2. the pixel loss (L1 or L2) against the face chips, in C;
+3. the identity loss ``λ · mean ‖E(G(f)) − f‖²``: the frozen face model E
+   embeds the reconstructions, and its backward-data pass (the gradients
+   machinery) carries ``∂loss/∂E`` back to the reconstructed pixels;
+4. the decoder's backward pass (backward-data and backward-weights
+   primitives) and an Adam step in C; the cached plans take the new weights
+   without being rebuilt.
+
+Training data are re-drawn every ``refresh_every`` steps as a pool of
+augmented chips (:mod:`fxplain.reconstruction.augment`), each re-embedded by the model.
+Everything random derives from ``seed`` and the step number, so a run
+resumed from a checkpoint continues exactly as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from .._util.errors import InvalidInputError, ModelFormatError
+from .._util.images import to_pixel_batch
+from .._util.progress import Progress
+from .._util.validation import check_positive_int
+from ..datasets import load_johns
+from ..models.face_model import FaceModel
+from ..runtime.layers import LAYERS
+from .augment import Augmentation
+from .augment import augment as _augment_images
+from .decoder import Decoder, decoder_spec
+
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class DecoderTraining:
+    """Hyper-parameters of :func:`train_decoder` (all saved with the decoder)."""
+
+    steps: int = 1500
+    seed: int = 0
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    pixel_loss: str = "l1"
+    pixel_weight: float = 1.0
+    identity_weight: float = 0.1
+    widths: tuple[int, ...] = (128, 128, 64, 32, 16)
+    pool_size: int = 256
+    refresh_every: int = 100
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def check(self) -> None:
+        for name in ("steps", "batch_size", "pool_size", "refresh_every"):
+            check_positive_int(name, getattr(self, name))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.pixel_loss not in ("l1", "l2"):
+            raise InvalidInputError(f"pixel_loss must be 'l1' or 'l2', got {self.pixel_loss!r}")
+        for name in ("learning_rate", "pixel_weight", "identity_weight"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0 or (name == "learning_rate" and value == 0):
+                raise InvalidInputError(f"{name} must be a finite number >= 0 (> 0 for the rate), got {value!r}")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["widths"] = list(self.widths)
+        out["augmentation"] = self.augmentation.to_dict()
+        return out
+
+
+def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
+    """Aligned chips for training as uint8 ``(N, H, W, 3)``.
+
+    ``images`` is ``"johns"``, a folder (searched recursively, so one
+    sub-folder per identity works), a list of image files, or an array.
+    """
+    if isinstance(images, str) and images == "johns":
+        return load_johns()[0]
+    if isinstance(images, (str, os.PathLike)):
+        root = Path(images)
+        if not root.is_dir():
+            raise InvalidInputError(f"training image folder not found: {root}")
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise InvalidInputError(f"{root} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))})")
+        images = files
+    pixels = to_pixel_batch(images, size)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def describe_images(images: Any) -> str:
+    """A short description of a training set argument, for the decoder's record."""
+    if isinstance(images, (str, os.PathLike)):
+        return str(images)
+    if isinstance(images, (list, tuple)):
+        return f"{len(images)} files or images"
+    return f"array of shape {tuple(np.shape(images))}"
+
+
+class _Adam:
+    """Adam state of every trainable decoder layer; the arithmetic is the core's."""
+
+    def __init__(self, spec):
+        self.params = {}
+        for node, layer in enumerate(spec.layers, start=1):
+            if LAYERS[layer.kind].trainable:
+                self.params[node] = [layer.params["weight"].ravel().astype(np.float32),
+                                     np.asarray(layer.params["bias"], np.float32).copy()]
+        self.moments = {j: [[np.zeros_like(a), np.zeros_like(a)] for a in arrays] for j, arrays in self.params.items()}
+
+    def step(self, net, grads, lr: float, step: int) -> None:
+        for node, (dw, db) in grads.items():
+            for array, grad, (m, v) in zip(self.params[node], (dw, db), self.moments[node]):
+                _core.adam_update(array, grad, m, v, lr, 0.9, 0.999, 1e-8, step)
+            net.set_parameters(node, self.params[node][0], self.params[node][1])
+
+    def write_into(self, spec) -> None:
+        for node, (w, b) in self.params.items():
+            layer = spec.layers[node - 1]
+            layer.params["weight"] = w.reshape(layer.params["weight"].shape).copy()
+            layer.params["bias"] = b.copy()
+
+
+def _digest(images: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
+
+
+def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, checkpoint: str | os.PathLike | None = None,
+                  checkpoint_every: int = 250, show_progress: bool = True, **options) -> Decoder:
+    """Train a face-reconstruction decoder for ``model`` on aligned face chips.
+
+    Parameters
+    ----------
+    model : FaceModel
+        The (frozen) face model whose embeddings the decoder inverts.
+    images
+        ``"johns"``, a folder of aligned chips (sub-folders per identity are
+        fine), a list of image files, or a uint8 array ``(N, H, W, 3)``, at the
+        model's input size.
+    steps, seed
+        Number of Adam steps; everything random derives from ``seed``.
+    checkpoint
+        Optional path of a resumable checkpoint (``.npz`` of raw arrays, no
+        pickle). Written every ``checkpoint_every`` steps and at the end; if it
+        exists with the same model, images and settings, training resumes from
+        it (and continues exactly as an uninterrupted run would).
+    show_progress
+        A progress bar with the current losses.
+    **options
+        Any field of :class:`DecoderTraining` (``batch_size``,
+        ``learning_rate``, ``pixel_loss``, ``identity_weight``, ``widths``,
+        ``augmentation`` ...).
+
+    Returns
+    -------
+    Decoder
+        With ``info`` recording the settings, the training set (count and
+        SHA-256), the loss history and the time taken.
+    """
+    if not isinstance(model, FaceModel):
+        raise InvalidInputError("train_decoder needs a model from fxplain.load_model: the identity loss runs the "
+                                "model's backward pass in fxplain's core")
+    unknown = set(options) - set(DecoderTraining.__dataclass_fields__)
+    if unknown:
+        raise InvalidInputError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    config = DecoderTraining(steps=steps, seed=seed, **options)
+    config.check()
+    check_positive_int("checkpoint_every", checkpoint_every)
+    chips = training_images(images, model.input_size)
+    if len(chips) < 2:
+        raise InvalidInputError(f"need at least 2 training images, got {len(chips)}")
+    h, w = model.input_size
+    embeddings = model.embed(chips)
+    spec = decoder_spec(model.embedding_size, (h, w), widths=config.widths, seed=seed,
+                        embedding_mean=embeddings.mean(axis=0), embedding_std=embeddings.std(axis=0) + 1e-3)
+    # what a checkpoint must match to be resumed (any step count: a run may be extended)
+    settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
+    identity = {"model_hash": model.model_hash, "images_sha256": _digest(chips), "settings": settings}
+    adam = _Adam(spec)
+    history: dict[str, list[float]] = {"step": [], "pixel": [], "identity": []}
+    start_step, elapsed = 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        start_step, elapsed, history = _load_checkpoint(Path(checkpoint), identity, adam)
+    adam.write_into(spec)
+    decoder = Decoder(spec, model_hash=model.model_hash)
+    net = decoder._net
+    face_net = model._net
+    begun = time.perf_counter()
+    pool_emb = pool_target = None
+    with Progress(config.steps, "training decoder", show_progress) as progress:
+        progress.update(start_step)
+        for step in range(start_step + 1, config.steps + 1):
+            if pool_emb is None or (step - 1) % config.refresh_every == 0:
+                round_index = (step - 1) // config.refresh_every
+                pool_emb, pool_target = _pool(model, chips, config, round_index)
+            pick = np.random.default_rng([config.seed, 1, step]).integers(0, config.pool_size, config.batch_size)
+            emb, target = pool_emb[pick], pool_target[pick]
+            out = net.train_forward(emb.reshape(len(emb), 1, 1, -1), True)
+            pixel_loss, grad = _core.pixel_loss(out, target, config.pixel_loss, config.pixel_weight)
+            identity_loss = 0.0
+            if config.identity_weight > 0:
+                identity_loss, grad_id = _identity_gradient(face_net, out, emb, config.identity_weight)
+                grad += grad_id
+            _, grads = net.train_backward(grad)
+            adam.step(net, grads, config.learning_rate, step)
+            history["step"].append(step)
+            history["pixel"].append(round(float(pixel_loss), 6))
+            history["identity"].append(round(float(identity_loss), 6))
+            progress.update(1)
+            progress.set_postfix(f"pixel {pixel_loss:.4f} identity {identity_loss:.4f}")
+            if checkpoint is not None and (step % checkpoint_every == 0 or step == config.steps):
+                _save_checkpoint(Path(checkpoint), identity, adam, step,
+                                 elapsed + time.perf_counter() - begun, history)
+    adam.write_into(spec)
+    info = {"trained_on": f"{len(chips)} images", **identity, "steps": config.steps,
+            "description": describe_images(images),
+            "seconds": round(elapsed + time.perf_counter() - begun, 1), "history": history}
+    return Decoder(spec, model_hash=model.model_hash, info=info)
+
+
+def _pool(model, chips: np.ndarray, config: DecoderTraining, round_index: int):
+    """A fresh pool of augmented chips and their embeddings, from (seed, round)."""
+    rng = np.random.default_rng([config.seed, 0, round_index])
+    indices = rng.integers(0, len(chips), config.pool_size)
+    images = _augment_images(chips, indices, rng, config.augmentation)
+    emb = model.embed_pixels(images).astype(np.float32)
+    target = np.ascontiguousarray(images.transpose(0, 3, 1, 2) / np.float32(255.0) - np.float32(0.5))
+    return emb, target
+
+
+def _identity_gradient(face_net, out: np.ndarray, emb: np.ndarray, weight: float):
+    """Identity loss ``weight · mean_n ‖E(image_n) − f_n‖²`` and its gradient w.r.t. the decoder output."""
+    pixels = np.ascontiguousarray((out.transpose(0, 2, 3, 1) + np.float32(0.5)) * np.float32(255.0))
+    got = face_net.train_forward(pixels, False).reshape(len(out), -1)
+    diff = got - emb
+    loss = weight * float(np.mean(np.sum(diff.astype(np.float64) ** 2, axis=1)))
+    grad_emb = (2.0 * weight / len(out)) * diff
+    grad_pixels, _ = face_net.train_backward(np.ascontiguousarray(grad_emb, np.float32).reshape(len(out), -1, 1, 1))
+    # pixels = (out + 0.5) * 255, so d out = 255 d pixels (NHWC -> NCHW)
+    return loss, np.ascontiguousarray(grad_pixels.transpose(0, 3, 1, 2) * np.float32(255.0))
+
+
+def _save_checkpoint(path: Path, identity: dict, adam: _Adam, step: int, seconds: float, history: dict) -> None:
+    arrays = {"header": np.frombuffer(json.dumps({"version": _CHECKPOINT_VERSION, "identity": identity, "step": step,
+                                                  "seconds": seconds, "history": history}).encode(), np.uint8)}
+    for node, (w, b) in adam.params.items():
+        (mw, vw), (mb, vb) = adam.moments[node]
+        arrays.update({f"w{node}": w, f"b{node}": b, f"mw{node}": mw, f"vw{node}": vw, f"mb{node}": mb,
+                       f"vb{node}": vb})
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, identity: dict, adam: _Adam):
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(bytes(data["header"]).decode())
+            if header.get("version") != _CHECKPOINT_VERSION:
+                raise ModelFormatError(f"{path}: checkpoint version {header.get('version')} is not "
+                                       f"{_CHECKPOINT_VERSION}")
+            if header["identity"] != json.loads(json.dumps(identity)):
+                raise ModelFormatError(f"{path} is a checkpoint of another model, training set or settings; "
+                                       f"delete it or choose another path")
+            for node in adam.params:
+                for slot, key in enumerate(("w", "b")):
+                    saved = data[f"{key}{node}"]
+                    if saved.shape != adam.params[node][slot].shape:
+                        raise ModelFormatError(f"{path}: array {key}{node} has the wrong shape")
+                    adam.params[node][slot][:] = saved
+                    adam.moments[node][slot][0][:] = data[f"m{key}{node}"]
+                    adam.moments[node][slot][1][:] = data[f"v{key}{node}"]
+            return int(header["step"]), float(header["seconds"]), header["history"]
+    except ModelFormatError:
+        raise
+    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(f"cannot resume from checkpoint {path}: {exc}") from None

@@ -1,0 +1,236 @@
+"""The table of layer kinds: for each kind, everything fxplain's Python side knows about it.
+
+One :class:`LayerKind` per kind holds its shape rule (validating parameters
+against the input), how to add it to the C core's ``_core.Net``, and its
+NumPy reference forward and backward passes (the test oracle, kernels in
+:mod:`fxplain.runtime.numpy_ops`). :class:`~fxplain.runtime.spec.NetworkSpec`,
+:func:`~fxplain.runtime.core_net.build_core_net` and
+:mod:`fxplain.runtime.reference` all dispatch through :data:`LAYERS`, so a new
+kind is added here (plus its C side, see docs/runtime.md) and nowhere else.
+
+Shapes are ``(C, H, W)`` of one image; a shape rule raises
+:class:`~fxplain.ModelFormatError` naming the layer's node when the
+parameters do not fit the input, because specs come from untrusted files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._util.errors import ModelFormatError
+from . import numpy_ops as ops
+
+Shape = tuple[int, int, int]
+
+
+def _f32(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _bias(params: dict) -> np.ndarray | None:
+    return None if params.get("bias") is None else _f32(params["bias"])
+
+
+def _windowed(size: int, kernel: int, stride: int, pad: int, node: int) -> int:
+    """Output length of a sliding window (floor rounding), checking the window's numbers."""
+    if kernel < 1 or stride < 1 or pad < 0:
+        raise ModelFormatError(f"layer {node}: invalid window (kernel {kernel}, stride {stride}, padding {pad})")
+    out = (size + 2 * pad - kernel) // stride + 1
+    if out < 1:
+        raise ModelFormatError(f"layer {node}: a {kernel}-wide window does not fit an input of size {size}")
+    return out
+
+
+def _same_shape(shapes: list[Shape], params: dict, node: int) -> Shape:
+    return shapes[0]
+
+
+def _no_flops(shapes: list[Shape], out: Shape, params: dict) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Everything about one layer kind.
+
+    Attributes
+    ----------
+    name : str
+        The kind's name in specs and files (``"conv"``, ``"max_pool"``, ...).
+    arity : int
+        Number of input nodes.
+    shape : callable
+        ``shape(input_shapes, params, node) -> (C, H, W)``; raises ModelFormatError.
+    build : callable
+        ``build(net, inputs, params) -> node id``: adds the layer to a ``_core.Net``.
+    forward : callable
+        ``forward(inputs, params) -> array``: the NumPy reference on NCHW float64 arrays.
+    backward : callable
+        ``backward(inputs, output, dy, params) -> [d input for each input]``.
+    parameter_gradients : callable or None
+        ``(x, dy, params) -> (d weight, d bias)`` for layers with trainable
+        weights (conv, dense); None for the others.
+    flops : callable
+        ``flops(input_shapes, output_shape, params) -> int`` multiply-adds x 2 per image.
+    """
+
+    name: str
+    arity: int
+    shape: Callable[[list[Shape], dict, int], Shape]
+    build: Callable[[Any, tuple[int, ...], dict], int]
+    forward: Callable[[list[np.ndarray], dict], np.ndarray]
+    backward: Callable[[list[np.ndarray], np.ndarray, np.ndarray, dict], list[np.ndarray]]
+    parameter_gradients: Callable[[np.ndarray, np.ndarray, dict], tuple] | None = None
+    flops: Callable[[list[Shape], Shape, dict], int] = _no_flops
+
+    @property
+    def trainable(self) -> bool:
+        """Has weights that training and the randomisation test change (conv, dense)."""
+        return self.parameter_gradients is not None
+
+
+# ---- conv -------------------------------------------------------------------
+
+def _conv_shape(shapes, p, node):
+    c, h, w = shapes[0]
+    o, i, kh, kw = p["weight"].shape
+    if i != c:
+        raise ModelFormatError(f"layer {node} (conv) expects {i} input channels, its input has {c}")
+    return (o, _windowed(h, kh, p["stride"][0], p["padding"][0], node),
+            _windowed(w, kw, p["stride"][1], p["padding"][1], node))
+
+
+_CONV = LayerKind(
+    "conv", 1, _conv_shape,
+    build=lambda net, src, p: net.add_conv(src[0], _f32(p["weight"]), _bias(p), tuple(p["stride"]),
+                                           tuple(p["padding"])),
+    forward=lambda x, p: ops.conv2d(x[0], p["weight"], p.get("bias"), p["stride"], p["padding"]),
+    backward=lambda x, y, dy, p: [ops.conv2d_backward(dy, p["weight"], p["stride"], p["padding"], x[0].shape)],
+    parameter_gradients=lambda x, dy, p: ops.conv2d_weight_gradient(x, dy, p["weight"].shape[2:], p["stride"],
+                                                                    p["padding"]),
+    flops=lambda shapes, out, p: 2 * int(np.prod(p["weight"].shape)) * out[1] * out[2],
+)
+
+# ---- per-channel and element-wise layers ------------------------------------
+
+_SCALE_SHIFT = LayerKind(
+    "scale_shift", 1, _same_shape,
+    build=lambda net, src, p: net.add_scale_shift(src[0], _f32(p["scale"]), _f32(p["shift"])),
+    forward=lambda x, p: ops.scale_shift(x[0], p["scale"], p["shift"]),
+    backward=lambda x, y, dy, p: [dy * np.asarray(p["scale"], np.float64)[None, :, None, None]],
+)
+
+_RELU = LayerKind(
+    "relu", 1, _same_shape,
+    build=lambda net, src, p: net.add_relu(src[0]),
+    forward=lambda x, p: ops.relu(x[0]),
+    backward=lambda x, y, dy, p: [dy * (y > 0)],
+)
+
+_PRELU = LayerKind(
+    "prelu", 1, _same_shape,
+    build=lambda net, src, p: net.add_prelu(src[0], _f32(p["slope"])),
+    forward=lambda x, p: ops.prelu(x[0], p["slope"]),
+    backward=lambda x, y, dy, p: [np.where(x[0] > 0, dy, dy * np.asarray(p["slope"], np.float64)[None, :, None, None])],
+)
+
+# ---- pooling ----------------------------------------------------------------
+
+def _pool_shape(shapes, p, node):
+    c, h, w = shapes[0]
+    kh, kw = p["kernel"]
+    return (c, _windowed(h, kh, p["stride"][0], p["padding"][0], node),
+            _windowed(w, kw, p["stride"][1], p["padding"][1], node))
+
+
+def _pool(name: str, kernel: Callable) -> LayerKind:
+    short = name[:3]  # "max" / "avg", as the core and pool_backward name them
+    return LayerKind(
+        name, 1, _pool_shape,
+        build=lambda net, src, p: net.add_pool(src[0], short, tuple(p["kernel"]), tuple(p["stride"]),
+                                               tuple(p["padding"])),
+        forward=lambda x, p: kernel(x[0], p["kernel"], p["stride"], p["padding"]),
+        backward=lambda x, y, dy, p: [ops.pool_backward(x[0], dy, short, p["kernel"], p["stride"], p["padding"])],
+    )
+
+
+_GLOBAL_AVG_POOL = LayerKind(
+    "global_avg_pool", 1, lambda shapes, p, node: (shapes[0][0], 1, 1),
+    build=lambda net, src, p: net.add_global_avg_pool(src[0]),
+    forward=lambda x, p: ops.global_avg_pool(x[0]),
+    backward=lambda x, y, dy, p: [np.broadcast_to(dy, x[0].shape) / (x[0].shape[2] * x[0].shape[3])],
+)
+
+# ---- sum of two nodes -------------------------------------------------------
+
+_SUM = LayerKind(
+    "sum", 2, lambda shapes, p, node: tuple(max(a, b) for a, b in zip(shapes[0], shapes[1])),
+    build=lambda net, src, p: net.add_sum(src[0], src[1]),
+    forward=lambda x, p: ops.padded_sum(x[0], x[1]),
+    backward=lambda x, y, dy, p: [dy[tuple(slice(0, s) for s in t.shape)] for t in x],
+)
+
+# ---- dense ------------------------------------------------------------------
+
+def _dense_shape(shapes, p, node):
+    c, h, w = shapes[0]
+    o, k = p["weight"].shape
+    if k != c * h * w:
+        raise ModelFormatError(f"layer {node} (dense) expects {k} inputs, its input has {c * h * w}")
+    return (o, 1, 1)
+
+
+_DENSE = LayerKind(
+    "dense", 1, _dense_shape,
+    build=lambda net, src, p: net.add_dense(src[0], _f32(p["weight"]), _bias(p)),
+    forward=lambda x, p: ops.dense(x[0], p["weight"], p.get("bias")),
+    backward=lambda x, y, dy, p: [(dy[:, :, 0, 0] @ np.asarray(p["weight"], np.float64)).reshape(x[0].shape)],
+    parameter_gradients=lambda x, dy, p: ops.dense_weight_gradient(x, dy),
+    flops=lambda shapes, out, p: 2 * int(p["weight"].size),
+)
+
+# ---- shape changes ----------------------------------------------------------
+
+def _reshape_shape(shapes, p, node):
+    c, h, w = shapes[0]
+    shape = tuple(int(v) for v in p["shape"])
+    if len(shape) != 3 or min(shape) < 1 or int(np.prod(shape)) != c * h * w:
+        raise ModelFormatError(f"layer {node} (reshape) cannot view {c * h * w} values as {shape}")
+    return shape
+
+
+_RESHAPE = LayerKind(
+    "reshape", 1, _reshape_shape,
+    build=lambda net, src, p: net.add_reshape(src[0], tuple(int(v) for v in p["shape"])),
+    forward=lambda x, p: x[0].reshape((x[0].shape[0],) + tuple(p["shape"])),
+    backward=lambda x, y, dy, p: [dy.reshape(x[0].shape)],
+)
+
+
+def _resize_shape(shapes, p, node):
+    size = tuple(int(v) for v in p["size"])
+    if len(size) != 2 or min(size) < 1 or p["mode"] not in ("nearest", "bilinear"):
+        raise ModelFormatError(f"layer {node} (resize) needs a positive size and mode "
+                               f"'nearest' or 'bilinear', got {size} {p['mode']!r}")
+    return (shapes[0][0], size[0], size[1])
+
+
+_RESIZE = LayerKind(
+    "resize", 1, _resize_shape,
+    build=lambda net, src, p: net.add_resize(src[0], tuple(int(v) for v in p["size"]), p["mode"]),
+    forward=lambda x, p: ops.resize(x[0], p["size"], p["mode"]),
+    backward=lambda x, y, dy, p: [ops.resize_backward(x[0].shape, dy, p["mode"])],
+)
+
+#: Every layer kind, by name, in the order of the C core's ``fx_layer_kind`` enum.
+LAYERS: dict[str, LayerKind] = {kind.name: kind for kind in (
+    _CONV, _SCALE_SHIFT, _RELU, _PRELU, _pool("max_pool", ops.max_pool), _pool("avg_pool", ops.avg_pool),
+    _GLOBAL_AVG_POOL, _SUM, _DENSE, _RESHAPE, _RESIZE,
+)}
+
+#: The names of :data:`LAYERS`.
+LAYER_KINDS: tuple[str, ...] = tuple(LAYERS)
