@@ -42,6 +42,9 @@ fx_status fx_engine_get(dnnl_engine_t *engine);
 
 /* ---- network graph (net_graph.c) ------------------------------------- */
 
+/* Kinds of layer. Each has a row (name, forward and backward builders) in
+   the table of net_layers.c, which checks at compile time that it has
+   FX_LAYER_COUNT rows: add new kinds just before FX_LAYER_COUNT. */
 typedef enum {
     FX_LAYER_INPUT,
     FX_LAYER_CONV,
@@ -54,8 +57,13 @@ typedef enum {
     FX_LAYER_SUM,
     FX_LAYER_DENSE,
     FX_LAYER_RESHAPE,
-    FX_LAYER_RESIZE
+    FX_LAYER_RESIZE,
+    FX_LAYER_COUNT /* not a kind: the number of kinds */
 } fx_layer_kind;
+
+/* The kind's lowercase name ("conv", "max_pool", ... as fxplain's
+   LAYER_KINDS; "input" for node 0), "unknown" for other values (net_layers.c). */
+const char *fx_layer_kind_name(fx_layer_kind kind);
 
 typedef struct {
     fx_layer_kind kind;

@@ -48,6 +48,10 @@ typedef enum {
 /* Message describing the last failure on the calling thread ("" if none). */
 const char *fx_last_error(void);
 
+/* Name of a status: "ok", "invalid_argument", "out_of_memory", "unsupported",
+ * "backend_error"; "unknown" for any other value. The string is static. */
+const char *fx_status_name(fx_status status);
+
 /* Facts about the oneDNN library in use. */
 typedef struct {
     int major, minor, patch;

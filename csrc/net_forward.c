@@ -149,7 +149,9 @@ fx_status fx_net_set_parameters(fx_net *net, int node, const float *weight, cons
     size_t wc = 0, bc = 0;
     fx_status st = fx_net_parameter_sizes(net, node, &wc, &bc);
     if (st) return st;
-    if (!wc) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "node %d has no trainable weights", node);
+    if (!wc)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "node %d (%s) has no trainable weights", node,
+                       fx_layer_kind_name(net->nodes[node].kind));
     if (!weight || (bc && !bias)) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "weight (and bias) must not be NULL");
     fx_node *n = &net->nodes[node];
     pthread_mutex_lock(&net->lock);

@@ -11,6 +11,9 @@
  * about 1.7 ms. Tensors stay channels-last (NHWC), except for few channels
  * (planar NCHW then); the matmuls read them through views of the buffers.
  *
+ * Both builders of the kind are here (listed in net_layers.c); the backward
+ * one hands the input's gradient to fxi_backward_deliver (net_backward.c).
+ *
  * Sampling (as fxplain._reference.resize_matrix): output o reads input
  * coordinate (o + 0.5) * in / out - 0.5; bilinear clamps it to [0, in - 1],
  * nearest takes floor((o + 0.5) * in / out).
@@ -59,14 +62,14 @@ static fx_status resize_matrix(fx_plan *plan, int in, int out, fx_resize_kind ki
     void *data = NULL;
     dnnl_dims_t dims = {1, transpose ? in : out, transpose ? out : in};
     FX_DNNL(dnnl_memory_desc_create_with_tag(&f32_md, 3, dims, dnnl_f32, dnnl_abc));
-    FX_TRY(plan_new_memory(plan, f32_md, NULL, &f32));
+    FX_TRY(fxi_plan_new_memory(plan, f32_md, NULL, &f32));
     FX_DNNL(dnnl_memory_get_data_handle(f32, &data));
     fill_resize_matrix(data, in, out, kind, transpose);
     *mem = f32;
-    if (plan_act_type(plan) == dnnl_f32) goto cleanup;
+    if (fxi_plan_act_type(plan) == dnnl_f32) goto cleanup;
     /* bf16 activations: the matmuls want the matrix in bf16 too */
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&act_md, 3, dims, plan_act_type(plan), dnnl_abc));
-    FX_TRY(plan_new_memory(plan, act_md, NULL, mem));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&act_md, 3, dims, fxi_plan_act_type(plan), dnnl_abc));
+    FX_TRY(fxi_plan_new_memory(plan, act_md, NULL, mem));
     FX_DNNL(dnnl_reorder_primitive_desc_create(&pd, f32_md, plan->engine, act_md, plan->engine, NULL));
     FX_DNNL(dnnl_primitive_create(&prim, pd));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, f32}, {DNNL_ARG_TO, *mem}};
@@ -87,9 +90,9 @@ static fx_status view(fx_plan *plan, dnnl_memory_t mem, int nd, dnnl_dim_t d0, d
     dnnl_memory_desc_t md = NULL;
     void *handle = NULL;
     dnnl_dims_t dims = {d0, d1, d2};
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, nd, dims, plan_act_type(plan), nd == 2 ? dnnl_ab : dnnl_abc));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, nd, dims, fxi_plan_act_type(plan), nd == 2 ? dnnl_ab : dnnl_abc));
     FX_DNNL(dnnl_memory_get_data_handle(mem, &handle));
-    FX_TRY(plan_new_memory(plan, md, handle, out));
+    FX_TRY(fxi_plan_new_memory(plan, md, handle, out));
 cleanup:
     dnnl_memory_desc_destroy(md);
     return st;
@@ -100,11 +103,11 @@ static fx_status matmul(fx_plan *plan, dnnl_memory_t src, dnnl_memory_t weights,
     fx_status st = FX_STATUS_OK;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    FX_TRY(plan_new_attr(&attr));
-    FX_DNNL(dnnl_matmul_primitive_desc_create(&pd, plan->engine, plan_md_of(src), plan_md_of(weights), NULL,
-                                              plan_md_of(dst), attr));
+    FX_TRY(fxi_plan_new_attr(&attr));
+    FX_DNNL(dnnl_matmul_primitive_desc_create(&pd, plan->engine, fxi_plan_md_of(src), fxi_plan_md_of(weights), NULL,
+                                              fxi_plan_md_of(dst), attr));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-    FX_TRY(plan_add_step(plan, pd, args, 3, NULL));
+    FX_TRY(fxi_plan_add_step(plan, pd, args, 3, NULL));
 cleanup:
     dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_desc_destroy(pd);
@@ -122,8 +125,8 @@ static fx_status along_height(fx_plan *plan, dnnl_memory_t t, dnnl_dim_t batches
     dnnl_dims_t y_dims = {batches, out_h, cols};
     FX_TRY(view(plan, t, 3, batches, in_h, cols, &t3));
     FX_TRY(resize_matrix(plan, transposed ? out_h : in_h, transposed ? in_h : out_h, kind, transposed, &ah));
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, y_dims, plan_act_type(plan), dnnl_abc));
-    FX_TRY(plan_new_memory(plan, md, NULL, y));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, y_dims, fxi_plan_act_type(plan), dnnl_abc));
+    FX_TRY(fxi_plan_new_memory(plan, md, NULL, y));
     FX_TRY(matmul(plan, ah, t3, *y));
 cleanup:
     dnnl_memory_desc_destroy(md);
@@ -146,8 +149,8 @@ static fx_status resample(fx_plan *plan, dnnl_memory_t x, dnnl_dim_t n, dnnl_dim
     /* forward: A (out x in) of the size pair (in, out); backward: the forward
        matrix of (out, in), transposed, which is again out x in here */
     FX_TRY(resize_matrix(plan, transposed ? out_w : in_w, transposed ? in_w : out_w, kind, transposed, &aw));
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, t_dims, plan_act_type(plan), dnnl_abc));
-    FX_TRY(plan_new_memory(plan, md, NULL, &t));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 3, t_dims, fxi_plan_act_type(plan), dnnl_abc));
+    FX_TRY(fxi_plan_new_memory(plan, md, NULL, &t));
     FX_TRY(matmul(plan, aw, x3, t));
     FX_TRY(along_height(plan, t, n, in_h, out_w * c, out_h, kind, transposed, y));
 cleanup:
@@ -169,8 +172,8 @@ static fx_status resample_planar(fx_plan *plan, dnnl_memory_t x, dnnl_dim_t plan
     /* the transpose of the matrix resample() uses, as a 2-D right operand */
     FX_TRY(resize_matrix(plan, transposed ? out_w : in_w, transposed ? in_w : out_w, kind, !transposed, &aw));
     FX_TRY(view(plan, aw, 2, in_w, out_w, 0, &aw2));
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 2, t_dims, plan_act_type(plan), dnnl_ab));
-    FX_TRY(plan_new_memory(plan, md, NULL, &t));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&md, 2, t_dims, fxi_plan_act_type(plan), dnnl_ab));
+    FX_TRY(fxi_plan_new_memory(plan, md, NULL, &t));
     FX_TRY(matmul(plan, x2, aw2, t));
     FX_TRY(along_height(plan, t, planes, in_h, out_w, out_h, kind, transposed, y));
 cleanup:
@@ -196,15 +199,15 @@ static fx_status resize_steps(fx_plan *plan, const fx_node *in_node, const fx_no
     else
         FX_TRY(resample_planar(plan, x, (dnnl_dim_t)plan->batch * in_node->c, in_node->h, in_node->w, out_node->h,
                                out_node->w, kind, transposed, &y));
-    FX_TRY(plan_node_md(plan, out_node, tag, dnnl_nc, &md));
+    FX_TRY(fxi_plan_node_md(plan, out_node, tag, dnnl_nc, &md));
     FX_DNNL(dnnl_memory_get_data_handle(y, &handle));
-    FX_TRY(plan_new_memory(plan, md, handle, out));
+    FX_TRY(fxi_plan_new_memory(plan, md, handle, out));
 cleanup:
     dnnl_memory_desc_destroy(md);
     return st;
 }
 
-fx_status plan_build_resize(fx_plan *plan, const fx_net *net, int id) {
+fx_status fxi_forward_resize(fx_plan *plan, const fx_net *net, int id) {
     fx_status st = FX_STATUS_OK;
     const fx_node *n = &net->nodes[id], *in = &net->nodes[n->inputs[0]];
     const dnnl_format_tag_t tag = n->c < FX_RESIZE_NHWC_MIN_CHANNELS ? dnnl_nchw : dnnl_nhwc;
@@ -212,23 +215,27 @@ fx_status plan_build_resize(fx_plan *plan, const fx_net *net, int id) {
     dnnl_memory_t src;
     /* (a reshaped dense output arrives in NCHW, a convolution's in NHWC:
        reordered once if the layout differs) */
-    FX_TRY(plan_node_md(plan, in, tag, dnnl_nc, &md));
-    FX_TRY(plan_as_layout(plan, plan->node_mem[n->inputs[0]], md, &src));
+    FX_TRY(fxi_plan_node_md(plan, in, tag, dnnl_nc, &md));
+    FX_TRY(fxi_plan_as_layout(plan, plan->node_mem[n->inputs[0]], md, &src));
     FX_TRY(resize_steps(plan, in, n, src, n->resize, 0, tag, &plan->node_mem[id]));
 cleanup:
     dnnl_memory_desc_destroy(md);
     return st;
 }
 
-fx_status plan_build_resize_backward(fx_plan *plan, const fx_net *net, int id, dnnl_memory_t *grad_input) {
+/* The input's gradient, computed in plain layout, is handed to the backward
+   pass (net_backward.c), which copies or adds it into the input's gradient. */
+fx_status fxi_backward_resize(fx_backward *b, int id) {
     fx_status st = FX_STATUS_OK;
-    const fx_node *n = &net->nodes[id], *in = &net->nodes[n->inputs[0]];
+    fx_plan *plan = b->plan;
+    const fx_node *n = &b->net->nodes[id], *in = &b->net->nodes[n->inputs[0]];
     const dnnl_format_tag_t tag = n->c < FX_RESIZE_NHWC_MIN_CHANNELS ? dnnl_nchw : dnnl_nhwc;
     dnnl_memory_desc_t md = NULL;
-    dnnl_memory_t dy;
-    FX_TRY(plan_node_md(plan, n, tag, dnnl_nc, &md));
-    FX_TRY(plan_as_layout(plan, plan->diff[id], md, &dy));
-    FX_TRY(resize_steps(plan, n, in, dy, n->resize, 1, tag, grad_input));
+    dnnl_memory_t dy, grad_input;
+    FX_TRY(fxi_plan_node_md(plan, n, tag, dnnl_nc, &md));
+    FX_TRY(fxi_plan_as_layout(plan, plan->diff[id], md, &dy));
+    FX_TRY(resize_steps(plan, n, in, dy, n->resize, 1, tag, &grad_input));
+    FX_TRY(fxi_backward_deliver(b, n->inputs[0], grad_input));
 cleanup:
     dnnl_memory_desc_destroy(md);
     return st;

@@ -40,7 +40,7 @@ static size_t sample_bytes(const_dnnl_memory_desc_t md_1, const_dnnl_memory_desc
 static fx_status replicate(dnnl_memory_t one, dnnl_memory_t many, int n, int *ok) {
     fx_status st = FX_STATUS_OK;
     void *src = NULL, *dst = NULL;
-    size_t bytes = sample_bytes(plan_md_of(one), plan_md_of(many), n);
+    size_t bytes = sample_bytes(fxi_plan_md_of(one), fxi_plan_md_of(many), n);
     if (!bytes) {
         *ok = 0;
         return FX_STATUS_OK;

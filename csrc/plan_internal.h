@@ -1,6 +1,13 @@
 /*
- * plan_internal.h - the inside of a plan, shared by the forward builder
- * (net_plan.c) and the backward builder (net_backward.c).
+ * plan_internal.h - the inside of a plan, shared by the plan driver
+ * (net_plan.c), the kind table (net_layers.c), the layer builders
+ * (net_layers_forward.c, net_backward.c, net_resize.c), net_shared.c and
+ * their common helpers (plan_util.c). Calls go one way only:
+ *
+ *   net_plan.c -> net_layers.c -> builder files -> plan_util.c
+ *
+ * (net_resize.c's backward builder also uses fxi_backward_deliver of
+ * net_backward.c); nothing below net_plan.c calls back up.
  */
 #ifndef FX_PLAN_INTERNAL_H
 #define FX_PLAN_INTERNAL_H
@@ -51,41 +58,99 @@ struct fx_plan {
     int n_param_copies, cap_param_copies;
 };
 
-/* Helpers of net_plan.c used by net_backward.c. */
-fx_status plan_own(fx_plan *plan, dnnl_memory_t mem);
-fx_status plan_new_memory(fx_plan *plan, const_dnnl_memory_desc_t md, void *handle, dnnl_memory_t *out);
-const_dnnl_memory_desc_t plan_md_of(const_dnnl_memory_t mem);
-const_dnnl_memory_desc_t plan_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what);
-int plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims);
+/* ---- helpers of every builder (plan_util.c, the bottom file) ------------- */
+
+/* Make the plan own `mem` (destroyed with the plan; destroyed now on failure). */
+fx_status fxi_plan_own(fx_plan *plan, dnnl_memory_t mem);
+/* A memory object owned by the plan: with its own buffer, or viewing `handle`. */
+fx_status fxi_plan_new_memory(fx_plan *plan, const_dnnl_memory_desc_t md, void *handle, dnnl_memory_t *out);
+const_dnnl_memory_desc_t fxi_plan_md_of(const_dnnl_memory_t mem);
+const_dnnl_memory_desc_t fxi_plan_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what);
+/* Dims of a node's output for this batch: NCHW, or NC for dense outputs; returns their count. */
+int fxi_plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims);
 /* Dims of a conv/dense layer's weights as the user gave them, (out, in, kh, kw)
    or (out, C[, H, W]); returns their count. */
-int plan_weight_dims(const fx_net *net, int node, dnnl_dims_t dims);
-fx_status plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt, dnnl_format_tag_t tag4,
-                             dnnl_format_tag_t tag2, dnnl_memory_desc_t *md);
-dnnl_data_type_t plan_act_type(const fx_plan *plan);
-fx_status plan_node_md(const fx_plan *plan, const fx_node *node, dnnl_format_tag_t tag4, dnnl_format_tag_t tag2,
-                       dnnl_memory_desc_t *md);
-fx_status plan_new_attr(dnnl_primitive_attr_t *attr);
-fx_status plan_add_step(fx_plan *plan, const_dnnl_primitive_desc_t pd, const dnnl_exec_arg_t *args, int n_args,
-                        dnnl_memory_t zero);
-fx_status plan_as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want, dnnl_memory_t *out);
-fx_status plan_add_reorder(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t src_md, dnnl_memory_t dst,
-                           const_dnnl_memory_desc_t dst_md, int accumulate);
-fx_status plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims, dnnl_format_tag_t tag,
-                            const_dnnl_memory_desc_t want, dnnl_memory_t *out);
+int fxi_plan_weight_dims(const fx_net *net, int node, dnnl_dims_t dims);
+fx_status fxi_plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt, dnnl_format_tag_t tag4,
+                                 dnnl_format_tag_t tag2, dnnl_memory_desc_t *md);
+/* The activation type: f32, or bf16 in FX_MATH_BF16 mode. */
+dnnl_data_type_t fxi_plan_act_type(const fx_plan *plan);
+fx_status fxi_plan_node_md(const fx_plan *plan, const fx_node *node, dnnl_format_tag_t tag4, dnnl_format_tag_t tag2,
+                           dnnl_memory_desc_t *md);
+/* Primitive attributes with a user scratchpad (every primitive of a plan uses one). */
+fx_status fxi_plan_new_attr(dnnl_primitive_attr_t *attr);
+/* Append a step running the primitive of `pd` (NULL: only clear `zero`). */
+fx_status fxi_plan_add_step(fx_plan *plan, const_dnnl_primitive_desc_t pd, const dnnl_exec_arg_t *args, int n_args,
+                            dnnl_memory_t zero);
+/* `src`'s data in layout `want`: src itself, or a reordered copy (a new step). */
+fx_status fxi_plan_as_layout(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t want, dnnl_memory_t *out);
+/* Append a reorder from `src` viewed as `src_md` to `dst` viewed as `dst_md`;
+   with `accumulate` it adds to what `dst` holds. */
+fx_status fxi_plan_add_reorder(fx_plan *plan, dnnl_memory_t src, const_dnnl_memory_desc_t src_md, dnnl_memory_t dst,
+                               const_dnnl_memory_desc_t dst_md, int accumulate);
+/* Parameters in the layout `want` (NULL: as given), reordered now and
+   remembered for fx_plan_refresh_parameters. */
+fx_status fxi_plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims,
+                                dnnl_format_tag_t tag, const_dnnl_memory_desc_t want, dnnl_memory_t *out);
+
+/* ---- the layer builders ------------------------------------------------ */
+
+/* A backward pass being built (net_backward.c; the loop over the nodes is
+   net_plan.c's). */
+typedef struct {
+    const fx_net *net;
+    fx_plan *plan;
+    char *has_diff; /* [n_nodes] a contribution has been scheduled (by canonical id) */
+} fx_backward;
+
+/* Builds the forward steps of node `head` (the head of its fused group in an
+   inference plan) and sets plan->node_mem of the nodes it computes. */
+typedef fx_status (*fxi_forward_builder)(fx_plan *plan, const fx_net *net, int head);
+/* Builds the backward steps of node `id`: from plan->diff[id], the gradient of
+   its inputs (and, in FX_TRAIN_PARAMETERS plans, of its parameters). */
+typedef fx_status (*fxi_backward_builder)(fx_backward *b, int id);
+
+/* A row of the kind table (net_layers.c). */
+typedef struct {
+    const char *name;
+    fxi_forward_builder forward;   /* NULL for the input */
+    fxi_backward_builder backward; /* NULL for the input */
+} fxi_layer_ops;
+
+/* The row of `kind`, or NULL for a value that is not a kind. */
+const fxi_layer_ops *fxi_layer_ops_of(fx_layer_kind kind);
+
+/* net_layers_forward.c */
+fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head);
+fx_status fxi_forward_pool(fx_plan *plan, const fx_net *net, int id);
+fx_status fxi_forward_elementwise(fx_plan *plan, const fx_net *net, int id); /* relu, prelu, scale_shift */
+fx_status fxi_forward_sum(fx_plan *plan, const fx_net *net, int id);
+fx_status fxi_forward_reshape(fx_plan *plan, const fx_net *net, int id);
+
+/* net_backward.c */
+fx_status fxi_backward_conv_or_dense(fx_backward *b, int id);
+fx_status fxi_backward_pool(fx_backward *b, int id);
+fx_status fxi_backward_elementwise(fx_backward *b, int id);
+fx_status fxi_backward_sum(fx_backward *b, int id);
+fx_status fxi_backward_reshape(fx_backward *b, int id);
+/* Start a backward pass: allocate b->has_diff (the caller frees it) and seed
+   the output's gradient from the caller's buffer. */
+fx_status fxi_backward_begin(fx_backward *b);
+/* End it: the input's gradient into the caller's buffer (plain NHWC). */
+fx_status fxi_backward_finish(fx_backward *b);
+/* Copy (first contribution) or add (later ones) `src`, which has node `in`'s
+   full dims in any layout, into the gradient of node `in`. */
+fx_status fxi_backward_deliver(fx_backward *b, int in, dnnl_memory_t src);
+
+/* net_resize.c: the resize layer as matrix products */
+fx_status fxi_forward_resize(fx_plan *plan, const fx_net *net, int id);
+fx_status fxi_backward_resize(fx_backward *b, int id);
+
+/* ---- net_shared.c -------------------------------------------------------- */
 
 /* Fill the training plan `many` with the forward results of the batch-1
-   training plan `one`, repeated (net_shared.c). *ok = 0 if a layout does not
-   allow it (nothing useful was copied then). */
+   training plan `one`, repeated. *ok = 0 if a layout does not allow it
+   (nothing useful was copied then). */
 fx_status fx_plans_replicate_forward(const fx_net *net, fx_plan *one, fx_plan *many, int *ok);
-
-/* The resize layer as matrix products (net_resize.c): its forward steps, and
-   (training) the steps of its backward pass, whose result *grad_input is the
-   input's gradient in plain NCHW. */
-fx_status plan_build_resize(fx_plan *plan, const fx_net *net, int id);
-fx_status plan_build_resize_backward(fx_plan *plan, const fx_net *net, int id, dnnl_memory_t *grad_input);
-
-/* The backward pass of a training plan (net_backward.c). */
-fx_status fx_plan_build_backward(const fx_net *net, fx_plan *plan);
 
 #endif /* FX_PLAN_INTERNAL_H */

@@ -1,5 +1,6 @@
 /*
- * status.c - the per-thread last-error message behind fx_last_error().
+ * status.c - the per-thread last-error message behind fx_last_error(), and
+ * the names of the status codes (fx_status_name).
  *
  * The glue reads the message right after a failing call on the same thread,
  * so a thread-local buffer is enough and needs no locking.
@@ -14,6 +15,17 @@
 static _Thread_local char last_error[1024];
 
 const char *fx_last_error(void) { return last_error; }
+
+const char *fx_status_name(fx_status status) {
+    switch (status) {
+    case FX_STATUS_OK: return "ok";
+    case FX_STATUS_INVALID_ARGUMENT: return "invalid_argument";
+    case FX_STATUS_OUT_OF_MEMORY: return "out_of_memory";
+    case FX_STATUS_UNSUPPORTED: return "unsupported";
+    case FX_STATUS_BACKEND_ERROR: return "backend_error";
+    }
+    return "unknown";
+}
 
 fx_status fx_fail(fx_status status, const char *fmt, ...) {
     va_list args;
