@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 
-from .._util.errors import InvalidInputError, ModelFormatError, ModelNotFoundError
+from .._util.errors import InvalidInputError, ModelFormatError
+from .._util.files import read_untrusted_file
 from .face_model import FaceModel
 from .formats import FORMATS, format_for
 from .formats.dlib import (
@@ -17,27 +17,6 @@ from .formats.dlib import (
     dlib_model_path,
     score_threshold,
 )
-
-_MAX_MODEL_BYTES = 2 << 30
-
-
-def read_model_file(path: Path) -> bytes:
-    """The bytes of a model file, refusing what is not a regular file of plausible size."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"model file not found: {path}") from None
-    except OSError as exc:
-        raise ModelNotFoundError(f"cannot access model file {path}: {exc}") from None
-    # a FIFO or device would block or never end: only regular files are read
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelNotFoundError(f"model path is not a file: {path}")
-    if info.st_size > _MAX_MODEL_BYTES:
-        raise ModelFormatError(f"{path}: {info.st_size} bytes is larger than any supported model")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {path}: {exc}") from None
 
 
 def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") -> FaceModel:
@@ -66,7 +45,7 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") ->
     """
     if isinstance(model, str) and model == "dlib":
         path = dlib_model_path()
-        data = read_model_file(path)
+        data = read_untrusted_file(path, "model file")
         digest = hashlib.sha256(data).hexdigest()
         if digest != DLIB_MODEL_SHA256:
             raise ModelFormatError(f"{path}: SHA-256 {digest} is not that of dlib's published model "
@@ -74,7 +53,7 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") ->
         fmt, name = DLIB_FORMAT, "dlib"
     elif isinstance(model, (str, os.PathLike)):
         path = Path(model)
-        data = read_model_file(path)
+        data = read_untrusted_file(path, "model file")
         name = path.name
         fmt = format_for(path, data[:64])
         if fmt is None:

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..._util.errors import ModelFormatError, ModelNotFoundError
+from ..._util.errors import ModelFormatError
+from ..._util.files import read_untrusted_file
 from ...runtime.layers import LAYER_KINDS
 from ...runtime.spec import NetworkSpec
 from .base import LoadedNetwork, ModelFormat
@@ -90,13 +91,7 @@ def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, An
 def load_spec(path: str | os.PathLike) -> tuple[NetworkSpec, dict[str, Any]]:
     """Read a file written by :func:`save_spec`: ``(spec, metadata)``."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"network file not found: {path}") from None
-    except OSError as exc:
-        raise ModelFormatError(f"cannot read {path}: {exc}") from None
-    return parse_spec(data, path)
+    return parse_spec(read_untrusted_file(path, "network file"), path)
 
 
 def parse_spec(data: bytes, path: str | os.PathLike) -> tuple[NetworkSpec, dict[str, Any]]:
