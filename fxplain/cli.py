@@ -46,8 +46,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Method parameters the CLI offers: option destination -> the method parameter it sets.
-_METHOD_OPTIONS = {"n_masks": "n_masks", "variant": "variant", "decoder": "decoder"}
+#: Method parameters the CLI offers (``--n-masks``, ``--variant``, ``--decoder``), named as in the Python API.
+_METHOD_OPTIONS = ("n_masks", "variant", "decoder")
 
 
 def _method_params(args: argparse.Namespace) -> dict:
@@ -56,8 +56,7 @@ def _method_params(args: argparse.Namespace) -> dict:
     Passing them all to the Explainer makes an option that does not apply to
     the chosen method fail as the Python API fails ("unknown parameter").
     """
-    return {param: getattr(args, dest) for dest, param in _METHOD_OPTIONS.items()
-            if getattr(args, dest, None) is not None}
+    return {name: getattr(args, name) for name in _METHOD_OPTIONS if getattr(args, name, None) is not None}
 
 
 def _report(label: str, result, path) -> None:
