@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._util.errors import InvalidInputError
+
 
 def _gray(image: np.ndarray) -> np.ndarray:
     return (image @ np.array([0.299, 0.587, 0.114]) / 255.0).clip(0, 1)
@@ -32,8 +34,9 @@ def map_units(result) -> str:
     return result.extras.get("units", "evidence")
 
 
-def _panel(fig, ax, result, row: int, kind: str, vmax: float, alpha: float, colorbar: bool):
-    images = np.clip(result.images, 0, 255)
+def _panel(fig, ax, result, images: np.ndarray, row: int, kind: str, vmax: float, alpha: float,
+           colorbar: bool):
+    """One panel: face ``row`` of ``images`` (clipped pixels), alone or under one of its maps."""
     label = "AB"[row]
     if kind == "image":
         ax.imshow(images[row].astype(np.uint8))
@@ -65,15 +68,14 @@ def plot_pair(result, *, ax=None, side: str = "A", kind: str = "dissimilarity", 
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ._util.errors import InvalidInputError
-
+    images = np.clip(result.images, 0, 255)
     vmax = float(max(result.similarity.max(), result.dissimilarity.max(), 1e-12))
     if isinstance(ax, Axes):
         if side not in ("A", "B") or kind not in ("image", *_MAPS):
             raise InvalidInputError(f"side must be 'A' or 'B' and kind 'image', 'similarity' or 'dissimilarity'; "
                                     f"got {side!r}, {kind!r}")
         fig = ax.figure
-        _panel(fig, ax, result, "AB".index(side), kind, vmax, alpha, colorbar=True)
+        _panel(fig, ax, result, images, "AB".index(side), kind, vmax, alpha, colorbar=True)
         ax.set_axis_off()
         return fig
     if ax is None:
@@ -85,9 +87,9 @@ def plot_pair(result, *, ax=None, side: str = "A", kind: str = "dissimilarity", 
             raise InvalidInputError(f"ax must be one matplotlib Axes or a 2x3 array of them, got shape {axes.shape}")
         fig = axes[0, 0].figure
     for row in (0, 1):
-        _panel(fig, axes[row, 0], result, row, "image", vmax, alpha, colorbar=False)
+        _panel(fig, axes[row, 0], result, images, row, "image", vmax, alpha, colorbar=False)
         for col, kind_name in enumerate(_MAPS, start=1):
-            shown = _panel(fig, axes[row, col], result, row, kind_name, vmax, alpha, colorbar=False)
+            shown = _panel(fig, axes[row, col], result, images, row, kind_name, vmax, alpha, colorbar=False)
             if row == 1:
                 fig.colorbar(shown, ax=axes[:, col], shrink=0.6, location="bottom", label=map_units(result))
     for a in axes.ravel():

@@ -64,10 +64,3 @@ def score_and_embedding_gradient(metric: str, emb: np.ndarray, reference: np.nda
 def score_kind(model) -> str:
     """Name of the C scoring kernel (``_core.embedding_scores``) matching a model's metric."""
     return "neg_squared_euclidean" if model.metric == "squared_euclidean" else "cosine"
-
-
-def distance_threshold(model) -> float | None:
-    """The Euclidean distance threshold users know for squared-Euclidean models (dlib: 0.6), else None."""
-    if model.metric != "squared_euclidean":
-        return None
-    return float(getattr(model, "facts", {}).get("distance_threshold", np.sqrt(max(-model.threshold, 0.0))))
