@@ -104,13 +104,13 @@ class FxplainTrainer:
 
     name = "fxplain"
 
-    def __init__(self, spec: Any, face_net: Any, config: argparse.Namespace):
+    def __init__(self, spec: Any, face_model: Any, config: argparse.Namespace):
         from fxplain.reconstruction.training import _Adam
         from fxplain.runtime.core_net import build_core_net
 
         self.net = build_core_net(spec)  # what Decoder(spec, ...)._net is
         self.adam = _Adam(spec)
-        self.face_net = face_net
+        self.face_model = face_model
         self.config = config
         self.step_count = 0
         self.last_gradients: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -125,7 +125,7 @@ class FxplainTrainer:
         pixel_loss, grad = _core.pixel_loss(out, target, c.pixel_loss, c.pixel_weight)
         identity_loss = 0.0
         if c.identity_weight > 0:
-            identity_loss, grad_id = _identity_gradient(self.face_net, out, emb, c.identity_weight)
+            identity_loss, grad_id = _identity_gradient(self.face_model, out, emb, c.identity_weight)
             grad += grad_id
         _, grads = self.net.train_backward(grad)
         self.last_gradients = grads
@@ -283,7 +283,7 @@ def identity_gradient_referee(model: Any, spec: Any, batches: Batches, weight: f
 
     emb, _ = batches(1)
     out = build_core_net(spec).forward(emb.reshape(len(emb), 1, 1, -1))
-    _, g_fx = _identity_gradient(model._net, out, emb, weight)
+    _, g_fx = _identity_gradient(model, out, emb, weight)
 
     def torch_grad(dtype: torch.dtype, channels_last: bool) -> np.ndarray:
         face = differentiable(build_torch_module(model.spec, channels_last=channels_last)).to(dtype)
@@ -390,7 +390,7 @@ def run_configuration(label: str, spec: Any, model: Any, face_modules: dict, bat
     print(f"\n==== {label} ====")
     identity = args.identity_weight > 0
     check_steps = args.identity_check_steps if identity else args.check_steps
-    fx = FxplainTrainer(spec, model._net, args)
+    fx = FxplainTrainer(spec, model, args)
     torches = [TorchTrainer(spec, face_modules[layout], args, layout) for layout in args.torch_layouts]
     print(f"losses of {args.steps} steps, batch {args.batch}, lr {args.lr:g}, same initial weights and "
           f"batches (loss of step s = before its update):")

@@ -66,3 +66,49 @@ def test_building_and_dropping_models_does_not_leak(model):
         net.forward(np.zeros((2, 150, 150, 3), np.float32))
         del net
     assert _rss_mib() - before < 60
+
+
+def test_every_entry_point_gives_the_serial_result_from_several_threads(model, johns, default_decoder):
+    """Calls that run a forward and a backward pass (score_gradient, the integrated gradient variant)
+    are one transaction on the model, so threads interleaving other calls cannot break them."""
+    import fxplain
+
+    images = johns[0]
+    a, b, c = images[0], images[1], images[30]
+    reference = model.embed(b)[0]
+    integrated = fxplain.Explainer(model, method="gradient", steps=2, samples=2, batch_size=4)
+    calls = {
+        "embed": lambda: model.embed(images[:6], batch_size=3),
+        "score_gradient": lambda: np.concatenate([g.ravel() for g in model.score_gradient(images[2:6], reference,
+                                                                                          batch_size=2)]),
+        "input_gradient": lambda: model.input_gradient(images[:2], np.ones(128, np.float32)),
+        "dimension_maps": lambda: model.dimension_maps(a, batch_size=64)[:8],
+        "verify": lambda: np.array([model.verify(a, c).score]),
+        "integrated": lambda: integrated.explain(a, b).evidence,
+        "net": lambda: fxplain.Explainer(model, method="gradient", variant="net").explain(a, c).evidence,
+        "occlusion": lambda: fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(a, b).evidence,
+        "corrrise": lambda: fxplain.Explainer(model, n_masks=16, batch_size=8).explain(a, c).evidence,
+        "reconstruct": lambda: default_decoder.reconstruct(model.embed(a)[0]),
+    }
+    serial = {name: call() for name, call in calls.items()}
+    results: dict[tuple[int, str], np.ndarray] = {}
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        names = list(calls)
+        order = names[k:] + names[:k]  # each thread in a different order, so different calls overlap
+        try:
+            for _ in range(2):
+                for name in order:
+                    results[k, name] = calls[name]()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for (k, name), value in results.items():
+        np.testing.assert_array_equal(value, serial[name], err_msg=f"thread {k}, {name}")

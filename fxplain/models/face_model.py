@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,12 @@ class FaceModel:
 
     Build one with :func:`load_model`. The model maps aligned face chips of
     :attr:`input_size` to embeddings and scores pairs of embeddings.
+
+    One model may be shared by several threads: each call into the core
+    (including a forward pass and the backward pass that consumes it, see
+    :meth:`forward_backward`) is one transaction under the model's lock, so
+    every method gives the serial result. oneDNN already spreads one call
+    over all cores.
 
     Attributes
     ----------
@@ -71,6 +79,11 @@ class FaceModel:
         self.embedding_size = out_c * out_h * out_w
         self.model_hash = spec.weights_digest()
         self._net = build_core_net(spec)
+        # Every use of the core net is one transaction under this lock. The C net
+        # serialises single calls itself, but a training forward pass and the
+        # backward pass that consumes it are two calls: another thread's call in
+        # between would overwrite the activations (see forward_backward).
+        self._lock = threading.Lock()
         self.precision = "fp32"
         self.set_precision(precision)
 
@@ -85,8 +98,9 @@ class FaceModel:
         """
         if precision not in ("fp32", "bf16"):
             raise InvalidInputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-        self._net.set_math_mode(precision)
-        self.precision = precision
+        with self._lock:
+            self._net.set_math_mode(precision)
+            self.precision = precision
 
     def __repr__(self) -> str:
         return (f"FaceModel(name={self.name!r}, input_size={self.input_size}, "
@@ -126,7 +140,8 @@ class FaceModel:
         out = np.empty((pixels.shape[0], self.embedding_size), np.float32)
         for start in range(0, pixels.shape[0], batch_size):
             chunk = pixels[start:start + batch_size]
-            out[start:start + chunk.shape[0]] = self._net.forward(chunk).reshape(chunk.shape[0], -1)
+            with self._lock:
+                out[start:start + chunk.shape[0]] = self._net.forward(chunk).reshape(chunk.shape[0], -1)
         return out
 
     def input_gradient(self, images: Any, grad_output: Any, *, batch_size: int = 32) -> np.ndarray:
@@ -167,7 +182,8 @@ class FaceModel:
         for start in range(0, len(pixels), batch_size):
             chunk = pixels[start:start + batch_size]
             g = np.ascontiguousarray(grad[start:start + len(chunk)]).reshape((len(chunk),) + out_shape)
-            result[start:start + len(chunk)] = self._net.input_gradient(chunk, g)[1]
+            with self._lock:
+                result[start:start + len(chunk)] = self._net.input_gradient(chunk, g)[1]
         return result
 
     def dimension_maps(self, image: Any, *, batch_size: int = 32) -> np.ndarray:
@@ -193,7 +209,8 @@ class FaceModel:
         for start in range(0, d, batch_size):
             # one forward pass, shared by this chunk's backward passes (see csrc/net_shared.c)
             units = np.ascontiguousarray(eye[start:start + batch_size]).reshape((-1,) + out_shape)
-            grad = self._net.input_gradient_shared(pixels, units)[1]
+            with self._lock:
+                grad = self._net.input_gradient_shared(pixels, units)[1]
             maps[start:start + len(units)] = np.abs(grad).sum(axis=-1, dtype=np.float64)
         totals = maps.reshape(d, -1).sum(axis=1)
         return (maps / np.where(totals > 0, totals, 1.0)[:, None, None]).astype(np.float32)
@@ -244,11 +261,34 @@ class FaceModel:
         grads = np.empty(pixels.shape, np.float32)
         for start in range(0, len(pixels), batch_size):
             chunk = pixels[start:start + batch_size]
-            emb = self._net.train_forward(chunk, False).reshape(len(chunk), -1).astype(np.float64)
-            scores[start:start + len(chunk)], d_emb = score_and_embedding_gradient(self.metric, emb, reference)
-            d_out = np.ascontiguousarray(d_emb, np.float32).reshape((len(chunk),) + self._net.output_shape())
-            grads[start:start + len(chunk)] = self._net.train_backward(d_out)[0]
+
+            def score_derivative(emb: np.ndarray, at: int = start) -> np.ndarray:
+                s, d_emb = score_and_embedding_gradient(self.metric, emb.astype(np.float64), reference)
+                scores[at:at + len(emb)] = s
+                return d_emb
+
+            grads[start:start + len(chunk)] = self.forward_backward(chunk, score_derivative)[1]
         return scores, grads
+
+    def forward_backward(self, pixels: np.ndarray, output_gradient: Callable[[np.ndarray], np.ndarray]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """One forward and one backward pass through the core, as one transaction.
+
+        Computes the embeddings ``E`` of validated float32 ``(N, H, W, 3)``
+        ``pixels``, calls ``output_gradient(E)`` for the gradient ``G`` of a
+        loss with respect to them (``(N, D)``), and returns ``(E, ∂(Σ E·G)/∂pixels)``
+        (float32 ``(N, D)`` and ``(N, H, W, 3)``). The model's lock is held
+        from the forward pass to the end of the backward pass, so calls from
+        other threads cannot come between them; losses that need the output
+        first (a score, an identity loss) go through here.
+        """
+        with self._lock:
+            emb = self._net.train_forward(pixels, False).reshape(len(pixels), -1)
+            grad = np.ascontiguousarray(output_gradient(emb), np.float32)
+            if grad.shape != emb.shape:
+                raise InvalidInputError(f"output_gradient returned shape {grad.shape}, expected {emb.shape}")
+            grad_pixels = self._net.train_backward(grad.reshape((len(pixels),) + self._net.output_shape()))[0]
+        return emb, grad_pixels
 
     def verify(self, image_a: Any, image_b: Any) -> Verification:
         """Compare two faces: score, threshold, decision and embedding distance."""

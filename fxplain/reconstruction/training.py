@@ -197,7 +197,6 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     adam.write_into(spec)
     decoder = Decoder(spec, model_hash=model.model_hash)
     net = decoder._net
-    face_net = model._net
     begun = time.perf_counter()
     pool_emb = pool_target = None
     with Progress(config.steps, "training decoder", show_progress) as progress:
@@ -212,7 +211,7 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
             pixel_loss, grad = _core.pixel_loss(out, target, config.pixel_loss, config.pixel_weight)
             identity_loss = 0.0
             if config.identity_weight > 0:
-                identity_loss, grad_id = _identity_gradient(face_net, out, emb, config.identity_weight)
+                identity_loss, grad_id = _identity_gradient(model, out, emb, config.identity_weight)
                 grad += grad_id
             _, grads = net.train_backward(grad)
             adam.step(net, grads, config.learning_rate, step)
@@ -241,16 +240,19 @@ def _pool(model, chips: np.ndarray, config: DecoderTraining, round_index: int):
     return emb, target
 
 
-def _identity_gradient(face_net, out: np.ndarray, emb: np.ndarray, weight: float):
+def _identity_gradient(model: FaceModel, out: np.ndarray, emb: np.ndarray, weight: float):
     """Identity loss ``weight · mean_n ‖E(image_n) − f_n‖²`` and its gradient w.r.t. the decoder output."""
     pixels = np.ascontiguousarray((out.transpose(0, 2, 3, 1) + np.float32(0.5)) * np.float32(255.0))
-    got = face_net.train_forward(pixels, False).reshape(len(out), -1)
-    diff = got - emb
-    loss = weight * float(np.mean(np.sum(diff.astype(np.float64) ** 2, axis=1)))
-    grad_emb = (2.0 * weight / len(out)) * diff
-    grad_pixels, _ = face_net.train_backward(np.ascontiguousarray(grad_emb, np.float32).reshape(len(out), -1, 1, 1))
+    losses = []
+
+    def loss_gradient(got: np.ndarray) -> np.ndarray:
+        diff = got - emb
+        losses.append(weight * float(np.mean(np.sum(diff.astype(np.float64) ** 2, axis=1))))
+        return (2.0 * weight / len(out)) * diff
+
+    _, grad_pixels = model.forward_backward(pixels, loss_gradient)
     # pixels = (out + 0.5) * 255, so d out = 255 d pixels (NHWC -> NCHW)
-    return loss, np.ascontiguousarray(grad_pixels.transpose(0, 3, 1, 2) * np.float32(255.0))
+    return losses[0], np.ascontiguousarray(grad_pixels.transpose(0, 3, 1, 2) * np.float32(255.0))
 
 
 def _save_checkpoint(path: Path, identity: dict, adam: _Adam, step: int, seconds: float, history: dict) -> None:
