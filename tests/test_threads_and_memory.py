@@ -8,25 +8,34 @@ import threading
 import numpy as np
 
 
-def test_threads_give_the_serial_result(model, johns, johns_embeddings):
-    images = johns[0]
-    results: dict[int, np.ndarray] = {}
+def _in_threads(work, count: int) -> None:
+    """Run ``work(k)`` for k < count in as many threads at once; re-raise what any of them raised."""
     errors: list[BaseException] = []
 
-    def work(k: int) -> None:
+    def guarded(k: int) -> None:
         try:
-            chunk = images[k * 11:(k + 1) * 11]
-            for _ in range(3):
-                results[k] = model.embed(chunk, batch_size=4 + k)
+            work(k)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(5)]
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors
+    assert not errors, errors
+
+
+def test_threads_give_the_serial_result(model, johns, johns_embeddings):
+    images = johns[0]
+    results: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        chunk = images[k * 11:(k + 1) * 11]
+        for _ in range(3):
+            results[k] = model.embed(chunk, batch_size=4 + k)
+
+    _in_threads(work, 5)
     np.testing.assert_allclose(np.concatenate([results[k] for k in range(5)]), johns_embeddings,
                                rtol=0, atol=2e-6)
 
@@ -92,23 +101,14 @@ def test_every_entry_point_gives_the_serial_result_from_several_threads(model, j
     }
     serial = {name: call() for name, call in calls.items()}
     results: dict[tuple[int, str], np.ndarray] = {}
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
         names = list(calls)
         order = names[k:] + names[:k]  # each thread in a different order, so different calls overlap
-        try:
-            for _ in range(2):
-                for name in order:
-                    results[k, name] = calls[name]()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
+        for _ in range(2):
+            for name in order:
+                results[k, name] = calls[name]()
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    _in_threads(work, 4)
     for (k, name), value in results.items():
         np.testing.assert_array_equal(value, serial[name], err_msg=f"thread {k}, {name}")
