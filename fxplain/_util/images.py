@@ -18,6 +18,10 @@ import numpy as np
 
 from .errors import InvalidInputError
 
+#: Largest pixel magnitude accepted: far outside 0-255 (noisy points on an
+#: integration path stay within a few hundred), far below what overflows.
+MAX_ABS_PIXEL = 1e4
+
 
 def _from_file(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
@@ -111,6 +115,12 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
     batch = np.ascontiguousarray(batch, dtype=np.float32)
     if not np.all(np.isfinite(batch)):
         raise InvalidInputError("images contain NaN or infinite values")
+    peak = float(np.abs(batch).max())
+    if peak > MAX_ABS_PIXEL:
+        # finite but absurd values (3e38) overflow inside the network into
+        # huge or non-finite embeddings and maps
+        raise InvalidInputError(f"pixel values must lie on the 0-255 scale (within ±{MAX_ABS_PIXEL:g}); "
+                                f"got a value of magnitude {peak:.3g}")
     return batch
 
 

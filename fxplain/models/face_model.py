@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._util.errors import InvalidInputError
+from .._util.errors import CoreError, InvalidInputError
 from .._util.images import to_pixel_batch
 from .._util.validation import check_positive_int
 from ..runtime.core_net import build_core_net
@@ -142,7 +142,15 @@ class FaceModel:
             chunk = pixels[start:start + batch_size]
             with self._lock:
                 out[start:start + chunk.shape[0]] = self._net.forward(chunk).reshape(chunk.shape[0], -1)
-        return out
+        return self._finite(out, "embeddings")
+
+    def _finite(self, values: np.ndarray, what: str) -> np.ndarray:
+        """``values`` if every one is finite: a non-finite result is never returned as an answer."""
+        if not np.all(np.isfinite(values)):
+            raise CoreError(f"{self.name} produced non-finite {what}: its weights hold values that "
+                            "overflow float32 (a corrupted model file?) or the input pixels are far off "
+                            "the 0-255 scale")
+        return values
 
     def input_gradient(self, images: Any, grad_output: Any, *, batch_size: int = 32) -> np.ndarray:
         """Gradient of ``sum(embed(images) * grad_output)`` with respect to the input pixels.
@@ -184,7 +192,7 @@ class FaceModel:
             g = np.ascontiguousarray(grad[start:start + len(chunk)]).reshape((len(chunk),) + out_shape)
             with self._lock:
                 result[start:start + len(chunk)] = self._net.input_gradient(chunk, g)[1]
-        return result
+        return self._finite(result, "gradients")
 
     def dimension_maps(self, image: Any, *, batch_size: int = 32) -> np.ndarray:
         """Which pixels drive each embedding dimension: ``R_k = |∂f_k/∂x|`` summed over colour.
@@ -212,6 +220,7 @@ class FaceModel:
             with self._lock:
                 grad = self._net.input_gradient_shared(pixels, units)[1]
             maps[start:start + len(units)] = np.abs(grad).sum(axis=-1, dtype=np.float64)
+        self._finite(maps, "gradients")
         totals = maps.reshape(d, -1).sum(axis=1)
         return (maps / np.where(totals > 0, totals, 1.0)[:, None, None]).astype(np.float32)
 
@@ -283,12 +292,12 @@ class FaceModel:
         first (a score, an identity loss) go through here.
         """
         with self._lock:
-            emb = self._net.train_forward(pixels, False).reshape(len(pixels), -1)
+            emb = self._finite(self._net.train_forward(pixels, False).reshape(len(pixels), -1), "embeddings")
             grad = np.ascontiguousarray(output_gradient(emb), np.float32)
             if grad.shape != emb.shape:
                 raise InvalidInputError(f"output_gradient returned shape {grad.shape}, expected {emb.shape}")
             grad_pixels = self._net.train_backward(grad.reshape((len(pixels),) + self._net.output_shape()))[0]
-        return emb, grad_pixels
+        return emb, self._finite(grad_pixels, "gradients")
 
     def verify(self, image_a: Any, image_b: Any) -> Verification:
         """Compare two faces: score, threshold, decision and embedding distance."""

@@ -207,3 +207,34 @@ def test_a_photo_is_not_told_to_resize(model):
     with pytest.raises(fxplain.InvalidInputError, match="aligned face chips") as info:
         model.embed(photo)
     assert "resize=True" not in str(info.value) and "align" in str(info.value)
+
+
+def test_absurd_pixel_values_are_refused(model):
+    """Finite but absurd pixels (3e38) would give embeddings near 1e35 and non-finite maps: refused."""
+    with pytest.raises(fxplain.InvalidInputError, match="0-255 scale.*magnitude 3e"):
+        model.embed(np.full((150, 150, 3), 3e38, np.float32))
+    with pytest.raises(fxplain.InvalidInputError, match="0-255 scale"):
+        model.score_gradient(np.full((150, 150, 3), -2e4, np.float32), np.zeros(128))
+    model.embed(np.full((150, 150, 3), 300.0, np.float32))  # off the range a little: a noisy path point
+
+
+def test_non_finite_embeddings_are_an_error_not_an_answer(model, johns, tmp_path):
+    """A weight that is finite but huge (one flipped exponent byte in a file) makes every embedding NaN."""
+    import copy
+
+    from fxplain.models import FaceModel
+
+    spec = copy.deepcopy(model.spec)
+    spec.layers[0].params["weight"] = spec.layers[0].params["weight"].copy()
+    spec.layers[0].params["weight"].flat[0] = 1.7e38
+    broken = FaceModel(spec, name="broken", metric=model.metric, threshold=model.threshold)
+    with pytest.raises(fxplain.CoreError, match="non-finite embeddings"):
+        broken.embed(johns[0][:2])
+    with pytest.raises(fxplain.CoreError, match="non-finite embeddings"):
+        broken.score_gradient(johns[0][:1], model.embed(johns[0][1])[0])
+    with pytest.raises(fxplain.CoreError, match="non-finite"):
+        fxplain.Explainer(broken, method="occlusion", patch_sizes=(50,)).explain(johns[0][0], johns[0][1])
+    with pytest.raises(fxplain.CoreError, match="non-finite"):
+        broken.dimension_maps(johns[0][0])
+    with pytest.raises(fxplain.CoreError, match="non-finite"):
+        broken.input_gradient(johns[0][:1], np.ones(128))
