@@ -102,6 +102,27 @@ class NetworkSpec:
             shapes.append(tuple(kind.shape([shapes[src] for src in layer.inputs], layer.params, node)))
         return shapes
 
+    def architecture(self) -> dict[str, Any]:
+        """The network without its weights, as JSON-serialisable data.
+
+        Input shape, normalisation, output node, and per layer its kind, its
+        inputs, its non-array parameters and the shapes of its arrays: what a
+        reader compares with a known architecture to refuse a file whose
+        strides, paddings or shapes were changed.
+        """
+        def describe(value: Any) -> Any:
+            if isinstance(value, np.ndarray):
+                return {"shape": list(value.shape)}
+            return list(value) if isinstance(value, tuple) else value
+
+        return {"input_shape": list(self.input_shape),
+                "input_mean": np.asarray(self.input_mean, np.float64).round(6).tolist(),
+                "input_scale": np.asarray(self.input_scale, np.float64).round(9).tolist(),
+                "output": self.output,
+                "layers": [{"kind": layer.kind, "inputs": list(layer.inputs),
+                            "params": {k: describe(v) for k, v in sorted(layer.params.items()) if v is not None}}
+                           for layer in self.layers]}
+
     def weights_digest(self) -> str:
         """SHA-256 over the architecture and every parameter: the model's identity."""
         digest = hashlib.sha256()

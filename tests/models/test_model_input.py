@@ -238,3 +238,26 @@ def test_non_finite_embeddings_are_an_error_not_an_answer(model, johns, tmp_path
         broken.dimension_maps(johns[0][0])
     with pytest.raises(fxplain.CoreError, match="non-finite"):
         broken.input_gradient(johns[0][:1], np.ones(128))
+
+
+@pytest.mark.parametrize("position,value,fragment", [
+    (19768, 0x03, r"layer 4 \(max_pool.*'stride': \[3, 2\]"),     # the stem max-pool's stride 2 -> 3
+    (94290, 0xA3, r"layer 8 \(conv.*'stride': \[1, 163\]"),       # a conv stride 1 -> 163
+    (19772, 0x01, r"layer 4 \(max_pool.*'padding': \[1, 0\]"),    # a pool padding 0 -> 1
+    (355, 0x7E, r"layer 1 \(conv\) weight holds a value of magnitude 1.6e\+38"),  # finite, so no NaN check
+])
+def test_single_byte_changes_that_used_to_load_silently_are_refused(tmp_path, dlib_bytes, position, value, fragment):
+    """An independent campaign found these one-byte mutations loading and moving embeddings past 0.6."""
+    data = bytearray(dlib_bytes)
+    data[position] = value
+    path = tmp_path / "mutated.dat"
+    path.write_bytes(bytes(data))
+    with pytest.raises(fxplain.ModelFormatError, match=fragment):
+        fxplain.load_model(path)
+
+
+def test_the_architecture_fingerprint_is_the_published_models(model):
+    from fxplain.models.formats.dlib import check_dlib_resnet, known_architecture
+
+    assert model.spec.architecture() == known_architecture()
+    check_dlib_resnet(model.spec, "dlib")  # the published weights pass the magnitude bound

@@ -30,7 +30,9 @@ without it the shortcut is the block input itself.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -328,8 +330,51 @@ def score_threshold(distance: float) -> float:
     return -float(np.nextafter(distance ** 2, 0.0))
 
 
+#: The file of :func:`known_architecture` (written from the published model by ``NetworkSpec.architecture()``).
+_ARCHITECTURE_FILE = Path(__file__).resolve().parents[2] / "data" / "dlib_resnet_architecture.json"
+#: Largest parameter magnitude accepted; the published model's largest is 23.
+MAX_ABS_PARAMETER = 1e4
+
+
+@functools.lru_cache(maxsize=1)
+def known_architecture() -> dict:
+    """The architecture of dlib's face-recognition ResNet (no weights), as ``NetworkSpec.architecture()`` gives it."""
+    return json.loads(_ARCHITECTURE_FILE.read_text())
+
+
+def check_dlib_resnet(spec: NetworkSpec, name: str) -> None:
+    """Refuse a network that is not dlib's face-recognition ResNet with plausible weights.
+
+    dlib's format has no checksum, so a flipped byte can turn a stride 2
+    into 3 or a weight into 1.7e38 and still parse. The reader only supports
+    that ResNet, so the spec must match its architecture exactly (kinds,
+    wiring, kernels, strides, paddings, shapes, input normalisation), and
+    every parameter must be below :data:`MAX_ABS_PARAMETER` in magnitude.
+    Raises ModelFormatError naming the first difference.
+    """
+    got, want = spec.architecture(), known_architecture()
+    hint = "the file is corrupted or not dlib's face-recognition ResNet"
+    for key in ("input_shape", "input_mean", "input_scale", "output"):
+        if got[key] != want[key]:
+            raise ModelFormatError(f"{name}: {key} {got[key]} where dlib's ResNet has {want[key]}; {hint}")
+    if len(got["layers"]) != len(want["layers"]):
+        raise ModelFormatError(f"{name}: {len(got['layers'])} layers where dlib's ResNet has "
+                               f"{len(want['layers'])}; {hint}")
+    for node, (g, w) in enumerate(zip(got["layers"], want["layers"]), start=1):
+        if g != w:
+            raise ModelFormatError(f"{name}: layer {node} ({g['kind']}, inputs {g['inputs']}, {g['params']}) where "
+                                   f"dlib's ResNet has ({w['kind']}, inputs {w['inputs']}, {w['params']}); {hint}")
+    for node, layer in enumerate(spec.layers, start=1):
+        for key, value in layer.params.items():
+            if isinstance(value, np.ndarray) and value.size and float(np.abs(value).max()) > MAX_ABS_PARAMETER:
+                raise ModelFormatError(f"{name}: layer {node} ({layer.kind}) {key} holds a value of magnitude "
+                                       f"{float(np.abs(value).max()):.3g} (at most {MAX_ABS_PARAMETER:g} expected); "
+                                       f"{hint}")
+
+
 def _read(data: bytes, name: str) -> LoadedNetwork:
     spec, facts = read_dlib_network(data, name)
+    check_dlib_resnet(spec, name)
     return LoadedNetwork(spec, metric="squared_euclidean", threshold=score_threshold(facts["distance_threshold"]),
                          facts=facts)
 
