@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._util.errors import InvalidInputError, ModelFormatError
+from ._util.errors import InvalidInputError, ModelFormatError, ModelNotFoundError
+from ._util.files import read_untrusted_file
 
 _FORMAT = "fxplain.PairExplanation"
-_VERSION = 1
+_VERSION = 2  # 2: the arrays carry a checksum in the metadata (version 1 files still load)
 
 
 @dataclass
@@ -127,35 +131,120 @@ class PairExplanation:
     # ---- persistence ----------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the explanation to a ``.npz`` file: arrays as float32, metadata as JSON. No pickle."""
+        """Write the explanation to a ``.npz`` file: arrays as float32, metadata as JSON. No pickle.
+
+        The metadata carry a SHA-256 checksum of the arrays (format version 2),
+        which :meth:`load` verifies.
+        """
+        arrays = {"similarity": np.ascontiguousarray(self.similarity, np.float32),
+                  "dissimilarity": np.ascontiguousarray(self.dissimilarity, np.float32),
+                  "images": np.ascontiguousarray(self.images, np.float32)}
         meta = {
             "format": _FORMAT, "version": _VERSION, "score": self.score, "threshold": self.threshold,
             "match": bool(self.match), "method": self.method, "params": _jsonable(self.params),
             "seed": self.seed, "model_hash": self.model_hash, "model_name": self.model_name,
             "seconds": self.seconds, "normalize": self.normalize, "extras": _jsonable(self.extras),
+            "checksum": _checksum(arrays),
         }
+        try:  # load refuses NaN and Infinity, so save never writes them
+            text = json.dumps(meta, allow_nan=False)
+        except ValueError as exc:
+            raise InvalidInputError(f"cannot save the explanation: its metadata must be finite ({exc})") from None
         with open(path, "wb") as f:
-            np.savez(f, similarity=self.similarity, dissimilarity=self.dissimilarity, images=self.images,
-                     meta=np.array(json.dumps(meta)))
+            np.savez(f, **arrays, meta=np.array(text))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PairExplanation:
-        """Read an explanation written by :meth:`save`."""
+        """Read an explanation written by :meth:`save` (format versions 1 and 2).
+
+        The file is untrusted: it must be a regular file holding exactly the
+        saved arrays and metadata, every field of the expected type, the maps
+        finite and non-negative, and (version 2) the arrays must match their
+        checksum. Anything else raises :class:`~fxplain.ModelFormatError`.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise InvalidInputError(f"explanation file not found: {path}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in ("similarity", "dissimilarity", "images")}
-        except FileNotFoundError:
-            raise InvalidInputError(f"explanation file not found: {path}") from None
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise ModelFormatError(f"{path} is not a saved fxplain explanation: {exc}") from None
-        if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-            raise ModelFormatError(f"{path} is not a version-{_VERSION} fxplain explanation")
+            raw = read_untrusted_file(path, "explanation file", limit=_MAX_FILE_BYTES)
+        except ModelNotFoundError as exc:  # a FIFO, a directory: not a file to read
+            raise InvalidInputError(str(exc)) from None
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                members = {info.filename: info.file_size for info in archive.infolist()}
+            if set(members) != {f"{name}.npy" for name in _ARRAYS + ("meta",)}:
+                raise ModelFormatError(f"{path} is not a saved fxplain explanation: it holds {sorted(members)}")
+            if sum(members.values()) > _MAX_FILE_BYTES:  # compressed members could expand without bound
+                raise ModelFormatError(f"{path} expands to {sum(members.values())} bytes, more than an explanation")
+            with np.load(io.BytesIO(raw), allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]), parse_constant=_refuse_constant)
+                arrays = {name: data[name] for name in _ARRAYS}
+        except ModelFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - zipfile, numpy and json raise many types on damaged bytes
+            raise ModelFormatError(f"{path} is not a saved fxplain explanation: {type(exc).__name__}: {exc}") from None
+        _check_meta(meta, path)
+        _check_arrays(arrays, path)
+        if meta["version"] >= 2 and meta.get("checksum") != _checksum(arrays):
+            raise ModelFormatError(f"{path}: the maps or images do not match the file's checksum (damaged file)")
         return cls(similarity=arrays["similarity"], dissimilarity=arrays["dissimilarity"], images=arrays["images"],
-                   score=meta["score"], threshold=meta["threshold"], match=meta["match"], method=meta["method"],
-                   params=meta["params"], seed=meta["seed"], model_hash=meta["model_hash"],
-                   model_name=meta["model_name"], seconds=meta["seconds"], normalize=meta["normalize"],
+                   score=float(meta["score"]), threshold=float(meta["threshold"]), match=meta["match"],
+                   method=meta["method"], params=meta["params"], seed=meta["seed"], model_hash=meta["model_hash"],
+                   model_name=meta["model_name"], seconds=float(meta["seconds"]), normalize=meta["normalize"],
                    extras=meta["extras"])
+
+
+_ARRAYS = ("similarity", "dissimilarity", "images")
+_MAX_FILE_BYTES = 1 << 30
+#: Field of the metadata -> the types it may have (checked by load).
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (str,), "version": (int,), "score": (int, float), "threshold": (int, float), "match": (bool,),
+    "method": (str,), "params": (dict,), "seed": (int,), "model_hash": (str,), "model_name": (str,),
+    "seconds": (int, float), "normalize": (str, type(None)), "extras": (dict,),
+}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ModelFormatError(f"JSON constant {name} is not allowed in a saved explanation")
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in _ARRAYS:
+        array = np.ascontiguousarray(arrays[name], "<f4")
+        digest.update(f"{name}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _check_meta(meta: Any, path: Path) -> None:
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or meta.get("version") not in (1, _VERSION):
+        raise ModelFormatError(f"{path} is not a version-1 or -{_VERSION} fxplain explanation")
+    for key, types in _META_TYPES.items():
+        value = meta.get(key)
+        if key not in meta or not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ModelFormatError(f"{path}: field {key!r} must be {' or '.join(t.__name__ for t in types)}, "
+                                   f"got {value!r}")
+    if meta["normalize"] not in (None, "pair", "image") or meta["seed"] < 0:
+        raise ModelFormatError(f"{path}: field 'normalize' or 'seed' holds an impossible value")
+    if meta["match"] != (meta["score"] >= meta["threshold"]):
+        raise ModelFormatError(f"{path}: 'match' contradicts score {meta['score']} and threshold {meta['threshold']}")
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+    maps = arrays["similarity"]
+    for name in _ARRAYS:
+        array = arrays[name]
+        if array.dtype != np.float32:
+            raise ModelFormatError(f"{path}: {name} must be float32, got {array.dtype}")
+        if not np.all(np.isfinite(array)):
+            raise ModelFormatError(f"{path}: {name} holds NaN or infinite values")
+    if maps.ndim != 3 or maps.shape[0] != 2 or arrays["dissimilarity"].shape != maps.shape \
+            or arrays["images"].shape != maps.shape + (3,):
+        raise ModelFormatError(f"{path}: maps must be (2, H, W) and images (2, H, W, 3); got "
+                               f"{maps.shape}, {arrays['dissimilarity'].shape}, {arrays['images'].shape}")
+    if np.any(maps < 0) or np.any(arrays["dissimilarity"] < 0):
+        raise ModelFormatError(f"{path}: similarity and dissimilarity maps must be non-negative")
 
 
 def _jsonable(value: Any) -> Any:

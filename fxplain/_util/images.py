@@ -11,6 +11,7 @@ naming what was expected and what was given.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,32 @@ from .errors import InvalidInputError
 MAX_ABS_PIXEL = 1e4
 
 
+#: Largest image read from a file (about 8k x 6k): larger ones are refused before decoding.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 def _from_file(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+        info = path.stat()
     except FileNotFoundError:
         raise InvalidInputError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except OSError as exc:
         raise InvalidInputError(f"cannot read image file {path}: {exc}") from None
+    if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block the read forever
+        raise InvalidInputError(f"image path is not a regular file: {path}")
+    try:
+        with Image.open(path) as img:
+            # open() reads only the header: refuse a decompression bomb before decoding it
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise InvalidInputError(f"image file {path} is {img.width}x{img.height} pixels, more than the "
+                                        f"{MAX_IMAGE_PIXELS} fxplain reads")
+            return np.asarray(img.convert("RGB"))
+    except InvalidInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types on damaged files; all mean "unreadable"
+        raise InvalidInputError(f"cannot read image file {path}: {type(exc).__name__}: {exc}") from None
 
 
 def _one(item: Any, where: str) -> np.ndarray:

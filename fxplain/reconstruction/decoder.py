@@ -37,6 +37,8 @@ from ..runtime.spec import NetworkSpec
 
 #: Stored in every decoder file; load_decoder refuses files of another kind.
 DECODER_KIND = "fxplain-decoder"
+#: Largest chip side a decoder file may produce (face chips are 112-150 pixels).
+MAX_OUTPUT_SIDE = 512
 
 
 def decoder_spec(embedding_size: int, output_size: tuple[int, int], *, widths=(128, 128, 64, 32, 16),
@@ -199,7 +201,16 @@ def load_decoder(path: str | os.PathLike, model=None) -> Decoder:
     spec, metadata = load_spec(path)
     if metadata.get("kind") != DECODER_KIND:
         raise ModelFormatError(f"{path} holds a network, but not a decoder (kind {metadata.get('kind')!r})")
-    decoder = Decoder(spec, model_hash=str(metadata.get("model_hash", "")), info=metadata.get("info", {}))
+    info = metadata.get("info", {})
+    if not isinstance(info, dict) or not isinstance(metadata.get("model_hash", ""), str):
+        raise ModelFormatError(f"{path}: a decoder's 'info' must be a JSON object and 'model_hash' a string")
+    _, out_h, out_w = spec.shapes()[spec.output]
+    if not (out_h <= MAX_OUTPUT_SIDE and out_w <= MAX_OUTPUT_SIDE) or (
+            model is not None and (out_h, out_w) != tuple(model.input_size)):
+        # dimension_maps decodes D + 1 images at once: an absurd output size is a memory bomb
+        expected = f"{model.input_size}" if model is not None else f"at most {MAX_OUTPUT_SIDE}x{MAX_OUTPUT_SIDE}"
+        raise ModelFormatError(f"{path}: the decoder outputs {out_h}x{out_w} chips, expected {expected}")
+    decoder = Decoder(spec, model_hash=metadata.get("model_hash", ""), info=info)
     if model is not None and decoder.model_hash != model.model_hash:
         raise ModelFormatError(f"{path} was trained for model {decoder.model_hash[:12]}…, not for "
                                f"{model.name} ({model.model_hash[:12]}…)")

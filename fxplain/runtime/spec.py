@@ -49,6 +49,7 @@ resize             size (H, W), mode "nearest" | "bilinear" -- half-pixel
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,10 @@ import numpy as np
 
 from .._util.errors import ModelFormatError
 from .layers import LAYER_KINDS, LAYERS
+
+#: Largest output of one layer for one image (256 MiB of float32): far above face
+#: models (dlib's largest is 32x72x72), far below what exhausts memory at batch 1.
+MAX_NODE_VALUES = 1 << 26
 
 
 @dataclass
@@ -99,7 +104,11 @@ class NetworkSpec:
             for src in layer.inputs:
                 if not 0 <= src < node:
                     raise ModelFormatError(f"layer {node} ({layer.kind}) reads node {src}, which is not an earlier node")
-            shapes.append(tuple(kind.shape([shapes[src] for src in layer.inputs], layer.params, node)))
+            shape = tuple(kind.shape([shapes[src] for src in layer.inputs], layer.params, node))
+            if math.prod(shape) > MAX_NODE_VALUES:
+                raise ModelFormatError(f"layer {node} ({layer.kind}) outputs {shape[0]}x{shape[1]}x{shape[2]} values "
+                                       f"per image, more than any supported network ({MAX_NODE_VALUES})")
+            shapes.append(shape)
         return shapes
 
     def architecture(self) -> dict[str, Any]:

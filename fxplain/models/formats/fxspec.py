@@ -21,6 +21,7 @@ file's length, and the network's shapes; any problem raises
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._util.errors import ModelFormatError
+from ..._util.errors import InvalidInputError, ModelFormatError
 from ..._util.files import read_untrusted_file
 from ...runtime.layers import LAYER_KINDS
 from ...runtime.spec import NetworkSpec
@@ -39,6 +40,8 @@ VERSION = 1
 _PREFIX = struct.Struct("<8sII")
 _ALIGN = 16
 _MAX_HEADER = 64 << 20
+#: Largest parameter magnitude a network file may hold (trained weights stay far below).
+MAX_ABS_PARAMETER = 1e6
 
 
 def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, Any]) -> None:
@@ -64,6 +67,11 @@ def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, An
               "output": spec.output, "layers": layers, "metadata": metadata}
     # the offsets depend on the header's length, which depends on the offsets:
     # reserve room for the header, and grow the reserve until it fits
+    try:  # the reader refuses NaN and Infinity, so the writer never produces them
+        json.dumps(header, allow_nan=False)
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot save {path}: the network's numbers and metadata must be finite "
+                                f"({exc})") from None
     reserve = len(json.dumps(header)) + 48 * len(arrays) + 64
     while True:
         data_start = _aligned(_PREFIX.size + reserve)
@@ -106,40 +114,79 @@ def parse_spec(data: bytes, path: str | os.PathLike) -> tuple[NetworkSpec, dict[
         raise ModelFormatError(f"{path} has format version {version}; this fxplain reads version {VERSION}")
     if length > _MAX_HEADER or _PREFIX.size + length > len(data):
         raise ModelFormatError(f"{path}: header length {length} runs past the end of the file")
+    data_start = _PREFIX.size + length
     try:
-        header = json.loads(data[_PREFIX.size:_PREFIX.size + length].decode())
-        spec = NetworkSpec(tuple(int(v) for v in header["input_shape"]),
-                           np.asarray(header["input_mean"], np.float32), np.asarray(header["input_scale"], np.float32))
+        header = json.loads(data[_PREFIX.size:data_start].decode(), parse_constant=_refuse_constant)
+        if not isinstance(header, dict) or not isinstance(header.get("layers"), list):
+            raise ModelFormatError(f"{path}: the header must be a JSON object with a list of layers")
+        spec = NetworkSpec(tuple(_int(v, "input_shape", path, 1, 4096) for v in header["input_shape"]),
+                           _finite_vector(header["input_mean"], "input_mean", path),
+                           _finite_vector(header["input_scale"], "input_scale", path))
         for layer in header["layers"]:
-            if layer["kind"] not in LAYER_KINDS:
-                raise ModelFormatError(f"{path}: unknown layer kind {layer['kind']!r}")
-            params = {key: _param(data, value, path) for key, value in layer["params"].items()}
-            spec.add(layer["kind"], tuple(int(i) for i in layer["inputs"]), **params)
-        spec.output = int(header["output"])
+            if not isinstance(layer, dict) or layer.get("kind") not in LAYER_KINDS:
+                raise ModelFormatError(f"{path}: unknown layer kind {layer.get('kind') if isinstance(layer, dict) else layer!r}")
+            if not isinstance(layer.get("params"), dict) or not isinstance(layer.get("inputs"), list):
+                raise ModelFormatError(f"{path}: layer {len(spec.layers) + 1} needs 'inputs' (a list) and "
+                                       "'params' (an object)")
+            params = {key: _param(data, value, path, data_start) for key, value in layer["params"].items()}
+            spec.add(layer["kind"], tuple(_int(i, "inputs", path, 0, len(spec.layers)) for i in layer["inputs"]),
+                     **params)
+        spec.output = _int(header["output"], "output", path, 1, len(spec.layers))
         metadata = header.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise ModelFormatError(f"{path}: 'metadata' must be a JSON object")
+        if len(spec.input_shape) != 3 or spec.input_mean.shape != (spec.input_shape[0],) \
+                or spec.input_scale.shape != (spec.input_shape[0],):
+            raise ModelFormatError(f"{path}: inconsistent input shape and normalisation")
+        spec.shapes()  # validates every layer's parameters against its input, and the sizes
     except ModelFormatError:
         raise
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError,
+            UnicodeDecodeError, MemoryError) as exc:
+        # a hostile header reaches these through int(), np.asarray, nesting...: all mean "malformed"
         raise ModelFormatError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None
-    if len(spec.input_shape) != 3 or spec.input_mean.shape != (spec.input_shape[0],) \
-            or spec.input_scale.shape != (spec.input_shape[0],) or not 1 <= spec.output <= len(spec.layers):
-        raise ModelFormatError(f"{path}: inconsistent input normalisation or output node")
-    spec.shapes()  # validates every layer's shapes
     return spec, metadata
 
 
-def _param(data: bytes, value: Any, path: Path) -> Any:
+def _refuse_constant(name: str) -> Any:
+    raise ModelFormatError(f"JSON constant {name} is not allowed in an fxplain network file")
+
+
+def _int(value: Any, field: str, path: Path, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ModelFormatError(f"{path}: {field} must hold integers in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _finite_vector(value: Any, field: str, path: Path) -> np.ndarray:
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in value):
+        raise ModelFormatError(f"{path}: {field} must be a list of numbers, got {value!r}")
+    array = np.asarray(value, np.float64)
+    if not np.all(np.isfinite(array)) or np.any(np.abs(array) > 1e30):
+        raise ModelFormatError(f"{path}: {field} must be finite, got {value!r}")
+    return array.astype(np.float32)
+
+
+def _param(data: bytes, value: Any, path: Path, data_start: int) -> Any:
     if isinstance(value, dict) and "array" in value:
         offset, shape = value["array"]
-        shape = tuple(int(s) for s in shape)
-        if offset < 0 or any(s < 0 for s in shape):
-            raise ModelFormatError(f"{path}: negative array offset or size")
-        nbytes = 4 * int(np.prod(shape, dtype=np.int64))
+        shape = tuple(_int(s, "array shapes", path, 0, 1 << 30) for s in shape)
+        offset = _int(offset, "array offsets", path, 0, len(data))
+        # arrays live in the data section, aligned as save_spec writes them: an
+        # offset into the header would read the JSON text as weights
+        if offset < data_start or offset % _ALIGN:
+            raise ModelFormatError(f"{path}: an array at byte {offset} is not in the data section "
+                                   f"(from byte {data_start}, {_ALIGN}-byte aligned)")
+        nbytes = 4 * math.prod(shape)  # Python ints: no overflow however large the claimed shape
         if offset + nbytes > len(data):
             raise ModelFormatError(f"{path}: an array of shape {shape} at byte {offset} runs past the end of the file")
         array = np.frombuffer(data, "<f4", count=nbytes // 4, offset=offset).reshape(shape).astype(np.float32)
         if not np.all(np.isfinite(array)):
             raise ModelFormatError(f"{path}: an array of shape {shape} holds NaN or infinite values")
+        if array.size and float(np.abs(array).max()) > MAX_ABS_PARAMETER:
+            raise ModelFormatError(f"{path}: an array of shape {shape} holds a value of magnitude "
+                                   f"{float(np.abs(array).max()):.3g} (at most {MAX_ABS_PARAMETER:g} expected)")
         return array
     if isinstance(value, list):
         return tuple(value)
