@@ -102,9 +102,9 @@ def test_fifos_and_directories_are_refused_without_hanging(tmp_path, model):
     os.mkfifo(fifo)
     with pytest.raises(fxplain.InvalidInputError, match="not a"):
         fxplain.PairExplanation.load(fifo)
-    with pytest.raises(fxplain.InvalidInputError, match="not a regular file"):
+    with pytest.raises(fxplain.InvalidInputError, match="image file path is not a file"):
         model.embed(fifo)
-    with pytest.raises(fxplain.InvalidInputError, match="not a regular file"):
+    with pytest.raises(fxplain.InvalidInputError, match="image file path is not a file"):
         model.embed(tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -11,22 +12,31 @@ from .errors import ModelFormatError, ModelNotFoundError
 MAX_FILE_BYTES = 2 << 30
 
 
-def read_untrusted_file(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of ``path``, refusing what is not a regular file of at most ``limit`` bytes.
+def require_regular_file(path: Path, what: str, error: type[Exception] = ModelNotFoundError) -> os.stat_result:
+    """``path``'s stat if it is a regular file; else ``error`` naming ``what`` (missing, FIFO, directory...).
 
-    A FIFO or a device would block or never end, so only regular files are
-    read. ``what`` names the file in errors ("model file", "network file").
-    Raises ModelNotFoundError (missing, not a file) or ModelFormatError
-    (too large, unreadable).
+    A FIFO or device would block a read or never end, so only regular files
+    are opened.
     """
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ModelNotFoundError(f"{what} not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise ModelNotFoundError(f"cannot access {what} {path}: {exc}") from None
+        raise error(f"cannot access {what} {path}: {exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise ModelNotFoundError(f"{what} path is not a file: {path}")
+        raise error(f"{what} path is not a file: {path} (only regular files are read)")
+    return info
+
+
+def read_untrusted_file(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path``, refusing what is not a regular file of at most ``limit`` bytes.
+
+    ``what`` names the file in errors ("model file", "network file").
+    Raises ModelNotFoundError (missing, not a file) or ModelFormatError
+    (too large, unreadable).
+    """
+    info = require_regular_file(path, what)
     if info.st_size > limit:
         raise ModelFormatError(f"{path}: {info.st_size} bytes is larger than any supported {what}")
     try:

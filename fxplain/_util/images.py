@@ -11,13 +11,13 @@ naming what was expected and what was given.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInputError
+from .files import require_regular_file
 
 #: Largest pixel magnitude accepted: far outside 0-255 (noisy points on an
 #: integration path stay within a few hundred), far below what overflows.
@@ -31,14 +31,7 @@ MAX_IMAGE_PIXELS = 50_000_000
 def _from_file(path: Path) -> np.ndarray:
     from PIL import Image
 
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise InvalidInputError(f"image file not found: {path}") from None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read image file {path}: {exc}") from None
-    if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block the read forever
-        raise InvalidInputError(f"image path is not a regular file: {path}")
+    require_regular_file(path, "image file", InvalidInputError)
     try:
         with Image.open(path) as img:
             # open() reads only the header: refuse a decompression bomb before decoding it
