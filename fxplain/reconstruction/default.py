@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from pathlib import Path
 
 from .._util.errors import InvalidInputError
@@ -33,6 +34,16 @@ def default_decoder(model, *, show_progress: bool = True) -> Decoder:
     deterministic for a given seed. Training takes a few minutes on two
     cores; later calls load the file. ``FXPLAIN_CACHE_DIR`` moves the cache.
     """
+    # one thread trains while the others wait and then load its file: two first
+    # calls (an Explainer per thread, say) would otherwise both train and both write
+    with _TRAINING:
+        return _load_or_train(model, show_progress)
+
+
+_TRAINING = threading.Lock()
+
+
+def _load_or_train(model, show_progress: bool) -> Decoder:
     path = default_decoder_path(model)
     if path.exists():
         return load_decoder(path, model)

@@ -278,3 +278,36 @@ def test_evaluate_runs_the_reconstruction_method_without_training_another_decode
                              show_progress=False)
     again = next(r for r in given.rows if r["method"] == "reconstruction")
     assert again["sanity_spearman"] == pytest.approx(row["sanity_spearman"])
+
+
+def test_concurrent_first_calls_train_the_default_decoder_once(model, default_decoder, tmp_path, monkeypatch):
+    """Threads asking for a missing default decoder at once: one trains and saves, the others load its file."""
+    import threading
+    import time
+
+    from fxplain.reconstruction import default as default_module
+
+    monkeypatch.setenv("FXPLAIN_CACHE_DIR", str(tmp_path))  # no cached decoder here
+    calls = []
+
+    def training_stand_in(*args, **kwargs):  # the real recipe takes minutes; what is tested is the locking
+        calls.append(args)
+        time.sleep(0.5)
+        return default_decoder
+
+    monkeypatch.setattr(default_module, "train_decoder", training_stand_in)
+    got, errors = [], []
+
+    def work():
+        try:
+            got.append(fxplain.default_decoder(model, show_progress=False))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(calls) == 1 and len(got) == 4
+    assert {d.spec.weights_digest() for d in got} == {default_decoder.spec.weights_digest()}
