@@ -95,14 +95,18 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1 and not resize:
             raise InvalidInputError(f"images in one batch must share a size, got {sorted(shapes)}")
+        # the list is joined as float32: whether the user gave floats decides the 0-1 check
+        given_floats = any(np.issubdtype(a.dtype, np.floating) for a in arrays)
         batch_list = [np.asarray(a, np.float32)[None] for a in arrays]
         if resize:
             batch_list = [_resize(b, size) if b.shape[1:3] != size else b for b in batch_list]
         batch = np.concatenate(batch_list, axis=0)
     elif isinstance(images, np.ndarray) and images.ndim == 4:
         batch = images
+        given_floats = np.issubdtype(batch.dtype, np.floating)
     else:
         batch = _one(images, "image")[None]
+        given_floats = np.issubdtype(batch.dtype, np.floating)
 
     if batch.dtype != np.uint8 and not np.issubdtype(batch.dtype, np.floating):
         raise InvalidInputError(f"images must be uint8 or floating point (0-255 scale), got dtype {batch.dtype}")
@@ -120,30 +124,20 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
                 "model's chip first (for dlib, dlib.get_face_chip(image, shape, size=150, padding=0.25))"
             )
         batch = _resize(np.asarray(batch, np.float32), size)
-    if np.issubdtype(batch.dtype, np.floating):
-        _refuse_unit_scale(batch)
     batch = np.ascontiguousarray(batch, dtype=np.float32)
     if not np.all(np.isfinite(batch)):
         raise InvalidInputError("images contain NaN or infinite values")
-    peak = float(np.abs(batch).max())
-    if peak > MAX_ABS_PIXEL:
+    low, high = float(batch.min()), float(batch.max())
+    if max(-low, high) > MAX_ABS_PIXEL:
         # finite but absurd values (3e38) overflow inside the network into
         # huge or non-finite embeddings and maps
         raise InvalidInputError(f"pixel values must lie on the 0-255 scale (within ±{MAX_ABS_PIXEL:g}); "
-                                f"got a value of magnitude {peak:.3g}")
-    return batch
-
-
-def _refuse_unit_scale(batch: np.ndarray) -> None:
-    """Refuse float images whose values all lie in [0, 1]: they are almost surely on the 0-1 scale.
-
-    fxplain takes float pixels on the 0-255 scale; a 0-1 image read as 0-255
-    is nearly black, and every pair of such images "matches". An all-zero
-    image means the same on both scales and passes.
-    """
-    finite = batch[np.isfinite(batch)]
-    if finite.size and 0.0 <= finite.min() and 0.0 < finite.max() <= 1.0:
+                                f"got a value of magnitude {max(-low, high):.3g}")
+    if given_floats and 0.0 <= low and 0.0 < high <= 1.0:
+        # a 0-1 image read as 0-255 is nearly black, and every pair of such
+        # images "matches"; an all-zero image means the same on both scales
         raise InvalidInputError(
             "float images must hold pixel values on the 0-255 scale; these all lie in [0, 1], "
             "which looks like the 0-1 scale: multiply by 255 (or pass uint8 images)"
         )
+    return batch

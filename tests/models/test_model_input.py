@@ -261,3 +261,12 @@ def test_the_architecture_fingerprint_is_the_published_models(model):
 
     assert model.spec.architecture() == known_architecture()
     check_dlib_resnet(model.spec, "dlib")  # the published weights pass the magnitude bound
+
+
+def test_uint8_images_in_a_list_are_not_taken_for_the_0_1_scale(model):
+    """A list is joined as float32; near-black uint8 chips (values 0 and 1) must still pass."""
+    dark = np.zeros((150, 150, 3), np.uint8)
+    dark[70, 70] = 1
+    assert model.embed([dark, dark]).shape == (2, 128)
+    with pytest.raises(fxplain.InvalidInputError, match="0-255 scale"):
+        model.embed([dark.astype(np.float32), dark])
