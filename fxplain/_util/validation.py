@@ -9,10 +9,14 @@ import numpy as np
 from .errors import InvalidInputError
 
 
+def is_integer(value: Any) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
     """``value`` as an int if it is an integer (not a bool) in ``[low, high]``; else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
-            high is not None and value > high):
+    if not is_integer(value) or value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise InvalidInputError(f"{name} must be an integer {bound}, got {value!r}")
     return int(value)
@@ -20,14 +24,14 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
 
 def check_positive_int(name: str, value: Any) -> int:
     """``value`` as an int if it is a positive integer (batch sizes, step counts); else raise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer(value) or value < 1:
         raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def check_seed(value: Any) -> int:
     """A seed: an integer in ``[0, 2**63)``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+    if not is_integer(value) or not 0 <= value < 2**63:
         raise InvalidInputError(f"seed must be a non-negative integer, got {value!r}")
     return int(value)
 
