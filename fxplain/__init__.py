@@ -27,9 +27,11 @@ from ._util.errors import (
     CoreError,
     DataUnavailableError,
     FxplainError,
+    FxplainWarning,
     InvalidInputError,
     ModelFormatError,
     ModelNotFoundError,
+    UnverifiedWeightsWarning,
 )
 from .evaluation import EvaluationReport, evaluate
 from .explainer import Explainer
@@ -49,11 +51,13 @@ __all__ = [
     "Explainer",
     "FaceModel",
     "FxplainError",
+    "FxplainWarning",
     "InvalidInputError",
     "ModelFormatError",
     "ModelNotFoundError",
     "NetworkSpec",
     "PairExplanation",
+    "UnverifiedWeightsWarning",
     "__version__",
     "backend_info",
     "default_decoder",

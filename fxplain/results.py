@@ -169,6 +169,20 @@ class PairExplanation:
             raw = read_untrusted_file(path, "explanation file", limit=_MAX_FILE_BYTES)
         except ModelNotFoundError as exc:  # a FIFO, a directory: not a file to read
             raise InvalidInputError(str(exc)) from None
+        return cls.from_bytes(raw, path)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, name: str | os.PathLike = "<bytes>") -> PairExplanation:
+        """Read an explanation from the bytes of a file :meth:`save` wrote (a database blob, an upload).
+
+        The same checks as :meth:`load`; ``name`` names the source in errors.
+        """
+        path = Path(name)
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"from_bytes expects bytes, got {type(raw).__name__}")
+        if len(raw) > _MAX_FILE_BYTES:
+            raise ModelFormatError(f"{path}: {len(raw)} bytes is larger than any saved explanation")
+        raw = bytes(raw)
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
                 members = {info.filename: info.file_size for info in archive.infolist()}
@@ -235,6 +249,8 @@ def _check_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     maps = arrays["similarity"]
     for name in _ARRAYS:
         array = arrays[name]
+        if not isinstance(array, np.ndarray):  # np.load gives a member that is not .npy data as raw bytes
+            raise ModelFormatError(f"{path}: {name} is not a NumPy array (got {type(array).__name__})")
         if array.dtype != np.float32:
             raise ModelFormatError(f"{path}: {name} must be float32, got {array.dtype}")
         if not np.all(np.isfinite(array)):

@@ -97,6 +97,21 @@ def test_changed_maps_fail_the_checksum_and_version_1_files_still_load(saved, tm
     np.testing.assert_array_equal(fxplain.PairExplanation.load(tmp_path / "v1.npz").similarity, r.similarity)
 
 
+def test_a_member_that_is_not_npy_data_is_refused(saved, tmp_path):
+    """Found by the results fuzz target: np.load hands such a member over as raw bytes."""
+    import io
+    import zipfile
+
+    _, data = saved
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, b"not npy" if info.filename == "images.npy" else source.read(info))
+    with pytest.raises(fxplain.ModelFormatError, match="images is not a NumPy array"):
+        fxplain.PairExplanation.from_bytes(buffer.getvalue(), "blob")
+    assert fxplain.PairExplanation.from_bytes(data).score == saved[0].score  # the bytes-level reader
+
+
 def test_fifos_and_directories_are_refused_without_hanging(tmp_path, model):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

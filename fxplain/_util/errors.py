@@ -34,3 +34,20 @@ class DataUnavailableError(FxplainError, RuntimeError):
 
 class CoreError(FxplainError, RuntimeError):
     """The C core (oneDNN) failed while building or running a network."""
+
+
+class FxplainWarning(UserWarning):
+    """Base class of every warning fxplain issues."""
+
+
+class UnverifiedWeightsWarning(FxplainWarning):
+    """A model file loaded, but nothing confirms its weights are the ones its maker published.
+
+    dlib's ``.dat`` format carries no checksum: a weight changed within its
+    plausible range (a flipped low bit, a truncated-and-padded copy) parses
+    and runs, and only the file's digest can tell. fxplain knows the digest of
+    dlib's published model; a file with the same architecture and other
+    weights (your own training, or a damaged copy) loads with this warning.
+    Silence it with ``warnings.simplefilter("ignore", UnverifiedWeightsWarning)``
+    once you know where the file comes from.
+    """

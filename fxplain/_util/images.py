@@ -29,20 +29,25 @@ MAX_IMAGE_PIXELS = 50_000_000
 
 
 def _from_file(path: Path) -> np.ndarray:
+    require_regular_file(path, "image file", InvalidInputError)
+    return decode_image(path, str(path))
+
+
+def decode_image(source: Any, name: str) -> np.ndarray:
+    """Decode an image file (a path or a binary file object) to ``(H, W, 3)`` uint8; ``name`` names it in errors."""
     from PIL import Image
 
-    require_regular_file(path, "image file", InvalidInputError)
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             # open() reads only the header: refuse a decompression bomb before decoding it
             if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise InvalidInputError(f"image file {path} is {img.width}x{img.height} pixels, more than the "
+                raise InvalidInputError(f"image file {name} is {img.width}x{img.height} pixels, more than the "
                                         f"{MAX_IMAGE_PIXELS} fxplain reads")
             return np.asarray(img.convert("RGB"))
     except InvalidInputError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types on damaged files; all mean "unreadable"
-        raise InvalidInputError(f"cannot read image file {path}: {type(exc).__name__}: {exc}") from None
+        raise InvalidInputError(f"cannot read image file {name}: {type(exc).__name__}: {exc}") from None
 
 
 def _one(item: Any, where: str) -> np.ndarray:

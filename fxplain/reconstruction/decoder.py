@@ -18,8 +18,8 @@ What it explains:
   through the margin-decomposition combiner (:mod:`fxplain.methods.decomposition`).
 
 Decoders are saved in fxplain's documented weight format (see
-:mod:`fxplain.models.formats.fxspec`: magic, version, JSON header, raw float32) with
-their training record; :func:`load_decoder` reads them back.
+:mod:`fxplain.models.formats.fxspec`: a safetensors container with a
+checksummed, versioned record) with their training record; :func:`load_decoder` reads them back.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._util.errors import InvalidInputError, ModelFormatError
+from .._util.errors import CoreError, InvalidInputError, ModelFormatError
 from ..models.formats.fxspec import load_spec, save_spec
 from ..runtime.core_net import build_core_net
 from ..runtime.spec import NetworkSpec
@@ -143,6 +143,8 @@ class Decoder:
         for start in range(0, len(e), batch_size):
             chunk = e[start:start + batch_size]
             out[start:start + len(chunk)] = self._net.forward(chunk.reshape(len(chunk), 1, 1, -1))
+        if not np.all(np.isfinite(out)):  # weights within the file's bounds can still overflow
+            raise CoreError(f"the decoder produced non-finite values for finite embeddings ({self!r})")
         return out
 
     def reconstruct(self, embeddings: Any, *, batch_size: int = 64) -> np.ndarray:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .._util.errors import InvalidInputError
 from ..datasets import cache_dir
+from ..models.formats.fxspec import is_version_1, load_spec, save_spec
 from .decoder import Decoder, load_decoder
 from .training import DecoderTraining, train_decoder
 
@@ -46,6 +47,8 @@ _TRAINING = threading.Lock()
 def _load_or_train(model, show_progress: bool) -> Decoder:
     path = default_decoder_path(model)
     if path.exists():
+        if is_version_1(path):  # cached by fxplain 0.1: upgrade it once to the checksummed version 2
+            save_spec(path, *load_spec(path, legacy_warning=False))
         return load_decoder(path, model)
     if model.input_size != (150, 150):
         raise InvalidInputError(f"the default decoder is trained on the 150x150 johns chips; {model.name} takes "

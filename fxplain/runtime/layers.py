@@ -35,10 +35,20 @@ def _bias(params: dict) -> np.ndarray | None:
     return None if params.get("bias") is None else _f32(params["bias"])
 
 
+#: Largest kernel, stride or padding (the C core's FX_MAX_DIM).
+_MAX_WINDOW = 1 << 16
+
+
 def _windowed(size: int, kernel: int, stride: int, pad: int, node: int) -> int:
-    """Output length of a sliding window (floor rounding), checking the window's numbers."""
-    if kernel < 1 or stride < 1 or pad < 0:
+    """Output length of a sliding window (floor rounding), checking the window's numbers.
+
+    The same rules as the C core's ``check_window`` (net_graph.c), so that a
+    file the core would refuse is refused when it is read, naming the layer.
+    """
+    if not (1 <= kernel <= _MAX_WINDOW and 1 <= stride <= _MAX_WINDOW and 0 <= pad <= _MAX_WINDOW):
         raise ModelFormatError(f"layer {node}: invalid window (kernel {kernel}, stride {stride}, padding {pad})")
+    if pad >= kernel:
+        raise ModelFormatError(f"layer {node}: padding {pad} must be smaller than the kernel {kernel}")
     out = (size + 2 * pad - kernel) // stride + 1
     if out < 1:
         raise ModelFormatError(f"layer {node}: a {kernel}-wide window does not fit an input of size {size}")

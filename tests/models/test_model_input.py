@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -102,8 +104,8 @@ def test_corrupted_model_files(tmp_path, dlib_bytes, position):
         fxplain.load_model(path)
 
 
-def test_random_damage_never_crashes(tmp_path, dlib_bytes):
-    """Random byte changes either fail cleanly or load a model that runs."""
+def test_random_damage_never_crashes(tmp_path, dlib_bytes, model):
+    """Random byte changes either fail cleanly, or load a model that says its weights are unverified."""
     rng = np.random.default_rng(0)
     structural = list(range(400)) + list(range(len(dlib_bytes) - 80, len(dlib_bytes)))
     for trial in range(25):
@@ -112,11 +114,31 @@ def test_random_damage_never_crashes(tmp_path, dlib_bytes):
             data[position] = rng.integers(0, 256)
         path = tmp_path / f"fuzz{trial}.dat"
         path.write_bytes(bytes(data))
-        try:
-            model = fxplain.load_model(path)
-        except fxplain.ModelFormatError:
-            continue
-        assert model.embed(GOOD).shape[0] == 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                damaged = fxplain.load_model(path)
+            except fxplain.ModelFormatError:
+                continue
+        warned = any(issubclass(w.category, fxplain.UnverifiedWeightsWarning) for w in caught)
+        assert warned == (bytes(data) != dlib_bytes)
+        assert warned or np.array_equal(damaged.embed(GOOD), model.embed(GOOD))
+
+
+def test_a_weight_changed_within_its_range_loads_with_a_warning(tmp_path, dlib_bytes):
+    """dlib's format has no checksum: only the published model's digest tells a small weight change."""
+    data = bytearray(dlib_bytes)
+    data[5_000_000] ^= 1  # the lowest mantissa bit of a weight: plausible, parses, computes differently
+    path = tmp_path / "changed.dat"
+    path.write_bytes(bytes(data))
+    with pytest.warns(fxplain.UnverifiedWeightsWarning, match="not the weights of dlib's published model"):
+        changed = fxplain.load_model(path)
+    assert changed.facts["weights_verified"] is False
+    path.write_bytes(dlib_bytes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        published = fxplain.load_model(path)  # the published file by path: verified, no warning
+    assert published.facts["weights_verified"] is True
 
 
 def test_corrupted_default_model_fails_checksum(tmp_path, monkeypatch, dlib_bytes):

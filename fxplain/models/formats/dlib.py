@@ -31,14 +31,16 @@ without it the shortcut is the block input itself.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..._util.errors import ModelFormatError, ModelNotFoundError
+from ..._util.errors import ModelFormatError, ModelNotFoundError, UnverifiedWeightsWarning
 from ...runtime.spec import NetworkSpec
 from .base import LoadedNetwork, ModelFormat
 
@@ -375,6 +377,15 @@ def check_dlib_resnet(spec: NetworkSpec, name: str) -> None:
 def _read(data: bytes, name: str) -> LoadedNetwork:
     spec, facts = read_dlib_network(data, name)
     check_dlib_resnet(spec, name)
+    # the architecture and the magnitudes are right; only the digest can tell a
+    # weight changed within its range (dlib's format has no checksum of its own)
+    facts["sha256"] = hashlib.sha256(data).hexdigest()
+    facts["weights_verified"] = facts["sha256"] == DLIB_MODEL_SHA256
+    if not facts["weights_verified"]:
+        warnings.warn(f"{name}: dlib's ResNet architecture, but not the weights of dlib's published model "
+                      f"(SHA-256 {facts['sha256'][:16]}…, published {DLIB_MODEL_SHA256[:16]}…): if this is not "
+                      "your own training, the file may be damaged and its embeddings wrong",
+                      UnverifiedWeightsWarning, stacklevel=3)
     return LoadedNetwork(spec, metric="squared_euclidean", threshold=score_threshold(facts["distance_threshold"]),
                          facts=facts)
 

@@ -1,200 +1,219 @@
-"""fxplain's network weight file (``.fxd``): a NetworkSpec plus metadata, never pickle.
+"""fxplain's network file (``.fxd`` decoders, ``.fxn`` face models): a NetworkSpec plus metadata, never pickle.
 
-Layout (all integers little-endian)::
+Version 2 (written since fxplain 0.2) is a `safetensors
+<https://huggingface.co/docs/safetensors>`_ container: the ecosystem's safe
+tensor format, whose reader validates its header, dtypes, shapes and offsets
+(no overlaps, no gaps, nothing past the end). Its tensors are the network's
+float32 arrays, named ``"<layer>.<parameter>"`` (``"1.weight"``); its
+``__metadata__`` holds one key, ``"fxplain"``, a JSON object::
 
-    bytes 0-7    magic  b"FXPLNET\\0"
-    bytes 8-11   uint32 format version (1)
-    bytes 12-15  uint32 length L of the header
-    bytes 16..   L bytes of UTF-8 JSON: the header
-    then         raw little-endian float32 arrays, each 16-byte aligned
-                 relative to the start of the file
+    {"format": "fxplain-network", "format_version": 2,
+     "network":  "<JSON text: the network object of fxspec_header>",
+     "metadata": "<JSON text: what the file is, how it was made>",
+     "payload_sha256": "<hex>"}
 
-The header holds ``input_shape``, ``input_mean``, ``input_scale`` (lists),
-``output``, ``layers`` (a list of ``{"kind", "inputs", "params"}``, where a
-parameter that is an array is ``{"array": [offset, shape]}`` pointing into the
-data section) and ``metadata`` (free JSON: what the file is, how it was made).
-Reading checks the magic, the version, every offset and size against the
-file's length, and the network's shapes; any problem raises
-:class:`~fxplain.ModelFormatError`. Nothing in the file is executed.
+where an array parameter in the network is ``{"tensor": name}`` and
+``payload_sha256`` covers the network text, the metadata text and every
+tensor (name, shape, bytes) in the order the layers use them. Reading checks
+the container, the record's schema field by field, the checksum (any changed
+byte is refused), then the network field by field: the checksum tells
+damage, the field checks still refuse a hostile file whose checksum was
+recomputed. Version 1 files (:mod:`.fxspec_v1`) are still read. Any problem
+raises :class:`~fxplain.ModelFormatError`; nothing in the file is executed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
+import safetensors.numpy
 
-from ..._util.errors import InvalidInputError, ModelFormatError
+from ..._util.errors import InvalidInputError, ModelFormatError, UnverifiedWeightsWarning
 from ..._util.files import read_untrusted_file
-from ...runtime.layers import LAYER_KINDS
 from ...runtime.spec import NetworkSpec
 from .base import LoadedNetwork, ModelFormat
+from .fxspec_header import MAX_ABS_PARAMETER, build_spec, describe_network, refuse_constant
+from .fxspec_v1 import MAGIC as V1_MAGIC
+from .fxspec_v1 import parse_v1
 
-MAGIC = b"FXPLNET\0"
-VERSION = 1
-_PREFIX = struct.Struct("<8sII")
-_ALIGN = 16
-_MAX_HEADER = 64 << 20
-#: Largest parameter magnitude a network file may hold (trained weights stay far below).
-MAX_ABS_PARAMETER = 1e6
+__all__ = ["FACE_MODEL_KIND", "FXSPEC_FORMAT", "MAX_ABS_PARAMETER", "VERSION", "is_version_1", "load_spec", "parse_spec",
+           "payload_digest", "save_spec"]
+
+#: The version :func:`save_spec` writes.
+VERSION = 2
+FORMAT_NAME = "fxplain-network"
+_RECORD_KEYS = {"format", "format_version", "network", "metadata", "payload_sha256"}
+#: What a version-2 file starts with: safetensors' header length, then its JSON with our record first.
+_V2_HEAD = b'{"__metadata__":{"fxplain":'
 
 
 def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, Any]) -> None:
     """Write ``spec`` and JSON-serialisable ``metadata`` to ``path`` (atomically: a temp file, then rename)."""
-    arrays: list[np.ndarray] = []
-    slots: list[dict] = []  # the header entries that point at arrays[i]
-    layers = []
-    for layer in spec.layers:
-        params = {}
-        for key, value in layer.params.items():
-            if isinstance(value, np.ndarray):
-                params[key] = {"array": None}
-                slots.append(params[key])
-                arrays.append(np.ascontiguousarray(value, "<f4"))
-            elif isinstance(value, tuple):
-                params[key] = list(value)
-            else:
-                params[key] = value
-        layers.append({"kind": layer.kind, "inputs": list(layer.inputs), "params": params})
-    header = {"input_shape": list(spec.input_shape),
-              "input_mean": np.asarray(spec.input_mean, np.float64).tolist(),
-              "input_scale": np.asarray(spec.input_scale, np.float64).tolist(),
-              "output": spec.output, "layers": layers, "metadata": metadata}
-    # the offsets depend on the header's length, which depends on the offsets:
-    # reserve room for the header, and grow the reserve until it fits
+    tensors: dict[str, np.ndarray] = {}
+
+    def reference(array: np.ndarray, layer: int, name: str) -> dict:
+        key = f"{layer}.{name}"
+        tensors[key] = np.ascontiguousarray(array, "<f4")
+        return {"tensor": key}
+
     try:  # the reader refuses NaN and Infinity, so the writer never produces them
-        json.dumps(header, allow_nan=False)
+        network = json.dumps(describe_network(spec, reference), allow_nan=False)
+        meta = json.dumps(metadata, allow_nan=False)
     except ValueError as exc:
         raise InvalidInputError(f"cannot save {path}: the network's numbers and metadata must be finite "
                                 f"({exc})") from None
-    reserve = len(json.dumps(header)) + 48 * len(arrays) + 64
-    while True:
-        data_start = _aligned(_PREFIX.size + reserve)
-        offsets, cursor = [], data_start
-        for slot, array in zip(slots, arrays):
-            slot["array"] = [cursor, list(array.shape)]
-            offsets.append(cursor)
-            cursor = _aligned(cursor + array.nbytes)
-        blob = json.dumps(header).encode()
-        if _PREFIX.size + len(blob) <= data_start:
-            break
-        reserve *= 2
-    blob = blob.ljust(data_start - _PREFIX.size, b" ")
+    record = {"format": FORMAT_NAME, "format_version": VERSION, "network": network, "metadata": meta,
+              "payload_sha256": payload_digest(network, meta, tensors)}
+    blob = safetensors.numpy.save(tensors, metadata={"fxplain": json.dumps(record, sort_keys=True)})
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(_PREFIX.pack(MAGIC, VERSION, len(blob)))
-        f.write(blob)
-        for offset, array in zip(offsets, arrays):
-            f.seek(offset)
-            f.write(array.tobytes())
+    tmp.write_bytes(blob)
     os.replace(tmp, path)
 
 
-def load_spec(path: str | os.PathLike) -> tuple[NetworkSpec, dict[str, Any]]:
-    """Read a file written by :func:`save_spec`: ``(spec, metadata)``."""
+def load_spec(path: str | os.PathLike, *, legacy_warning: bool = True) -> tuple[NetworkSpec, dict[str, Any]]:
+    """Read a file written by :func:`save_spec` (either version): ``(spec, metadata)``."""
     path = Path(path)
-    return parse_spec(read_untrusted_file(path, "network file"), path)
+    return parse_spec(read_untrusted_file(path, "network file"), path, legacy_warning=legacy_warning)
 
 
-def parse_spec(data: bytes, path: str | os.PathLike) -> tuple[NetworkSpec, dict[str, Any]]:
-    """Parse the bytes of a file written by :func:`save_spec` (``path`` names it in errors)."""
+def is_version_1(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a version-1 file (no checksum), which :func:`save_spec` would upgrade."""
+    with open(path, "rb") as f:
+        return f.read(8) == V1_MAGIC
+
+
+def parse_spec(data: bytes, path: str | os.PathLike, *,
+               legacy_warning: bool = True) -> tuple[NetworkSpec, dict[str, Any]]:
+    """Parse the bytes of a file written by :func:`save_spec` (``path`` names it in errors).
+
+    A version-1 file carries no checksum, so a changed weight cannot be told
+    from a trained one: it loads with :class:`~fxplain.UnverifiedWeightsWarning`
+    (unless ``legacy_warning=False``, for files fxplain itself cached).
+    """
     path = Path(path)
-    if len(data) < _PREFIX.size:
-        raise ModelFormatError(f"{path} is too short to be an fxplain network file")
-    magic, version, length = _PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise ModelFormatError(f"{path} is not an fxplain network file (magic {magic!r}, expected {MAGIC!r})")
-    if version != VERSION:
-        raise ModelFormatError(f"{path} has format version {version}; this fxplain reads version {VERSION}")
-    if length > _MAX_HEADER or _PREFIX.size + length > len(data):
-        raise ModelFormatError(f"{path}: header length {length} runs past the end of the file")
-    data_start = _PREFIX.size + length
-    try:
-        header = json.loads(data[_PREFIX.size:data_start].decode(), parse_constant=_refuse_constant)
-        if not isinstance(header, dict) or not isinstance(header.get("layers"), list):
-            raise ModelFormatError(f"{path}: the header must be a JSON object with a list of layers")
-        spec = NetworkSpec(tuple(_int(v, "input_shape", path, 1, 4096) for v in header["input_shape"]),
-                           _finite_vector(header["input_mean"], "input_mean", path),
-                           _finite_vector(header["input_scale"], "input_scale", path))
-        for layer in header["layers"]:
-            if not isinstance(layer, dict) or layer.get("kind") not in LAYER_KINDS:
-                raise ModelFormatError(f"{path}: unknown layer kind {layer.get('kind') if isinstance(layer, dict) else layer!r}")
-            if not isinstance(layer.get("params"), dict) or not isinstance(layer.get("inputs"), list):
-                raise ModelFormatError(f"{path}: layer {len(spec.layers) + 1} needs 'inputs' (a list) and "
-                                       "'params' (an object)")
-            params = {key: _param(data, value, path, data_start) for key, value in layer["params"].items()}
-            spec.add(layer["kind"], tuple(_int(i, "inputs", path, 0, len(spec.layers)) for i in layer["inputs"]),
-                     **params)
-        spec.output = _int(header["output"], "output", path, 1, len(spec.layers))
-        metadata = header.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise ModelFormatError(f"{path}: 'metadata' must be a JSON object")
-        if len(spec.input_shape) != 3 or spec.input_mean.shape != (spec.input_shape[0],) \
-                or spec.input_scale.shape != (spec.input_shape[0],):
-            raise ModelFormatError(f"{path}: inconsistent input shape and normalisation")
-        spec.shapes()  # validates every layer's parameters against its input, and the sizes
-    except ModelFormatError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError,
-            UnicodeDecodeError, MemoryError) as exc:
-        # a hostile header reaches these through int(), np.asarray, nesting...: all mean "malformed"
-        raise ModelFormatError(f"{path}: malformed header ({type(exc).__name__}: {exc})") from None
+    if data[:8] == V1_MAGIC:
+        if len(data) < 16:
+            raise ModelFormatError(f"{path} is too short to be an fxplain network file")
+        version = struct.unpack_from("<I", data, 8)[0]
+        if version != 1:
+            raise ModelFormatError(f"{path} has format version {version}; this fxplain reads versions 1 and "
+                                   f"{VERSION}")
+        spec, metadata = parse_v1(data, path)
+        if legacy_warning:
+            warnings.warn(f"{path} is a version-1 fxplain network file, which carries no checksum: a damaged "
+                          "weight would go unnoticed. Load it once and save it again to write version 2",
+                          UnverifiedWeightsWarning, stacklevel=3)
+        return spec, metadata
+    if data[8:8 + len(_V2_HEAD)] != _V2_HEAD:
+        raise ModelFormatError(f"{path} is not an fxplain network file (neither a safetensors container with "
+                               f"fxplain's record nor the version-1 magic {V1_MAGIC!r})")
+    return _parse_v2(data, path)
+
+
+def _parse_v2(data: bytes, path: Path) -> tuple[NetworkSpec, dict[str, Any]]:
+    try:  # the container first: safetensors validates its header, dtypes and offsets
+        tensors = {name: entry for name, entry in safetensors.deserialize(data)}
+    except (safetensors.SafetensorError, ValueError, OverflowError, MemoryError) as exc:
+        raise ModelFormatError(f"{path}: not a valid safetensors container ({exc})") from None
+    # the container is valid, so its header is JSON of the length it says
+    header = _json(data[8:8 + int.from_bytes(data[:8], "little")], "the safetensors header", path)
+    record = _record(header.get("__metadata__") if isinstance(header, dict) else None, path)
+    used: list[str] = []
+
+    def resolve(value: Any, layer: int, name: str) -> np.ndarray:
+        key = value["tensor"]
+        entry = tensors.get(key) if isinstance(key, str) else None
+        if entry is None or key in used:
+            raise ModelFormatError(f"{path}: layer {layer} {name} refers to tensor {key!r}, which is "
+                                   f"{'used twice' if key in used else 'not in the file'}")
+        if entry["dtype"] != "F32":
+            raise ModelFormatError(f"{path}: tensor {key!r} is {entry['dtype']}, expected F32")
+        used.append(key)
+        return np.frombuffer(entry["data"], "<f4").reshape(entry["shape"]).astype(np.float32)
+
+    network = _json(record["network"], "network", path)
+    metadata = _json(record["metadata"], "metadata", path)
+    # the checksum before the network's meaning: it names damage as damage
+    digest = payload_digest(record["network"], record["metadata"],
+                            {key: (entry["shape"], bytes(entry["data"])) for key, entry in tensors.items()})
+    if digest != record["payload_sha256"]:
+        raise ModelFormatError(f"{path}: the payload's SHA-256 is {digest[:16]}…, the file says "
+                               f"{record['payload_sha256'][:16]}…: the file is damaged")
+    spec = build_spec(network, lambda v: isinstance(v, dict) and "tensor" in v, resolve, path)
+    if len(used) != len(tensors):
+        raise ModelFormatError(f"{path}: tensors {sorted(set(tensors) - set(used))[:5]} are not used by any layer")
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"{path}: 'metadata' must be a JSON object")
     return spec, metadata
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ModelFormatError(f"JSON constant {name} is not allowed in an fxplain network file")
+def _record(meta: Any, path: Path) -> dict[str, Any]:
+    """fxplain's record from the container's ``__metadata__``, its schema checked field by field."""
+    text = meta.get("fxplain") if isinstance(meta, dict) else None
+    record = _json(text, "the fxplain record", path) if isinstance(text, str) else None
+    if not isinstance(record, dict) or set(record) != _RECORD_KEYS:
+        keys = sorted(record) if isinstance(record, dict) else record
+        raise ModelFormatError(f"{path}: fxplain's record must have exactly the fields {sorted(_RECORD_KEYS)}, "
+                               f"got {keys!r}")
+    if record["format"] != FORMAT_NAME:
+        raise ModelFormatError(f"{path}: format {record['format']!r}, expected {FORMAT_NAME!r}")
+    if record["format_version"] != VERSION or isinstance(record["format_version"], bool):
+        raise ModelFormatError(f"{path} has format version {record['format_version']!r}; this fxplain reads "
+                               f"versions 1 and {VERSION}")
+    for key in ("network", "metadata", "payload_sha256"):
+        if not isinstance(record[key], str):
+            raise ModelFormatError(f"{path}: the record's {key!r} must be a string, got "
+                                   f"{type(record[key]).__name__}")
+    return record
 
 
-def _int(value: Any, field: str, path: Path, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ModelFormatError(f"{path}: {field} must hold integers in [{low}, {high}], got {value!r}")
-    return value
+def _json(text: str | bytes, field: str, path: Path) -> Any:
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ModelFormatError(f"{path}: {field} is not valid JSON ({type(exc).__name__}: {exc})") from None
 
 
-def _finite_vector(value: Any, field: str, path: Path) -> np.ndarray:
-    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                              for v in value):
-        raise ModelFormatError(f"{path}: {field} must be a list of numbers, got {value!r}")
-    array = np.asarray(value, np.float64)
-    if not np.all(np.isfinite(array)) or np.any(np.abs(array) > 1e30):
-        raise ModelFormatError(f"{path}: {field} must be finite, got {value!r}")
-    return array.astype(np.float32)
+def payload_digest(network: str, metadata: str, tensors: dict[str, Any]) -> str:
+    """SHA-256 over the network and metadata texts and every tensor's name, shape and bytes, length-prefixed.
 
+    ``tensors`` maps names to arrays or ``(shape, bytes)``. They are taken in
+    the order the network's layers refer to them, then any the network does
+    not use (which the reader refuses, but the checksum covers too), so the
+    digest does not depend on the container's own ordering.
+    """
+    try:
+        layers = json.loads(network)["layers"]
+        referenced = [value["tensor"] for layer in layers for value in layer["params"].values()
+                      if isinstance(value, dict) and isinstance(value.get("tensor"), str)]
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        referenced = []  # a broken network: the reader reports it once the checksum holds
+    order = [name for name in dict.fromkeys(referenced) if name in tensors]
+    order += sorted(set(tensors) - set(order))
+    digest = hashlib.sha256()
 
-def _param(data: bytes, value: Any, path: Path, data_start: int) -> Any:
-    if isinstance(value, dict) and "array" in value:
-        offset, shape = value["array"]
-        shape = tuple(_int(s, "array shapes", path, 0, 1 << 30) for s in shape)
-        offset = _int(offset, "array offsets", path, 0, len(data))
-        # arrays live in the data section, aligned as save_spec writes them: an
-        # offset into the header would read the JSON text as weights
-        if offset < data_start or offset % _ALIGN:
-            raise ModelFormatError(f"{path}: an array at byte {offset} is not in the data section "
-                                   f"(from byte {data_start}, {_ALIGN}-byte aligned)")
-        nbytes = 4 * math.prod(shape)  # Python ints: no overflow however large the claimed shape
-        if offset + nbytes > len(data):
-            raise ModelFormatError(f"{path}: an array of shape {shape} at byte {offset} runs past the end of the file")
-        array = np.frombuffer(data, "<f4", count=nbytes // 4, offset=offset).reshape(shape).astype(np.float32)
-        if not np.all(np.isfinite(array)):
-            raise ModelFormatError(f"{path}: an array of shape {shape} holds NaN or infinite values")
-        if array.size and float(np.abs(array).max()) > MAX_ABS_PARAMETER:
-            raise ModelFormatError(f"{path}: an array of shape {shape} holds a value of magnitude "
-                                   f"{float(np.abs(array).max()):.3g} (at most {MAX_ABS_PARAMETER:g} expected)")
-        return array
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+    def part(blob: bytes) -> None:
+        digest.update(len(blob).to_bytes(8, "little"))
+        digest.update(blob)
 
-
-def _aligned(n: int) -> int:
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+    part(network.encode())
+    part(metadata.encode())
+    for name in order:
+        value = tensors[name]
+        shape, raw = (value.shape, value.tobytes()) if isinstance(value, np.ndarray) else value
+        part(name.encode())
+        part(json.dumps([int(s) for s in shape]).encode())
+        part(raw)
+    return digest.hexdigest()
 
 
 #: ``metadata["kind"]`` of a face-recognition model saved in this format.
@@ -218,4 +237,6 @@ def _read_face_model(data: bytes, name: str) -> LoadedNetwork:
 
 
 #: fxplain's own network file holding a face model (``metadata["kind"] == "fxplain-face-model"``).
-FXSPEC_FORMAT = ModelFormat("fxspec", (".fxn", ".fxd"), lambda head: head[:8] == MAGIC, _read_face_model)
+FXSPEC_FORMAT = ModelFormat("fxspec", (".fxn", ".fxd"),
+                            lambda head: head[:8] == V1_MAGIC or head[8:8 + len(_V2_HEAD)] == _V2_HEAD,
+                            _read_face_model)

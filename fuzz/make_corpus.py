@@ -1,0 +1,99 @@
+"""Write the seed inputs of every fuzz target into ``fuzz/corpus/<target>/`` (run once; the seeds are kept).
+
+``python -m fuzz.make_corpus`` — seeds are small valid (or nearly valid)
+files of each kind, so that mutations start from inside the format:
+
+* dlib_dat: prefixes of dlib's published model (its headers and first
+  layers; they parse until the file ends early);
+* dlib_patches: a few patch lists (offsets into the stem's headers);
+* fxd: the version-1 test fixture, the same decoder in version 2, and a tiny
+  face model in version 2;
+* results: a small saved explanation (version 2), and the same in version 1;
+* image: tiny PNG, JPEG, GIF, BMP and WebP files, and a PNG header claiming a
+  huge size (a decompression bomb).
+
+Long fuzzing runs add the inputs that found new coverage (scripts/fuzz.sh
+merges them in); this script only writes the seeds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import fxplain
+from fxplain.models.formats.dlib import dlib_model_path
+from fxplain.models.formats.fxspec import FACE_MODEL_KIND, load_spec, save_spec
+from fxplain.runtime import NetworkSpec
+
+HERE = Path(__file__).parent
+CORPUS = HERE / "corpus"
+V1_FIXTURE = HERE.parent / "tests" / "data" / "decoder_format_v1.fxd"
+
+
+def _write(target: str, name: str, data: bytes) -> None:
+    folder = CORPUS / target
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+
+
+def _explanation(size: int) -> fxplain.PairExplanation:
+    rng = np.random.default_rng(0)
+    maps = rng.random((2, 2, size, size), dtype=np.float32)
+    return fxplain.PairExplanation(similarity=maps[0], dissimilarity=maps[1],
+                                   images=rng.random((2, size, size, 3), dtype=np.float32) * 255,
+                                   score=-0.3, threshold=-0.36, match=True, method="occlusion",
+                                   params={"patch_sizes": [4]}, seed=0, model_hash="0" * 64, model_name="dlib")
+
+
+def main() -> None:
+    dlib = dlib_model_path().read_bytes()
+    for size in (2048, 20_000):
+        _write("dlib_dat", f"prefix_{size}.dat", dlib[:size])
+    # 5-byte records: a 4-byte offset (top bit: within the first 64 KiB), then the new byte
+    for name, patches in {"stem_stride": [(19768 | 1 << 31, 3)], "weight_exponent": [(355 | 1 << 31, 0x7E)],
+                          "two_patches": [(94290 | 1 << 31, 0xA3), (5_000_000, 0x01)]}.items():
+        _write("dlib_patches", name, b"".join(o.to_bytes(4, "little") + bytes([v]) for o, v in patches))
+
+    _write("fxd", "decoder_v1.fxd", V1_FIXTURE.read_bytes())
+    spec, metadata = load_spec(V1_FIXTURE, legacy_warning=False)
+    save_spec(CORPUS / "fxd" / "decoder_v2.fxd", spec, metadata)
+    face = NetworkSpec((3, 8, 8), np.full(3, 127.5, np.float32), np.full(3, 1 / 127.5, np.float32))
+    x = face.add("conv", 0, weight=np.full((4, 3, 3, 3), 0.1, np.float32), bias=np.zeros(4, np.float32),
+                 stride=(2, 2), padding=(1, 1))
+    x = face.add("prelu", x, slope=np.full(4, 0.25, np.float32))
+    x = face.add("max_pool", x, kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    x = face.add("global_avg_pool", x)
+    face.add("dense", x, weight=np.eye(4, dtype=np.float32), bias=None)
+    save_spec(CORPUS / "fxd" / "face_model_v2.fxn", face,
+              {"kind": FACE_MODEL_KIND, "metric": "cosine", "threshold": 0.3, "facts": {}})
+
+    explanation = _explanation(6)
+    (CORPUS / "results").mkdir(parents=True, exist_ok=True)
+    explanation.save(CORPUS / "results" / "explanation_v2.npz")
+    buffer = io.BytesIO()  # version 1: the same arrays, no checksum
+    meta = json.loads(str(np.load(CORPUS / "results" / "explanation_v2.npz")["meta"]))
+    meta["version"] = 1
+    del meta["checksum"]
+    np.savez(buffer, similarity=explanation.similarity, dissimilarity=explanation.dissimilarity,
+             images=explanation.images, meta=np.array(json.dumps(meta)))
+    _write("results", "explanation_v1.npz", buffer.getvalue())
+
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "WEBP"):
+        buffer = io.BytesIO()
+        picture.save(buffer, fmt)
+        _write("image", f"tiny.{fmt.lower()}", buffer.getvalue())
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    bomb = bytearray(buffer.getvalue())
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height (its CRC no longer matches)
+    _write("image", "bomb_header.png", bytes(bomb))
+
+
+if __name__ == "__main__":
+    main()

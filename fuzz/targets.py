@@ -1,0 +1,124 @@
+"""fxplain's fuzz targets: one function per reader of untrusted files, each ``target(data: bytes) -> None``.
+
+Every target feeds the bytes through a public entry point, the way a user's
+file reaches it (written to a temporary regular file, then ``load_model``,
+``load_decoder``, ``PairExplanation.load`` or ``model.embed``). A target
+returns normally when fxplain accepts the input or refuses it with its own
+exception (:class:`fxplain.FxplainError`); anything else escapes, and the
+fuzzer reports it as a finding:
+
+* another library's exception, or a crash or hang of the C core;
+* a silent wrong answer the target can tell: a dlib model that loads with
+  different weights and without :class:`fxplain.UnverifiedWeightsWarning`,
+  a decoder or model whose output is not finite.
+
+:mod:`fuzz.run` runs a target under atheris (coverage-guided); the tests
+(``tests/test_fuzz.py``) replay the kept corpus through each target and run
+a short fuzzing budget; ``scripts/fuzz.sh`` runs long campaigns.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import fxplain
+from fxplain.models.formats.dlib import dlib_model_path
+
+_SCRATCH = Path(tempfile.mkdtemp(prefix="fxplain-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+_CHIP = np.random.default_rng(0).integers(0, 256, (150, 150, 3), dtype=np.uint8)
+
+
+def _as_file(data: bytes, suffix: str) -> Path:
+    path = _SCRATCH / f"input{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _published_dlib() -> tuple[bytes, np.ndarray]:
+    """dlib's published model file and its embedding of the fixed chip (computed once per process)."""
+    return dlib_model_path().read_bytes(), fxplain.load_model("dlib").embed(_CHIP)
+
+
+def _load_dlib(path: Path) -> None:
+    _, reference = _published_dlib()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = fxplain.load_model(path)
+    warned = any(issubclass(w.category, fxplain.UnverifiedWeightsWarning) for w in caught)
+    embedding = model.embed(_CHIP)  # raises CoreError itself when it is not finite
+    if not warned and not np.array_equal(embedding, reference):
+        raise AssertionError("a dlib model loaded without a warning and computes a different embedding")
+
+
+def dlib_dat(data: bytes) -> None:
+    """Any bytes as a ``.dat`` model file (seeds: prefixes of dlib's file, which parse until they end)."""
+    try:
+        _load_dlib(_as_file(data, ".dat"))
+    except fxplain.FxplainError:
+        pass
+
+
+def dlib_patches(data: bytes) -> None:
+    """dlib's published model with up to 8 byte patches: the input is 5-byte records (4-byte offset, value).
+
+    The whole file parses, so patches reach every field the reader and the
+    architecture check look at, and the weights; a patched model that loads
+    must either warn that its weights are unverified or compute the same.
+    """
+    published, _ = _published_dlib()
+    patched = bytearray(published)
+    for start in range(0, min(len(data), 40) - 4, 5):
+        offset = int.from_bytes(data[start:start + 4], "little")
+        # half the patches aim at the first 64 KiB (the headers and small layers), half anywhere
+        offset = offset % (1 << 16) if offset & 0x80000000 else offset % len(patched)
+        patched[offset] = data[start + 4]
+    try:
+        _load_dlib(_as_file(bytes(patched), ".dat"))
+    except fxplain.FxplainError:
+        pass
+
+
+def fxd(data: bytes) -> None:
+    """Any bytes as fxplain's network file: as a decoder, then as a face model (``.fxd`` / ``.fxn``)."""
+    path = _as_file(data, ".fxd")
+    try:
+        decoder = fxplain.load_decoder(path)
+        decoder.decode(np.zeros(decoder.embedding_size, np.float32))  # raises CoreError if not finite
+    except fxplain.FxplainError:
+        pass
+    try:
+        model = fxplain.load_model(path)
+        side = model.input_size
+        if side[0] * side[1] <= 256 * 256:
+            model.embed(np.zeros(tuple(side) + (3,), np.uint8))
+    except fxplain.FxplainError:
+        pass
+
+
+def results(data: bytes) -> None:
+    """Any bytes as a saved explanation (``PairExplanation.load``)."""
+    try:
+        fxplain.PairExplanation.load(_as_file(data, ".npz"))
+    except fxplain.FxplainError:
+        pass
+
+
+def image(data: bytes) -> None:
+    """Any bytes as an image file given to ``model.embed`` (Pillow decodes it, fxplain guards it)."""
+    from fxplain._util.images import to_pixel_batch
+
+    try:
+        to_pixel_batch(_as_file(data, ".img"), (150, 150), resize=True)
+    except fxplain.FxplainError:
+        pass
+
+
+#: name -> target, in the order the tests run them.
+TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "results": results, "image": image}
