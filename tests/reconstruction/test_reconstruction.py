@@ -309,3 +309,23 @@ def test_concurrent_first_calls_train_the_default_decoder_once(model, default_de
         t.join()
     assert not errors and len(calls) == 1 and len(got) == 4
     assert {d.spec.weights_digest() for d in got} == {default_decoder.spec.weights_digest()}
+
+
+def test_a_cached_version_1_default_decoder_is_upgraded_once(model, tmp_path, monkeypatch):
+    """fxplain 0.1 cached its default decoder in version 1 (no checksum): the next load rewrites it as v2."""
+    import shutil
+    import warnings
+    from pathlib import Path
+
+    from fxplain.models.formats.fxspec import is_version_1
+    from fxplain.reconstruction import default as default_module
+
+    cached = tmp_path / "cached.fxd"
+    shutil.copy(Path(__file__).parents[1] / "data" / "decoder_format_v1.fxd", cached)
+    before = load_spec(cached, legacy_warning=False)[0].weights_digest()
+    monkeypatch.setattr(default_module, "default_decoder_path", lambda m: cached)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # our own cache: upgraded without a warning
+        with pytest.raises(fxplain.ModelFormatError, match="outputs 8x8 chips"):
+            fxplain.default_decoder(model)  # the fixture is not dlib's decoder, but it was upgraded first
+    assert not is_version_1(cached) and load_spec(cached)[0].weights_digest() == before
