@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Run one fuzz target under atheris (libFuzzer for Python): ``python -m fuzz.run TARGET [libFuzzer args]``.
 
 fxplain's Python modules are instrumented for coverage; its C core is not
@@ -17,9 +18,14 @@ raised. ``scripts/fuzz.sh`` runs every target for a long budget.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import atheris
+
+if __package__ in (None, ""):  # run as a script: libFuzzer's -merge re-runs argv[0] itself
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # fxplain, and the pure-Python parsers its readers hand bytes to (zip members,
 # .npy headers, image headers), so that coverage steers into their branches too
@@ -35,10 +41,17 @@ from fuzz.targets import TARGETS
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+    # libFuzzer re-runs argv[0] with its own arguments for -merge: the target's
+    # name travels to those runs in the environment
+    if len(sys.argv) >= 2 and sys.argv[1] in TARGETS:
+        os.environ["FXPLAIN_FUZZ_TARGET"] = sys.argv[1]
+        args = sys.argv[2:]
+    else:
+        args = sys.argv[1:]
+    name = os.environ.get("FXPLAIN_FUZZ_TARGET")
+    if name not in TARGETS:
         sys.exit(f"usage: python -m fuzz.run TARGET [libFuzzer args]; targets: {', '.join(TARGETS)}")
-    target = TARGETS[sys.argv[1]]
-    atheris.Setup([sys.argv[0]] + sys.argv[2:], target)
+    atheris.Setup([sys.argv[0]] + args, TARGETS[name])
     atheris.Fuzz()
 
 

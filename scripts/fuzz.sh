@@ -11,6 +11,8 @@
 # reproduce with: .venv/bin/python -m fuzz.run <target> build/fuzz/<target>/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libFuzzer's -merge re-runs fuzz/run.py as a program: its "python3" must be the project's
+export PATH="$PWD/.venv/bin:$PATH"
 seconds="${1:-600}"
 shift || true
 targets=("$@")

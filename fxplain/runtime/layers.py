@@ -16,7 +16,7 @@ parameters do not fit the input, because specs come from untrusted files.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,52 @@ def _same_shape(shapes: list[Shape], params: dict, node: int) -> Shape:
     return shapes[0]
 
 
+def _per_channel(*names: str):
+    """A shape rule for a layer with one value per input channel in each of ``names``."""
+    def shape(shapes: list[Shape], params: dict, node: int) -> Shape:
+        for name in names:
+            _expect_length(params[name], shapes[0][0], name, node)
+        return shapes[0]
+    return shape
+
+
+def _expect_length(array: np.ndarray | None, length: int, name: str, node: int) -> None:
+    if array is not None and array.shape != (length,):
+        raise ModelFormatError(f"layer {node}: {name} has shape {array.shape}, expected ({length},)")
+
+
+def check_params(kind: LayerKind, params: dict, node: int) -> None:
+    """Refuse parameters that are not exactly the kind's, of its types (ModelFormatError naming the layer).
+
+    Specs come from untrusted files, whose JSON can put a dict where an
+    array belongs or drop a stride; the shape rules and the C core can then
+    rely on the types.
+    """
+    expected = kind.params
+    optional = {name for name, code in expected.items() if code.endswith("?")}
+    if not set(expected) - optional <= set(params) <= set(expected):
+        raise ModelFormatError(f"layer {node} ({kind.name}) takes parameters {sorted(expected)}, "
+                               f"got {sorted(params)}")
+    for name, value in params.items():
+        code = expected[name].rstrip("?")
+        if code.startswith("array"):
+            ok = (value is None and name in optional) or (
+                isinstance(value, np.ndarray) and value.ndim == int(code[5:]) and value.dtype.kind == "f")
+        elif code in ("pair", "triple"):
+            ok = isinstance(value, (tuple, list)) and len(value) == (2 if code == "pair" else 3) and all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            shown = f"an array of shape {value.shape}" if isinstance(value, np.ndarray) else repr(value)[:80]
+            raise ModelFormatError(f"layer {node} ({kind.name}) parameter {name!r} must be {_DESCRIBE[code]}, "
+                                   f"got {shown}")
+
+
+_DESCRIBE = {"array1": "a 1-D float array", "array2": "a 2-D float array", "array4": "a 4-D float array",
+             "pair": "2 integers", "triple": "3 integers", "mode": "a string"}
+
+
 def _no_flops(shapes: list[Shape], out: Shape, params: dict) -> int:
     return 0
 
@@ -86,6 +132,11 @@ class LayerKind:
         weights (conv, dense); None for the others.
     flops : callable
         ``flops(input_shapes, output_shape, params) -> int`` multiply-adds x 2 per image.
+    params : dict
+        The parameters the kind takes and their types (``"array1"``: a 1-D
+        array, ``"array1?"``: one or None, ``"array2"``, ``"array4"``,
+        ``"pair"``/``"triple"``: 2 or 3 integers, ``"mode"``: a string),
+        checked by :func:`check_params` before the shape rule runs.
     """
 
     name: str
@@ -96,6 +147,7 @@ class LayerKind:
     backward: Callable[[list[np.ndarray], np.ndarray, np.ndarray, dict], list[np.ndarray]]
     parameter_gradients: Callable[[np.ndarray, np.ndarray, dict], tuple] | None = None
     flops: Callable[[list[Shape], Shape, dict], int] = _no_flops
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def trainable(self) -> bool:
@@ -110,12 +162,13 @@ def _conv_shape(shapes, p, node):
     o, i, kh, kw = p["weight"].shape
     if i != c:
         raise ModelFormatError(f"layer {node} (conv) expects {i} input channels, its input has {c}")
+    _expect_length(p.get("bias"), o, "bias", node)
     return (o, _windowed(h, kh, p["stride"][0], p["padding"][0], node),
             _windowed(w, kw, p["stride"][1], p["padding"][1], node))
 
 
 _CONV = LayerKind(
-    "conv", 1, _conv_shape,
+    "conv", 1, _conv_shape, params={"weight": "array4", "bias": "array1?", "stride": "pair", "padding": "pair"},
     build=lambda net, src, p: net.add_conv(src[0], _f32(p["weight"]), _bias(p), tuple(p["stride"]),
                                            tuple(p["padding"])),
     forward=lambda x, p: ops.conv2d(x[0], p["weight"], p.get("bias"), p["stride"], p["padding"]),
@@ -128,7 +181,7 @@ _CONV = LayerKind(
 # ---- per-channel and element-wise layers ------------------------------------
 
 _SCALE_SHIFT = LayerKind(
-    "scale_shift", 1, _same_shape,
+    "scale_shift", 1, _per_channel("scale", "shift"), params={"scale": "array1", "shift": "array1"},
     build=lambda net, src, p: net.add_scale_shift(src[0], _f32(p["scale"]), _f32(p["shift"])),
     forward=lambda x, p: ops.scale_shift(x[0], p["scale"], p["shift"]),
     backward=lambda x, y, dy, p: [dy * np.asarray(p["scale"], np.float64)[None, :, None, None]],
@@ -142,7 +195,7 @@ _RELU = LayerKind(
 )
 
 _PRELU = LayerKind(
-    "prelu", 1, _same_shape,
+    "prelu", 1, _per_channel("slope"), params={"slope": "array1"},
     build=lambda net, src, p: net.add_prelu(src[0], _f32(p["slope"])),
     forward=lambda x, p: ops.prelu(x[0], p["slope"]),
     backward=lambda x, y, dy, p: [np.where(x[0] > 0, dy, dy * np.asarray(p["slope"], np.float64)[None, :, None, None])],
@@ -160,7 +213,7 @@ def _pool_shape(shapes, p, node):
 def _pool(name: str, kernel: Callable) -> LayerKind:
     short = name[:3]  # "max" / "avg", as the core and pool_backward name them
     return LayerKind(
-        name, 1, _pool_shape,
+        name, 1, _pool_shape, params={"kernel": "pair", "stride": "pair", "padding": "pair"},
         build=lambda net, src, p: net.add_pool(src[0], short, tuple(p["kernel"]), tuple(p["stride"]),
                                                tuple(p["padding"])),
         forward=lambda x, p: kernel(x[0], p["kernel"], p["stride"], p["padding"]),
@@ -191,11 +244,12 @@ def _dense_shape(shapes, p, node):
     o, k = p["weight"].shape
     if k != c * h * w:
         raise ModelFormatError(f"layer {node} (dense) expects {k} inputs, its input has {c * h * w}")
+    _expect_length(p.get("bias"), o, "bias", node)
     return (o, 1, 1)
 
 
 _DENSE = LayerKind(
-    "dense", 1, _dense_shape,
+    "dense", 1, _dense_shape, params={"weight": "array2", "bias": "array1?"},
     build=lambda net, src, p: net.add_dense(src[0], _f32(p["weight"]), _bias(p)),
     forward=lambda x, p: ops.dense(x[0], p["weight"], p.get("bias")),
     backward=lambda x, y, dy, p: [(dy[:, :, 0, 0] @ np.asarray(p["weight"], np.float64)).reshape(x[0].shape)],
@@ -214,7 +268,7 @@ def _reshape_shape(shapes, p, node):
 
 
 _RESHAPE = LayerKind(
-    "reshape", 1, _reshape_shape,
+    "reshape", 1, _reshape_shape, params={"shape": "triple"},
     build=lambda net, src, p: net.add_reshape(src[0], tuple(int(v) for v in p["shape"])),
     forward=lambda x, p: x[0].reshape((x[0].shape[0],) + tuple(p["shape"])),
     backward=lambda x, y, dy, p: [dy.reshape(x[0].shape)],
@@ -230,7 +284,7 @@ def _resize_shape(shapes, p, node):
 
 
 _RESIZE = LayerKind(
-    "resize", 1, _resize_shape,
+    "resize", 1, _resize_shape, params={"size": "pair", "mode": "mode"},
     build=lambda net, src, p: net.add_resize(src[0], tuple(int(v) for v in p["size"]), p["mode"]),
     forward=lambda x, p: ops.resize(x[0], p["size"], p["mode"]),
     backward=lambda x, y, dy, p: [ops.resize_backward(x[0].shape, dy, p["mode"])],

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import ModelFormatError
-from .layers import LAYER_KINDS, LAYERS
+from .layers import LAYER_KINDS, LAYERS, check_params
 
 #: Largest output of one layer for one image (256 MiB of float32): far above face
 #: models (dlib's largest is 32x72x72), far below what exhausts memory at batch 1.
@@ -104,6 +104,7 @@ class NetworkSpec:
             for src in layer.inputs:
                 if not 0 <= src < node:
                     raise ModelFormatError(f"layer {node} ({layer.kind}) reads node {src}, which is not an earlier node")
+            check_params(kind, layer.params, node)
             shape = tuple(kind.shape([shapes[src] for src in layer.inputs], layer.params, node))
             if math.prod(shape) > MAX_NODE_VALUES:
                 raise ModelFormatError(f"layer {node} ({layer.kind}) outputs {shape[0]}x{shape[1]}x{shape[2]} values "

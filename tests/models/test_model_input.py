@@ -292,3 +292,17 @@ def test_uint8_images_in_a_list_are_not_taken_for_the_0_1_scale(model):
     assert model.embed([dark, dark]).shape == (2, 128)
     with pytest.raises(fxplain.InvalidInputError, match="0-255 scale"):
         model.embed([dark.astype(np.float32), dark])
+
+
+def test_a_float_beyond_the_doubles_is_refused(tmp_path):
+    """Found by the dlib_dat fuzz target: m * 2**e with e near 1100 raised OverflowError."""
+    def integer(value: int) -> bytes:
+        size = max(1, (value.bit_length() + 7) // 8)
+        return bytes([size]) + value.to_bytes(size, "little")
+
+    name = b"loss_metric_2"
+    data = integer(1) + integer(len(name)) + name + integer(2**64 - 1) + integer(1050) + bytes(16)
+    path = tmp_path / "overflow.dat"
+    path.write_bytes(data)
+    with pytest.raises(fxplain.ModelFormatError, match=r"2\^1050 is out of range"):
+        fxplain.load_model(path)

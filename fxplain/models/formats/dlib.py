@@ -34,6 +34,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -96,9 +97,13 @@ class _Reader:
     def scalar(self) -> float:
         mantissa = self.integer()
         exponent = self.integer()
-        if abs(exponent) > 1100:
-            raise self.fail(f"implausible float exponent {exponent}")
-        return float(mantissa) * 2.0 ** exponent
+        try:  # ldexp: mantissa (at most 2^64) times 2^exponent, refused when it leaves the doubles
+            value = math.ldexp(float(mantissa), exponent) if abs(exponent) <= 1100 else math.inf
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise self.fail(f"float {mantissa} * 2^{exponent} is out of range")
+        return value
 
     def tensor(self) -> np.ndarray:
         version = self.integer()
