@@ -10,14 +10,20 @@ oneDNN is found, in order, from:
 
 The extension finds ``libdnnl.so.3`` at run time through an rpath relative
 to its own location (``<prefix>/lib`` beside ``site-packages``) and, failing
-that, through ``fxplain/_onednn.py``, which loads the library from the
+that, through ``fxplain/_util/onednn.py``, which loads the library from the
 installed runtime wheel before importing the extension.
+
+``FXPLAIN_EXTRA_CFLAGS`` and ``FXPLAIN_EXTRA_LDFLAGS`` (shell-quoted lists)
+are appended after the compile and link flags below, so they override them
+(gcc takes the last ``-O``); ``CFLAGS``/``LDFLAGS`` would come first and lose to
+the ``-O2`` here. scripts/sanitize.sh builds the ASan/UBSan test build with them.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import shlex
 from importlib import metadata
 from pathlib import Path
 
@@ -62,15 +68,17 @@ core_sources = sorted(str(p.relative_to(HERE)) for p in (HERE / "csrc").glob("*.
 
 core = Extension(
     "fxplain._core",
-    sources=core_sources + ["csrc/py/module.c", "csrc/py/saliency_glue.c", "csrc/py/training_glue.c"],
+    sources=core_sources + ["csrc/py/module.c", "csrc/py/saliency_glue.c", "csrc/py/training_glue.c",
+                            "csrc/py/faces_glue.c"],
     include_dirs=[include_dir, numpy.get_include(), "csrc"],
     library_dirs=[library_dir],
     libraries=["dnnl", "m"],
     # <prefix>/lib/python3.X/site-packages/fxplain/_core.so -> <prefix>/lib
     runtime_library_dirs=["$ORIGIN/../../.."] + rpaths,
     # OpenMP (GNU, the runtime the oneDNN wheel uses too) parallelises the saliency kernels
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", "-pthread", "-fopenmp"],
-    extra_link_args=["-pthread", "-fopenmp"],
+    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", "-pthread", "-fopenmp"]
+    + shlex.split(os.environ.get("FXPLAIN_EXTRA_CFLAGS", "")),
+    extra_link_args=["-pthread", "-fopenmp"] + shlex.split(os.environ.get("FXPLAIN_EXTRA_LDFLAGS", "")),
     define_macros=[("NPY_TARGET_VERSION", "NPY_1_22_API_VERSION")],
 )
 

@@ -217,6 +217,52 @@ fx_status fx_correlation_accumulate(int count, size_t pixels, const float *masks
 fx_status fx_rect_accumulate(int count, int h, int w, const int32_t *rects, const double *values,
                              double *sum, double *hits);
 
+/* ---- faces: landmarks and alignment (shape_predictor.c, chip.c) ---------
+ * dlib's 5-point shape predictor and face chips, replicated closely enough to
+ * reproduce dlib's landmarks and chips. Images are uint8 [h][w][channels],
+ * row-major; boxes are dlib rectangles (left, top, right, bottom), inclusive;
+ * points are (x, y) = (column, row). */
+
+/* A cascade of regression-tree forests; the arrays are borrowed, not copied.
+ * S = 2^depth - 1 splits and S + 1 leaves per tree. */
+typedef struct {
+    int parts;                   /* P landmarks */
+    int cascades;                /* number of cascade levels */
+    int trees;                   /* trees per cascade level */
+    int depth;                   /* split levels per tree */
+    int features;                /* F feature pixels per cascade level */
+    const float *initial_shape;  /* [P][2] mean shape in the box's unit frame */
+    const int32_t *split_index;  /* [cascades][trees][S][2] feature pair of each split, < F */
+    const float *split_thresh;   /* [cascades][trees][S] */
+    const float *leaf_values;    /* [cascades][trees][S+1][P][2] shape increments */
+    const int32_t *anchor;       /* [cascades][F] landmark each feature pixel hangs on, < P */
+    const float *deltas;         /* [cascades][F][2] offset from the anchor, in the mean shape's frame */
+} fx_shape_predictor;
+
+/* Check sizes and that every index is in range. */
+fx_status fx_shape_predictor_check(const fx_shape_predictor *sp);
+/* Landmarks of the face in `box` of an image with 1 (gray) or 3 (RGB; gray =
+ * (r+g+b)/3, integer) channels: out [P][2], float64, not rounded (dlib rounds
+ * half up to integer pixels). Pixels outside the image read as 0. */
+fx_status fx_shape_predict(const fx_shape_predictor *sp, int height, int width, int channels,
+                           const uint8_t *image, const int32_t box[4], double *out);
+
+/* dlib's chip_details: a rectangle of the photo, turned by `angle` radians
+ * about its centre, sampled onto rows x cols pixels. */
+typedef struct {
+    double left, top, right, bottom, angle;
+    int rows, cols;
+} fx_chip_details;
+
+/* get_face_chip_details(shape, size, padding) for 5 landmarks [5][2] in dlib's order. */
+fx_status fx_face_chip_details(const double landmarks[10], int size, double padding, fx_chip_details *out);
+/* extract_image_chip(image, details) for an RGB image: chip [rows][cols][3]
+ * (bilinear, black outside, through dlib's pyramid_down<2> when shrinking by
+ * more than 2). transform (may be NULL) receives the affine map chip (col, row)
+ * -> photo (x, y) as {m00, m01, b0, m10, m11, b1}. */
+fx_status fx_extract_image_chip(int height, int width, const uint8_t *image, const fx_chip_details *details,
+                                uint8_t *chip, double transform[6]);
+
 #ifdef __cplusplus
 }
 #endif

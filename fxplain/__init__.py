@@ -11,7 +11,7 @@ evidence for and against a match lies.
 >>> r.plot()
 
 The package is layered; each layer imports only those below it (a test
-checks): ``_util`` → ``runtime`` → ``models`` → ``methods`` →
+checks): ``_util`` → ``runtime`` → ``models`` → ``faces`` → ``methods`` →
 ``explainer`` / ``results`` / ``plotting`` → ``reconstruction`` /
 ``evaluation`` → ``cli``. ``datasets`` sits beside ``_util``.
 """
@@ -22,7 +22,7 @@ from ._util import onednn as _onednn
 
 _onednn.preload()
 
-from . import _core
+from . import _core, faces
 from ._util.errors import (
     CoreError,
     DataUnavailableError,
@@ -62,6 +62,7 @@ __all__ = [
     "backend_info",
     "default_decoder",
     "evaluate",
+    "faces",
     "load_decoder",
     "load_model",
     "train_decoder",

@@ -23,6 +23,7 @@ API_PAGES = {
     "reconstruction": ["Decoder", "load_decoder", "train_decoder", "default_decoder"],
     "evaluation": ["evaluate", "EvaluationReport"],
     "data": ["datasets.load_johns", "datasets.fetch_johns"],
+    "faces": ["faces.load_shape_predictor", "faces.ShapePredictor.predict", "faces.face_chip"],
     "errors": [
         "FxplainError",
         "InvalidInputError",

@@ -4,7 +4,7 @@ Read from the source (every ``import`` statement, also those inside
 functions), so a lazy import cannot hide an upward dependency. The layers,
 bottom to top (docs/runtime.md, fxplain/__init__.py):
 
-    _util, _core  ->  datasets  ->  runtime  ->  models  ->  methods
+    _util, _core  ->  datasets  ->  runtime  ->  models  ->  faces  ->  methods
     ->  explainer / results / plotting  ->  reconstruction | evaluation  ->  cli
 """
 
@@ -27,12 +27,13 @@ RANKS = {
     "datasets": 1,
     "runtime": 2,
     "models": 3,
-    "methods": 4,
-    "explainer": 5, "results": 5, "plotting": 5,
-    "reconstruction": 6, "evaluation": 6,
-    "__init__": 7,
-    "cli": 8,
-    "__main__": 9,
+    "faces": 4,
+    "methods": 5,
+    "explainer": 6, "results": 6, "plotting": 6,
+    "reconstruction": 7, "evaluation": 7,
+    "__init__": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 SAME_RANK_ALLOWED = {"explainer", "results", "plotting"}
 
@@ -136,8 +137,8 @@ def test_no_import_cycles():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("layer", ["fxplain._util", "fxplain.runtime", "fxplain.models", "fxplain.methods",
-                                   "fxplain.reconstruction", "fxplain.evaluation"])
+@pytest.mark.parametrize("layer", ["fxplain._util", "fxplain.runtime", "fxplain.models", "fxplain.faces",
+                                   "fxplain.methods", "fxplain.reconstruction", "fxplain.evaluation"])
 def test_each_layer_imports_on_its_own(layer):
     """Importing one layer first (in a fresh interpreter) works: no hidden dependence on import order."""
     code = f"import importlib, sys; importlib.import_module({layer!r}); print('ok')"

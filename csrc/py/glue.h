@@ -60,4 +60,18 @@ PyObject *py_pixel_loss(PyObject *self, PyObject *args);
     {"pixel_loss", py_pixel_loss, METH_VARARGS, \
      "pixel_loss(out, target, 'l1'|'l2', weight) -> (loss, grad): weight * mean |d| or d^2, and its gradient."},
 
+/* Module-level functions defined in faces_glue.c. */
+PyObject *py_shape_predict(PyObject *self, PyObject *args);
+PyObject *py_face_chip_details(PyObject *self, PyObject *args);
+PyObject *py_face_chip(PyObject *self, PyObject *args);
+
+#define FACES_METHODS \
+    {"shape_predict", py_shape_predict, METH_VARARGS, \
+     "shape_predict(initial_shape, split_index, split_thresh, leaf_values, anchor, deltas, image, box) " \
+     "-> float64 (parts, 2)."}, \
+    {"face_chip_details", py_face_chip_details, METH_VARARGS, \
+     "face_chip_details(landmarks f64[5,2], size, padding) -> ((left, top, right, bottom, angle), rows, cols)."}, \
+    {"face_chip", py_face_chip, METH_VARARGS, \
+     "face_chip(image u8[h,w,3], landmarks f64[5,2], size, padding) -> (u8 (size, size, 3), f64 (2, 3))."},
+
 #endif /* FX_GLUE_H */

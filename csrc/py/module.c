@@ -3,7 +3,7 @@
  *
  * This file only converts and checks arguments, allocates result arrays,
  * releases the GIL around compute calls, and maps fx_status codes to
- * fxplain's exception classes. All numerics live in csrc/*.c. Every array
+ * fxplain's exception classes. All numerics live in the csrc/ C files. Every array
  * the core reads is checked here for dtype (float32), layout (C-contiguous),
  * and exact shape, because the core trusts the sizes it is given.
  */
@@ -429,7 +429,7 @@ static int node_count(NetObject *self) {
 
 /* A dict {node: (dweight, dbias or None)} of zeroed float32 arrays for every
  * conv/dense layer, and the pointer tables the core fills them through
- * (*wptr/*bptr, PyMem-allocated, [node_count]). The dict keeps the arrays alive. */
+ * (wptr and bptr, PyMem-allocated, [node_count]). The dict keeps the arrays alive. */
 static PyObject *gradient_buffers(NetObject *self, float ***wptr, float ***bptr) {
     const int n_nodes = node_count(self);
     PyObject *grads = PyDict_New();
@@ -653,11 +653,12 @@ static PyMethodDef module_methods[] = {
     {"backend_info", backend_info, METH_NOARGS,
      "backend_info() -> dict with the oneDNN version, build hash, CPU runtime and ISA in use."},
     SALIENCY_METHODS
+    FACES_METHODS
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "fxplain._core",
                                         "fxplain's C core (oneDNN networks and kernels).", -1,
-                                        module_methods};
+                                        module_methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__core(void) {
     import_array();

@@ -1,0 +1,142 @@
+/*
+ * faces_glue.c - Python wrappers of the face kernels (shape_predictor.c,
+ * chip.c): argument checks, result allocation, GIL release.
+ */
+#include "glue.h"
+
+/* uint8 (h, w) or (h, w, channels in `allowed`) image, C-contiguous. */
+static PyArrayObject *uint8_image(PyObject *obj, int gray_ok, int *h, int *w, int *c) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(InvalidInputError, "image must be a numpy array, got %s", Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    const int ndim = PyArray_NDIM((PyArrayObject *)obj);
+    if (!(ndim == 3 || (gray_ok && ndim == 2))) {
+        PyErr_Format(InvalidInputError, "image must have shape (h, w, 3)%s, got %d dimensions",
+                     gray_ok ? " or (h, w)" : "", ndim);
+        return NULL;
+    }
+    npy_intp shape[3] = {-1, -1, 3};
+    PyArrayObject *img = checked_array(obj, "image", NPY_UINT8, ndim, shape, 0);
+    if (!img) return NULL;
+    if (PyArray_DIM(img, 0) < 1 || PyArray_DIM(img, 1) < 1 || PyArray_DIM(img, 0) > INT32_MAX / 4 ||
+        PyArray_DIM(img, 1) > INT32_MAX / 4) {
+        PyErr_Format(InvalidInputError, "image must have between 1 and %d rows and columns", INT32_MAX / 4);
+        Py_DECREF(img);
+        return NULL;
+    }
+    *h = (int)PyArray_DIM(img, 0);
+    *w = (int)PyArray_DIM(img, 1);
+    *c = ndim == 3 ? 3 : 1;
+    return img;
+}
+
+PyObject *py_shape_predict(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *objs[8], *out = NULL;
+    PyArrayObject *arr[8] = {NULL};
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
+                          &objs[7]))
+        return NULL;
+    int h, w, c;
+    if (!(arr[0] = checked_array(objs[0], "initial_shape", NPY_FLOAT32, 2, (npy_intp[]){-1, 2}, 0))) goto done;
+    const npy_intp P = PyArray_DIM(arr[0], 0);
+    if (!(arr[1] = checked_array(objs[1], "split_index", NPY_INT32, 4, (npy_intp[]){-1, -1, -1, 2}, 0))) goto done;
+    const npy_intp C = PyArray_DIM(arr[1], 0), T = PyArray_DIM(arr[1], 1), S = PyArray_DIM(arr[1], 2);
+    int depth = 0;
+    while (depth < 20 && ((npy_intp)1 << depth) - 1 < S) ++depth;
+    if (P < 1 || P > 100000 || ((npy_intp)1 << depth) - 1 != S || C > INT32_MAX || T > INT32_MAX) {
+        PyErr_Format(InvalidInputError, "shape predictor: %zd parts and %zd splits per tree (need 2^depth - 1)",
+                     (Py_ssize_t)P, (Py_ssize_t)S);
+        goto done;
+    }
+    if (!(arr[2] = checked_array(objs[2], "split_thresh", NPY_FLOAT32, 3, (npy_intp[]){C, T, S}, 0))) goto done;
+    if (!(arr[3] = checked_array(objs[3], "leaf_values", NPY_FLOAT32, 5, (npy_intp[]){C, T, S + 1, P, 2}, 0)))
+        goto done;
+    if (!(arr[4] = checked_array(objs[4], "anchor", NPY_INT32, 2, (npy_intp[]){C, -1}, 0))) goto done;
+    const npy_intp F = PyArray_DIM(arr[4], 1);
+    if (F < 1 || F > INT32_MAX) {
+        PyErr_SetString(InvalidInputError, "shape predictor: need at least one feature pixel per cascade");
+        goto done;
+    }
+    if (!(arr[5] = checked_array(objs[5], "deltas", NPY_FLOAT32, 3, (npy_intp[]){C, F, 2}, 0))) goto done;
+    if (!(arr[6] = uint8_image(objs[6], 1, &h, &w, &c))) goto done;
+    if (!(arr[7] = checked_array(objs[7], "box", NPY_INT32, 1, (npy_intp[]){4}, 0))) goto done;
+    const fx_shape_predictor sp = {(int)P, (int)C, (int)T, depth, (int)F, PyArray_DATA(arr[0]), PyArray_DATA(arr[1]),
+                                   PyArray_DATA(arr[2]), PyArray_DATA(arr[3]), PyArray_DATA(arr[4]),
+                                   PyArray_DATA(arr[5])};
+    npy_intp out_shape[2] = {P, 2};
+    out = PyArray_SimpleNew(2, out_shape, NPY_FLOAT64);
+    if (!out) goto done;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_shape_predict(&sp, h, w, c, PyArray_DATA(arr[6]), PyArray_DATA(arr[7]),
+                          PyArray_DATA((PyArrayObject *)out));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_CLEAR(out);
+        raise_status(st);
+    }
+done:
+    for (int i = 0; i < 8; ++i) Py_XDECREF(arr[i]);
+    return out;
+}
+
+static int chip_details_args(PyObject *lm_obj, int size, double padding, fx_chip_details *details) {
+    PyArrayObject *lm = checked_array(lm_obj, "landmarks", NPY_FLOAT64, 2, (npy_intp[]){5, 2}, 0);
+    if (!lm) return 0;
+    fx_status st = fx_face_chip_details(PyArray_DATA(lm), size, padding, details);
+    Py_DECREF(lm);
+    if (st) {
+        raise_status(st);
+        return 0;
+    }
+    return 1;
+}
+
+PyObject *py_face_chip_details(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *lm_obj;
+    int size;
+    double padding;
+    if (!PyArg_ParseTuple(args, "Oid", &lm_obj, &size, &padding)) return NULL;
+    fx_chip_details d;
+    if (!chip_details_args(lm_obj, size, padding, &d)) return NULL;
+    return Py_BuildValue("(ddddd)ii", d.left, d.top, d.right, d.bottom, d.angle, d.rows, d.cols);
+}
+
+PyObject *py_face_chip(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj, *lm_obj, *chip = NULL, *tf = NULL;
+    int size, h, w, c;
+    double padding;
+    if (!PyArg_ParseTuple(args, "OOid", &img_obj, &lm_obj, &size, &padding)) return NULL;
+    if (size < 2 || size > 8192) {
+        PyErr_Format(InvalidInputError, "size must be between 2 and 8192, got %d", size);
+        return NULL;
+    }
+    fx_chip_details d;
+    if (!chip_details_args(lm_obj, size, padding, &d)) return NULL;
+    PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c);
+    if (!img) return NULL;
+    npy_intp chip_shape[3] = {size, size, 3}, tf_shape[2] = {2, 3};
+    chip = PyArray_SimpleNew(3, chip_shape, NPY_UINT8);
+    tf = PyArray_SimpleNew(2, tf_shape, NPY_FLOAT64);
+    if (!chip || !tf) goto fail;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_extract_image_chip(h, w, PyArray_DATA(img), &d, PyArray_DATA((PyArrayObject *)chip),
+                               PyArray_DATA((PyArrayObject *)tf));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        raise_status(st);
+        goto fail;
+    }
+    Py_DECREF(img);
+    return Py_BuildValue("NN", chip, tf);
+fail:
+    Py_DECREF(img);
+    Py_XDECREF(chip);
+    Py_XDECREF(tf);
+    return NULL;
+}

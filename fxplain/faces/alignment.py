@@ -1,0 +1,106 @@
+"""Face alignment as dlib does it: ``extract_image_chip(img, get_face_chip_details(shape, size, padding))``.
+
+The chip is placed by the least-squares similarity transform from dlib's
+5-point template (shrunk by ``padding`` on each side) to the landmarks, and
+sampled bilinearly; when the chip is more than twice smaller than its
+footprint in the photo, dlib first shrinks the region around the face with its
+``pyramid_down<2>`` image pyramid (a 5x5 binomial filter) and samples the
+right level, so the chip is anti-aliased. The work is done in the C core
+(``csrc/chip.c``); :mod:`fxplain.faces.reference` is its NumPy twin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from .._util.errors import InvalidInputError
+from .._util.validation import is_finite_number, is_integer
+from .shape_predictor import check_image
+
+#: Landmark coordinates beyond this (in pixels) are surely a mistake.
+_MAX_COORDINATE = 1e7
+
+
+def check_landmarks(landmarks: Any) -> np.ndarray:
+    """Five ``(x, y)`` landmarks in dlib's part order as float64 (5, 2); else InvalidInputError."""
+    try:
+        values = np.array(landmarks, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"landmarks must be a (5, 2) array of (x, y) points, got {landmarks!r}") from None
+    if values.shape != (5, 2):
+        raise InvalidInputError(f"landmarks must have shape (5, 2) (dlib's 5-point order), got {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise InvalidInputError("landmarks hold NaN or infinite values")
+    if np.any(np.abs(values) > _MAX_COORDINATE):
+        raise InvalidInputError(f"landmarks are implausibly far from the image (|coordinate| > {_MAX_COORDINATE:g})")
+    spread = values - values.mean(axis=0)
+    if not np.any(spread):
+        raise InvalidInputError("landmarks are all the same point: no face to align")
+    return values
+
+
+def check_chip_args(size: Any, padding: Any) -> tuple[int, float]:
+    """``size`` an int in [2, 8192] and ``padding`` a finite number in [0, 10]; else InvalidInputError."""
+    if not is_integer(size) or not 2 <= int(size) <= 8192:
+        raise InvalidInputError(f"size must be an integer between 2 and 8192, got {size!r}")
+    if not is_finite_number(padding) or not 0 <= float(padding) <= 10:
+        raise InvalidInputError(f"padding must be a finite number between 0 and 10, got {padding!r}")
+    return int(size), float(padding)
+
+
+def face_chip_details(landmarks: Any, size: int = 150, padding: float = 0.25) -> tuple[tuple[float, ...], int, int]:
+    """dlib's ``get_face_chip_details(shape, size, padding)``.
+
+    Returns
+    -------
+    tuple
+        ``((left, top, right, bottom, angle), rows, cols)``: the chip's rectangle
+        in the photo (before its rotation by ``angle`` radians about its centre)
+        and its size in pixels.
+    """
+    size, padding = check_chip_args(size, padding)
+    return _core.face_chip_details(check_landmarks(landmarks), size, padding)
+
+
+def face_chip(image: np.ndarray, landmarks: Any, size: int = 150, padding: float = 0.25
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned face chip dlib's face descriptor expects.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 RGB photo ``(H, W, 3)`` (grayscale ``(H, W)`` is taken as gray RGB).
+    landmarks : array_like
+        ``(5, 2)`` ``(x, y)`` points in dlib's 5-point order, e.g. from
+        :meth:`ShapePredictor.predict`. dlib itself aligns on the landmarks
+        rounded to whole pixels; pass ``np.floor(landmarks + 0.5)`` to get its
+        chip exactly.
+    size : int
+        Side of the square chip in pixels (150 for dlib's ResNet).
+    padding : float
+        Margin around the template face, as a fraction of its size (0.25 in
+        dlib's examples and face_recognition).
+
+    Returns
+    -------
+    chip : numpy.ndarray
+        uint8 ``(size, size, 3)``; black where the chip reaches outside the photo.
+    transform : numpy.ndarray
+        float64 ``(2, 3)`` affine map from chip pixel ``(col, row, 1)`` to photo
+        ``(x, y)``, so ``transform @ [c, r, 1]`` is where chip pixel ``(r, c)``
+        came from (use it to carry maps computed on the chip back onto the photo).
+
+    Raises
+    ------
+    InvalidInputError
+        For an image of the wrong type, dtype or shape, landmarks that are not
+        five finite points, or a bad size or padding.
+    """
+    image = check_image(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    size, padding = check_chip_args(size, padding)
+    return _core.face_chip(image, check_landmarks(landmarks), size, padding)
