@@ -6,6 +6,7 @@ files of each kind, so that mutations start from inside the format:
 * dlib_dat: prefixes of dlib's published model (its headers and first
   layers; they parse until the file ends early);
 * dlib_patches: a few patch lists (offsets into the stem's headers);
+* shape_predictor: the landmark tests' tiny predictor, and a prefix of dlib's;
 * fxd: the version-1 test fixture, the same decoder in version 2, and a tiny
   face model in version 2;
 * results: a small saved explanation (version 2), and the same in version 1;
@@ -18,6 +19,7 @@ merges them in); this script only writes the seeds.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -26,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 import fxplain
+from fxplain.faces import shape_predictor_path
 from fxplain.models.formats.dlib import dlib_model_path
 from fxplain.models.formats.fxspec import FACE_MODEL_KIND, load_spec, save_spec
 from fxplain.runtime import NetworkSpec
@@ -50,6 +53,15 @@ def _explanation(size: int) -> fxplain.PairExplanation:
                                    params={"patch_sizes": [4]}, seed=0, model_hash="0" * 64, model_name="dlib")
 
 
+def _tiny_shape_predictor() -> bytes:
+    """The small hand-written predictor file of the landmark tests (2 levels of 3 depth-2 trees)."""
+    spec = importlib.util.spec_from_file_location("test_landmarks", HERE.parent / "tests" / "faces" /
+                                                  "test_landmarks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._tiny_predictor()
+
+
 def main() -> None:
     dlib = dlib_model_path().read_bytes()
     for size in (2048, 20_000):
@@ -58,6 +70,9 @@ def main() -> None:
     for name, patches in {"stem_stride": [(19768 | 1 << 31, 3)], "weight_exponent": [(355 | 1 << 31, 0x7E)],
                           "two_patches": [(94290 | 1 << 31, 0xA3), (5_000_000, 0x01)]}.items():
         _write("dlib_patches", name, b"".join(o.to_bytes(4, "little") + bytes([v]) for o, v in patches))
+
+    _write("shape_predictor", "tiny.dat", _tiny_shape_predictor())
+    _write("shape_predictor", "prefix_4096.dat", shape_predictor_path().read_bytes()[:4096])
 
     _write("fxd", "decoder_v1.fxd", V1_FIXTURE.read_bytes())
     spec, metadata = load_spec(V1_FIXTURE, legacy_warning=False)

@@ -102,6 +102,18 @@ def fxd(data: bytes) -> None:
         pass
 
 
+def shape_predictor(data: bytes) -> None:
+    """Any bytes as dlib's landmark predictor file, then a prediction on a fixed chip and box."""
+    from fxplain.faces import load_shape_predictor
+
+    try:
+        landmarks = load_shape_predictor(_as_file(data, ".dat")).predict(_CHIP, (20, 20, 129, 129))
+    except fxplain.FxplainError:
+        return
+    if not np.all(np.isfinite(landmarks)):
+        raise AssertionError(f"a predictor loaded and predicted non-finite landmarks {landmarks}")
+
+
 def results(data: bytes) -> None:
     """Any bytes as a saved explanation (``PairExplanation.load``)."""
     try:
@@ -121,4 +133,5 @@ def image(data: bytes) -> None:
 
 
 #: name -> target, in the order the tests run them.
-TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "results": results, "image": image}
+TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "shape_predictor": shape_predictor,
+           "results": results, "image": image}

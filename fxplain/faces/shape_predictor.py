@@ -29,9 +29,10 @@ two), and every value finite; any problem raises
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError, ModelNotFoundError
-from .._util.files import read_untrusted_file, require_regular_file
+from .._util.files import read_untrusted_file
 from ..models.formats.dlib import _Reader
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
@@ -358,10 +359,23 @@ class ShapePredictor:
                 f"{(splits + 1).bit_length() - 1}, from {self.source})")
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: str, mtime_ns: int, size: int) -> ShapePredictor:
-    data = read_untrusted_file(Path(path), "shape predictor file")
-    return ShapePredictor(read_shape_predictor(data, path), path)
+#: Parsed predictors by the SHA-256 of their file: a file rewritten in place
+#: (same size, same coarse mtime) must not return the old predictor.
+_PARSED: dict[str, ShapePredictor] = {}
+_PARSED_LOCK = threading.Lock()
+
+
+def _load(path: Path) -> ShapePredictor:
+    data = read_untrusted_file(path, "shape predictor file")
+    digest = hashlib.sha256(data).hexdigest()  # ~10 ms, against ~1 s of parsing
+    with _PARSED_LOCK:
+        if digest in _PARSED:
+            return _PARSED[digest]
+    predictor = ShapePredictor(read_shape_predictor(data, str(path)), str(path))
+    with _PARSED_LOCK:
+        if len(_PARSED) >= 4:
+            _PARSED.pop(next(iter(_PARSED)))
+        return _PARSED.setdefault(digest, predictor)
 
 
 def load_shape_predictor(path: str | os.PathLike | None = None) -> ShapePredictor:
@@ -377,7 +391,7 @@ def load_shape_predictor(path: str | os.PathLike | None = None) -> ShapePredicto
     Returns
     -------
     ShapePredictor
-        Loaded once per file per process (parsing takes about a second).
+        Parsed once per file content per process (parsing takes about a second).
 
     Raises
     ------
@@ -391,9 +405,7 @@ def load_shape_predictor(path: str | os.PathLike | None = None) -> ShapePredicto
     >>> sp = fxplain.faces.load_shape_predictor()
     >>> landmarks = sp.predict(photo, (385, 83, 432, 130))   # (5, 2) float64
     """
-    p = Path(path) if path is not None else shape_predictor_path()
-    info = require_regular_file(p, "shape predictor file")
-    return _load(str(p), info.st_mtime_ns, info.st_size)
+    return _load(Path(path) if path is not None else shape_predictor_path())
 
 
 __all__ = ["SHAPE_PREDICTOR_FILE", "ShapePredictor", "load_shape_predictor",
