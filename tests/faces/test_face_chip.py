@@ -12,34 +12,17 @@ bit-identical. (Pillow and dlib's libjpeg decode these photos to identical pixel
 from __future__ import annotations
 
 import hashlib
-import json
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import fxplain
-from fxplain import datasets
 from fxplain.faces import reference
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture(scope="module")
-def faces() -> list[tuple[np.ndarray, dict]]:
-    """(photo uint8 RGB, oracle face) for every face dlib found in examples/faces (77)."""
-    oracle = json.loads((DATA / "photos_dlib_reference.json").read_text())
-    folder = datasets.examples_dir() / "faces"
-    out = []
-    for name, runs in sorted(oracle.items()):
-        photo = np.asarray(Image.open(folder / name).convert("RGB"))
-        for run in runs.values():
-            out.extend((photo, face) for face in run)
-    assert len(out) == 77
-    return out
 
 
 def test_chips_are_dlibs_bit_for_bit(faces):

@@ -11,7 +11,6 @@ with libjpeg; the landmarks agree exactly all the same.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import resource
@@ -20,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import fxplain
-from fxplain import _core, datasets
+from fxplain import _core
 from fxplain.faces import reference
 from fxplain.faces.shape_predictor import _BulkReader, read_shape_predictor
 
@@ -33,20 +31,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 @pytest.fixture(scope="module")
 def predictor() -> fxplain.faces.ShapePredictor:
     return fxplain.faces.load_shape_predictor()
-
-
-@pytest.fixture(scope="module")
-def faces() -> list[tuple[np.ndarray, dict]]:
-    """(photo uint8 RGB, oracle face) for every face dlib found in examples/faces (77)."""
-    oracle = json.loads((DATA / "photos_dlib_reference.json").read_text())
-    folder = datasets.examples_dir() / "faces"
-    out = []
-    for name, runs in sorted(oracle.items()):
-        photo = np.asarray(Image.open(folder / name).convert("RGB"))
-        for run in runs.values():
-            out.extend((photo, face) for face in run)
-    assert len(out) == 77
-    return out
 
 
 def test_landmarks_match_dlib_exactly(predictor, faces):

@@ -297,34 +297,41 @@ def _build_resnet(spec: NetworkSpec, layers: list[dict], wrappers: list[int], r:
 
 
 def dlib_model_path() -> Path:
-    """Locate dlib's face-recognition model file.
-
-    Looks at the ``FXPLAIN_DLIB_MODEL`` environment variable, then in the
-    installed ``face_recognition_models`` package (found without importing
-    it, since its ``__init__`` needs ``pkg_resources``).
+    """Locate dlib's face-recognition model file (``$FXPLAIN_DLIB_MODEL``, then face_recognition_models).
 
     Raises
     ------
     ModelNotFoundError
         If neither holds the file.
     """
-    env = os.environ.get("FXPLAIN_DLIB_MODEL")
+    return find_model_file(DLIB_MODEL_FILE, "FXPLAIN_DLIB_MODEL", "dlib's face-recognition model")
+
+
+def find_model_file(file_name: str, env_var: str, what: str) -> Path:
+    """Locate one of dlib's model files: the path in ``env_var``, else the installed ``face_recognition_models``.
+
+    The package is found without importing it (its ``__init__`` needs
+    ``pkg_resources``). ``what`` names the file in the error.
+
+    Raises
+    ------
+    ModelNotFoundError
+        If neither holds the file.
+    """
+    env = os.environ.get(env_var)
     if env:
         path = Path(env)
         if not path.is_file():
-            raise ModelNotFoundError(f"FXPLAIN_DLIB_MODEL points to {path}, which is not a file")
+            raise ModelNotFoundError(f"{env_var} points to {path}, which is not a file")
         return path
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is not None and spec.submodule_search_locations:
         for folder in spec.submodule_search_locations:
-            path = Path(folder) / "models" / DLIB_MODEL_FILE
+            path = Path(folder) / "models" / file_name
             if path.is_file():
                 return path
-    raise ModelNotFoundError(
-        "dlib's face-recognition model was not found: install it with "
-        "`pip install face_recognition_models==0.3.0` or set FXPLAIN_DLIB_MODEL to the path of "
-        f"{DLIB_MODEL_FILE}"
-    )
+    raise ModelNotFoundError(f"{what} was not found: install it with `pip install face_recognition_models==0.3.0` "
+                             f"or set {env_var} to the path of {file_name}")
 
 
 def score_threshold(distance: float) -> float:
