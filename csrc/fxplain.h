@@ -263,6 +263,24 @@ fx_status fx_face_chip_details(const double landmarks[10], int size, double padd
 fx_status fx_extract_image_chip(int height, int width, const uint8_t *image, const fx_chip_details *details,
                                 uint8_t *chip, double transform[6]);
 
+/* ---- faces: the CNN detector's input (pyramid.c) -------------------------
+ * dlib's input_rgb_image_pyramid<pyramid_down<6>>: the photo and its 5/6
+ * downscalings tiled into one image, and dlib's pyramid_up. */
+
+/* Layout of the tiled pyramid of a height x width photo (dlib's
+ * compute_tiled_image_pyramid_details): *levels rectangles [levels][4]
+ * (left, top, right, bottom, inclusive; at most max_levels) in an image of
+ * *out_height x *out_width. */
+fx_status fx_tiled_pyramid_layout(int height, int width, int padding, int outer_padding, int max_levels,
+                                  int *levels, int32_t *rects, int *out_height, int *out_width);
+/* The tiled pyramid of an RGB image [h][w][3] as the network's input: out
+ * [out_height][out_width][3] float32, (pixel - mean) / 256 in level 0, each
+ * next level resampled from the previous as dlib does, 0 elsewhere. */
+fx_status fx_tiled_pyramid(int height, int width, const uint8_t *image, const float mean[3], int levels,
+                           const int32_t *rects, int out_height, int out_width, float *out);
+/* dlib's pyramid_up(img) of an RGB image: out [2h+1][2w+2][3]. */
+fx_status fx_pyramid_up(int height, int width, const uint8_t *image, uint8_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@ files of each kind, so that mutations start from inside the format:
   layers; they parse until the file ends early);
 * dlib_patches: a few patch lists (offsets into the stem's headers);
 * shape_predictor: the landmark tests' tiny predictor, and a prefix of dlib's;
+* face_detector: prefixes of dlib's CNN face detector file;
 * fxd: the version-1 test fixture, the same decoder in version 2, and a tiny
   face model in version 2;
 * results: a small saved explanation (version 2), and the same in version 1;
@@ -29,6 +30,7 @@ from PIL import Image
 
 import fxplain
 from fxplain.faces import shape_predictor_path
+from fxplain.faces.detector import face_detector_path
 from fxplain.models.formats.dlib import dlib_model_path
 from fxplain.models.formats.fxspec import FACE_MODEL_KIND, load_spec, save_spec
 from fxplain.runtime import NetworkSpec
@@ -73,6 +75,10 @@ def main() -> None:
 
     _write("shape_predictor", "tiny.dat", _tiny_shape_predictor())
     _write("shape_predictor", "prefix_4096.dat", shape_predictor_path().read_bytes()[:4096])
+
+    detector = face_detector_path().read_bytes()
+    for size in (1024, 16_384):
+        _write("face_detector", f"prefix_{size}.dat", detector[:size])
 
     _write("fxd", "decoder_v1.fxd", V1_FIXTURE.read_bytes())
     spec, metadata = load_spec(V1_FIXTURE, legacy_warning=False)

@@ -114,6 +114,18 @@ def shape_predictor(data: bytes) -> None:
         raise AssertionError(f"a predictor loaded and predicted non-finite landmarks {landmarks}")
 
 
+def face_detector(data: bytes) -> None:
+    """Any bytes as dlib's CNN face detector file, then a detection on a small photo."""
+    from fxplain.faces import load_face_detector
+
+    try:
+        found = load_face_detector(_as_file(data, ".dat")).detect(_CHIP[:80, :100])
+    except fxplain.FxplainError:
+        return
+    if not all(np.isfinite(confidence) for _, confidence in found):
+        raise AssertionError(f"a detector loaded and found faces with non-finite confidence {found}")
+
+
 def results(data: bytes) -> None:
     """Any bytes as a saved explanation (``PairExplanation.load``)."""
     try:
@@ -134,4 +146,4 @@ def image(data: bytes) -> None:
 
 #: name -> target, in the order the tests run them.
 TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "shape_predictor": shape_predictor,
-           "results": results, "image": image}
+           "face_detector": face_detector, "results": results, "image": image}

@@ -139,3 +139,19 @@ def test_damaged_image_files_give_fxplains_error(tmp_path, model, content):
     path.write_bytes(content)
     with pytest.raises(fxplain.InvalidInputError, match="cannot read image file"):
         model.embed(path)
+
+
+def test_a_model_file_rewritten_in_place_is_parsed_again(tmp_path):
+    """The parsed-file cache keys on content: same size and same mtime must not return the old object."""
+    from fxplain._util.files import ParsedFileCache
+
+    cache = ParsedFileCache("test file", lambda data, path: data.decode())
+    path = tmp_path / "model.dat"
+    path.write_bytes(b"first")
+    stamp = path.stat().st_mtime_ns
+    assert cache.load(path) == "first" and cache.load(path) is cache.load(path)
+    path.write_bytes(b"other")
+    os.utime(path, ns=(stamp, stamp))  # a rewrite within one timestamp tick
+    assert cache.load(path) == "other"
+    with pytest.raises(fxplain.ModelNotFoundError, match="not found"):
+        cache.load(tmp_path / "missing.dat")

@@ -140,3 +140,85 @@ fail:
     Py_XDECREF(tf);
     return NULL;
 }
+
+/* tiled_pyramid_layout(height, width, padding, outer_padding) -> (int32 (levels, 4), out_height, out_width) */
+PyObject *py_tiled_pyramid_layout(PyObject *self, PyObject *args) {
+    (void)self;
+    int h, w, padding, outer, levels, oh, ow;
+    int32_t rects[4 * 128];
+    if (!PyArg_ParseTuple(args, "iiii", &h, &w, &padding, &outer)) return NULL;
+    fx_status st = fx_tiled_pyramid_layout(h, w, padding, outer, 128, &levels, rects, &oh, &ow);
+    if (st) return raise_status(st);
+    npy_intp shape[2] = {levels, 4};
+    PyObject *out = PyArray_SimpleNew(2, shape, NPY_INT32);
+    if (!out) return NULL;
+    memcpy(PyArray_DATA((PyArrayObject *)out), rects, sizeof(int32_t) * 4 * (size_t)levels);
+    return Py_BuildValue("Nii", out, oh, ow);
+}
+
+/* tiled_pyramid(image u8[h,w,3], mean f32[3], rects int32[levels,4], out_height, out_width) -> f32 (oh, ow, 3) */
+PyObject *py_tiled_pyramid(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj, *mean_obj, *rects_obj, *out = NULL;
+    int oh, ow, h, w, c;
+    if (!PyArg_ParseTuple(args, "OOOii", &img_obj, &mean_obj, &rects_obj, &oh, &ow)) return NULL;
+    if (oh < 1 || ow < 1 || (double)oh * ow > (double)(1 << 28)) {
+        PyErr_Format(InvalidInputError, "tiled_pyramid: bad output size %dx%d", oh, ow);
+        return NULL;
+    }
+    PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c), *mean = NULL, *rects = NULL;
+    if (!img) return NULL;
+    if (!(mean = checked_array(mean_obj, "mean", NPY_FLOAT32, 1, (npy_intp[]){3}, 0))) goto done;
+    if (!(rects = checked_array(rects_obj, "rects", NPY_INT32, 2, (npy_intp[]){-1, 4}, 0))) goto done;
+    const npy_intp levels = PyArray_DIM(rects, 0);
+    if (levels < 1 || levels > 128) {
+        PyErr_SetString(InvalidInputError, "tiled_pyramid: need 1 to 128 levels");
+        goto done;
+    }
+    npy_intp shape[3] = {oh, ow, 3};
+    out = PyArray_SimpleNew(3, shape, NPY_FLOAT32);
+    if (!out) goto done;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_tiled_pyramid(h, w, PyArray_DATA(img), PyArray_DATA(mean), (int)levels, PyArray_DATA(rects), oh, ow,
+                          PyArray_DATA((PyArrayObject *)out));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_CLEAR(out);
+        raise_status(st);
+    }
+done:
+    Py_DECREF(img);
+    Py_XDECREF(mean);
+    Py_XDECREF(rects);
+    return out;
+}
+
+/* pyramid_up(image u8[h,w,3]) -> u8 (2h+1, 2w+2, 3) */
+PyObject *py_pyramid_up(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj;
+    int h, w, c;
+    if (!PyArg_ParseTuple(args, "O", &img_obj)) return NULL;
+    PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c);
+    if (!img) return NULL;
+    if (h > (1 << 20) || w > (1 << 20)) {
+        PyErr_Format(InvalidInputError, "pyramid_up: image of %dx%d is too large", h, w);
+        Py_DECREF(img);
+        return NULL;
+    }
+    npy_intp shape[3] = {2 * (npy_intp)h + 1, 2 * (npy_intp)w + 2, 3};
+    PyObject *out = PyArray_SimpleNew(3, shape, NPY_UINT8);
+    if (out) {
+        fx_status st;
+        Py_BEGIN_ALLOW_THREADS
+        st = fx_pyramid_up(h, w, PyArray_DATA(img), PyArray_DATA((PyArrayObject *)out));
+        Py_END_ALLOW_THREADS
+        if (st) {
+            Py_CLEAR(out);
+            raise_status(st);
+        }
+    }
+    Py_DECREF(img);
+    return out;
+}

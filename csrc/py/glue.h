@@ -64,6 +64,9 @@ PyObject *py_pixel_loss(PyObject *self, PyObject *args);
 PyObject *py_shape_predict(PyObject *self, PyObject *args);
 PyObject *py_face_chip_details(PyObject *self, PyObject *args);
 PyObject *py_face_chip(PyObject *self, PyObject *args);
+PyObject *py_tiled_pyramid_layout(PyObject *self, PyObject *args);
+PyObject *py_tiled_pyramid(PyObject *self, PyObject *args);
+PyObject *py_pyramid_up(PyObject *self, PyObject *args);
 
 #define FACES_METHODS \
     {"shape_predict", py_shape_predict, METH_VARARGS, \
@@ -72,6 +75,11 @@ PyObject *py_face_chip(PyObject *self, PyObject *args);
     {"face_chip_details", py_face_chip_details, METH_VARARGS, \
      "face_chip_details(landmarks f64[5,2], size, padding) -> ((left, top, right, bottom, angle), rows, cols)."}, \
     {"face_chip", py_face_chip, METH_VARARGS, \
-     "face_chip(image u8[h,w,3], landmarks f64[5,2], size, padding) -> (u8 (size, size, 3), f64 (2, 3))."},
+     "face_chip(image u8[h,w,3], landmarks f64[5,2], size, padding) -> (u8 (size, size, 3), f64 (2, 3))."}, \
+    {"tiled_pyramid_layout", py_tiled_pyramid_layout, METH_VARARGS, \
+     "tiled_pyramid_layout(h, w, padding, outer_padding) -> (int32 (levels, 4) ltrb, out_h, out_w)."}, \
+    {"tiled_pyramid", py_tiled_pyramid, METH_VARARGS, \
+     "tiled_pyramid(image u8[h,w,3], mean f32[3], rects int32[levels,4], out_h, out_w) -> f32 (out_h, out_w, 3)."}, \
+    {"pyramid_up", py_pyramid_up, METH_VARARGS, "pyramid_up(image u8[h,w,3]) -> u8 (2h+1, 2w+2, 3)."},
 
 #endif /* FX_GLUE_H */

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelFormatError, ModelNotFoundError
 
@@ -43,3 +47,33 @@ def read_untrusted_file(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> b
         return path.read_bytes()
     except OSError as exc:
         raise ModelFormatError(f"cannot read {path}: {exc}") from None
+
+
+class ParsedFileCache:
+    """Objects parsed from files, kept by the SHA-256 of the file's bytes.
+
+    For model files that take a second to parse (dlib's landmark predictor,
+    its face detector): loading the same content again costs a read and a
+    digest (~10 ms), and a file rewritten in place is parsed again — a cache
+    keyed on path, size and modification time would return the old object
+    when the rewrite falls within one timestamp tick. Thread-safe; keeps the
+    ``size`` most recent entries.
+    """
+
+    def __init__(self, what: str, parse: Callable[[bytes, Path], Any], size: int = 4):
+        self.what, self.parse, self.size = what, parse, size
+        self._entries: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def load(self, path: Path) -> Any:
+        """The parsed object of ``path`` (read with :func:`read_untrusted_file`)."""
+        data = read_untrusted_file(path, self.what)
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            if digest in self._entries:
+                return self._entries[digest]
+        parsed = self.parse(data, path)  # outside the lock: two first loads may both parse
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.pop(next(iter(self._entries)))
+            return self._entries.setdefault(digest, parsed)

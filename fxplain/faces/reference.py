@@ -1,10 +1,12 @@
-"""NumPy twins of the face kernels (``csrc/shape_predictor.c``, ``csrc/chip.c``): the tests' oracle.
+"""NumPy twins of the face kernels (``csrc/shape_predictor.c``, ``csrc/chip.c``, ``csrc/pyramid.c``): the tests' oracle.
 
 Written for reading, not speed; same arithmetic as the C (float32 where dlib
 uses float, float64 where it uses double) so the two agree to the bit.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -179,3 +181,137 @@ def extract_image_chip(image: np.ndarray, details) -> tuple[np.ndarray, np.ndarr
         d = _rect_down(d)
         src = pyramid_down(src)
     return _bilinear(src, _corner_map(d, angle, rows, cols), rows, cols), transform
+
+
+def tiled_pyramid_layout(height: int, width: int, padding: int = 10, outer_padding: int = 11):
+    """dlib's ``compute_tiled_image_pyramid_details`` for ``pyramid_down<6>``: (int32 (levels, 4) ltrb, rows, cols)."""
+    sizes = [(height, width)]
+    nr, nc = height, width
+    while True:
+        nr, nc = int(np.floor(5.0 / 6.0 * nr)), int(np.floor(5.0 / 6.0 * nc))
+        if nr * nc == 0 or nr < 5:
+            break
+        sizes.append((nr, nc))
+    total = sum(h + padding for h, _ in sizes) - 2 * padding
+    h0, w0 = sizes[0]
+    used = prev_width = 0
+    for h, w in sizes:
+        if w <= w0 - prev_width - padding and (used - h0) * 2 >= total - h0:
+            break
+        used += h + padding
+        prev_width = w
+    used -= padding
+    rects = []
+    y = outer_padding
+    i = 0
+    while y < used + outer_padding and i < len(sizes):  # first column, downward
+        h, w = sizes[i]
+        rects.append((outer_padding, y, outer_padding + w - 1, y + h - 1))
+        y += h + padding
+        i += 1
+    y -= padding
+    while i < len(sizes):  # second column, upward from the bottom right
+        h, w = sizes[i]
+        right, bottom = outer_padding + w0 - 1, y - 1
+        left, top = right - (w - 1), bottom - (h - 1)
+        l0, t0, r0, b0 = rects[0]
+        if not (left > r0 or right < l0 or top > b0 or bottom < t0):
+            break
+        rects.append((left, top, right, bottom))
+        y -= h + padding
+        i += 1
+    return np.array(rects, np.int32).reshape(-1, 4), used + 2 * outer_padding, w0 + 2 * outer_padding
+
+
+def _simd_columns(x_scale: float, dst_cols: int, src_cols: int):
+    """dlib's SSE column walk of ``resize_image``: (left, lr_frac) float32 of the first columns, and their count."""
+    x = -4 * x_scale
+    steps = dst_cols // 4 + 2
+    lanes = [np.cumsum(np.r_[np.float32(x + k * x_scale), np.full(steps, np.float32(4 * x_scale))],
+                       dtype=np.float32)[1:] for k in range(4)]
+    xs = np.stack(lanes, axis=1).reshape(-1)  # column c = 4 * step + lane
+    left = xs.astype(np.int32)  # truncation
+    stop = 0
+    while stop + 4 <= dst_cols and left[stop + 3] + 1 < src_cols:
+        stop += 4
+    return left[:stop], (xs - left.astype(np.float32))[:stop], stop
+
+
+def _rows(y_scale: float, dst_rows: int, src_rows: int):
+    y = np.cumsum(np.r_[-y_scale, np.full(dst_rows, y_scale)])[1:]  # double, accumulated as dlib does
+    top = np.minimum(np.floor(y).astype(np.int64), src_rows - 1)
+    return top, np.minimum(top + 1, src_rows - 1), y - top
+
+
+def _remainder_columns(x_scale: float, start: int, dst_cols: int, src_cols: int):
+    x = np.cumsum(np.r_[-x_scale + start * x_scale, np.full(dst_cols - start, x_scale)])[1:]
+    left = np.minimum(np.floor(x).astype(np.int64), src_cols - 1)
+    return left, np.minimum(left + 1, src_cols - 1), x - left
+
+
+def resize_plane(src: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """dlib's bilinear ``resize_image`` of a float32 plane (the SSE path of interpolation.h), float32 (rows, cols)."""
+    snr, snc = src.shape
+    x_scale = (snc - 1) / float(max(cols - 1, 1))
+    y_scale = (snr - 1) / float(max(rows - 1, 1))
+    top, bottom, tb = _rows(y_scale, rows, snr)
+    left, lr, stop = _simd_columns(x_scale, cols, snc)
+    out = np.zeros((rows, cols), np.float32)
+    tbf, itbf = tb.astype(np.float32)[:, None], (1 - tb).astype(np.float32)[:, None]
+    ilr = np.float32(1) - lr
+    st, sb = src[top], src[bottom]
+    v = (itbf * ilr) * st[:, left]
+    v = v + (itbf * lr) * st[:, left + 1]
+    v = v + (tbf * ilr) * sb[:, left]
+    v = v + (tbf * lr) * sb[:, left + 1]
+    out[:, :stop] = v
+    if stop < cols:
+        rl, rr, rf = _remainder_columns(x_scale, stop, cols, snc)
+        f = rf.astype(np.float32)
+        upper = (np.float32(1) - f) * st[:, rl] + f * st[:, rr]
+        lower = (np.float32(1) - f) * sb[:, rl] + f * sb[:, rr]
+        out[:, stop:] = ((1 - tb)[:, None] * upper.astype(np.float64) + tb[:, None] * lower.astype(np.float64))
+    return out
+
+
+def tiled_pyramid(image: np.ndarray, mean, rects: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """dlib's ``input_rgb_image_pyramid::to_tensor`` for one RGB uint8 image: float32 (rows, cols, 3)."""
+    out = np.zeros((3, rows, cols), np.float32)
+    left, top, right, bottom = (int(v) for v in rects[0])
+    norm = (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.float32(256)
+    out[:, top:bottom + 1, left:right + 1] = norm.transpose(2, 0, 1)
+    for prev, rect in itertools.pairwise(rects):
+        pl, pt, pr, pb = (int(v) for v in prev)
+        left, top, right, bottom = (int(v) for v in rect)
+        for k in range(3):
+            out[k, top:bottom + 1, left:right + 1] = resize_plane(out[k, pt:pb + 1, pl:pr + 1],
+                                                                  bottom - top + 1, right - left + 1)
+    return np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def pyramid_up(image: np.ndarray) -> np.ndarray:
+    """dlib's ``pyramid_up`` of an RGB uint8 image: bilinear onto (2h+1, 2w+2), values truncated."""
+    snr, snc = image.shape[:2]
+    rows, cols = 2 * snr + 1, 2 * snc + 2
+    x_scale, y_scale = (snc - 1) / float(cols - 1), (snr - 1) / float(rows - 1)
+    top, bottom, tb = _rows(y_scale, rows, snr)
+    left, lr, stop = _simd_columns(x_scale, cols, snc)
+    tbf, itbf = tb.astype(np.float32)[:, None, None], (1 - tb).astype(np.float32)[:, None, None]
+    lr3, ilr3 = lr[None, :, None], (np.float32(1) - lr)[None, :, None]
+    src = image.astype(np.float32)
+    st, sb = src[top], src[bottom]
+    v = (itbf * ilr3) * st[:, left]
+    v = v + (itbf * lr3) * st[:, left + 1]
+    v = v + (tbf * ilr3) * sb[:, left]
+    v = v + (tbf * lr3) * sb[:, left + 1]
+    out = np.zeros((rows, cols, 3), np.uint8)
+    out[:, :stop] = v.astype(np.int32).astype(np.uint8)
+    if stop < cols:
+        rl, rr, rf = _remainder_columns(x_scale, stop, cols, snc)
+        s = image.astype(np.float64)
+        f = rf[None, :, None]
+        t = tb[:, None, None]
+        value = (1 - t) * ((1 - f) * s[top][:, rl] + f * s[top][:, rr]) + t * ((1 - f) * s[bottom][:, rl]
+                                                                              + f * s[bottom][:, rr])
+        out[:, stop:] = value.astype(np.uint8)
+    return out

@@ -29,9 +29,7 @@ two), and every value finite; any problem raises
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError
-from .._util.files import read_untrusted_file
+from .._util.files import ParsedFileCache
 from ..models.formats.dlib import _Reader, find_model_file
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
@@ -339,23 +337,8 @@ class ShapePredictor:
                 f"{(splits + 1).bit_length() - 1}, from {self.source})")
 
 
-#: Parsed predictors by the SHA-256 of their file: a file rewritten in place
-#: (same size, same coarse mtime) must not return the old predictor.
-_PARSED: dict[str, ShapePredictor] = {}
-_PARSED_LOCK = threading.Lock()
-
-
-def _load(path: Path) -> ShapePredictor:
-    data = read_untrusted_file(path, "shape predictor file")
-    digest = hashlib.sha256(data).hexdigest()  # ~10 ms, against ~1 s of parsing
-    with _PARSED_LOCK:
-        if digest in _PARSED:
-            return _PARSED[digest]
-    predictor = ShapePredictor(read_shape_predictor(data, str(path)), str(path))
-    with _PARSED_LOCK:
-        if len(_PARSED) >= 4:
-            _PARSED.pop(next(iter(_PARSED)))
-        return _PARSED.setdefault(digest, predictor)
+_PARSED = ParsedFileCache("shape predictor file",
+                          lambda data, path: ShapePredictor(read_shape_predictor(data, str(path)), str(path)))
 
 
 def load_shape_predictor(path: str | os.PathLike | None = None) -> ShapePredictor:
@@ -385,7 +368,7 @@ def load_shape_predictor(path: str | os.PathLike | None = None) -> ShapePredicto
     >>> sp = fxplain.faces.load_shape_predictor()
     >>> landmarks = sp.predict(photo, (385, 83, 432, 130))   # (5, 2) float64
     """
-    return _load(Path(path) if path is not None else shape_predictor_path())
+    return _PARSED.load(Path(path) if path is not None else shape_predictor_path())
 
 
 __all__ = ["SHAPE_PREDICTOR_FILE", "ShapePredictor", "load_shape_predictor",
