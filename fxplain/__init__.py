@@ -35,6 +35,7 @@ from ._util.errors import (
 )
 from .evaluation import EvaluationReport, evaluate
 from .explainer import Explainer
+from .faces import Face, detect_faces
 from .models import CallableModel, FaceModel, load_model, wrap
 from .reconstruction import Decoder, default_decoder, load_decoder, train_decoder
 from .results import PairExplanation
@@ -49,6 +50,7 @@ __all__ = [
     "Decoder",
     "EvaluationReport",
     "Explainer",
+    "Face",
     "FaceModel",
     "FxplainError",
     "FxplainWarning",
@@ -61,6 +63,7 @@ __all__ = [
     "__version__",
     "backend_info",
     "default_decoder",
+    "detect_faces",
     "evaluate",
     "faces",
     "load_decoder",

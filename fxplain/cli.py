@@ -1,4 +1,4 @@
-"""Command line: ``fxplain info | verify | explain | evaluate | train-decoder | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | faces | verify | explain | evaluate | train-decoder | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,24 @@ def _print_verification(label: str, result, seconds: float) -> None:
     verdict = "SAME person" if result.match else "DIFFERENT people"
     print(f"{label}: distance {result.distance:.4f}, score {result.score:.4f} "
           f"(threshold {result.threshold:.4f}) -> {verdict}  [{seconds * 1000:.0f} ms]")
+
+
+def _cmd_faces(args: argparse.Namespace) -> int:
+    import fxplain
+
+    from ._util.images import load_photo
+
+    photo, _ = load_photo(args.photo)
+    faces = fxplain.detect_faces(photo, upsample=args.upsample)
+    print(f"{args.photo}: {len(faces)} face(s) (dlib's CNN detector, upsample {args.upsample})")
+    for k, face in enumerate(faces):
+        print(f"  face {k}: box (left, top, right, bottom) {face.box}, confidence {face.confidence:.3f}")
+    if args.output:
+        from .plotting import plot_faces
+
+        plot_faces(photo, faces).savefig(args.output, dpi=100)
+        print(f"wrote {args.output}")
+    return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -214,10 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("info", _cmd_info, help="versions, oneDNN ISA, and the model's facts")
-    verify = command("verify", _cmd_verify, help="compare two aligned face chips")
+    faces = command("faces", _cmd_faces, help="find the faces in a photo (box, confidence), draw them")
+    faces.add_argument("photo")
+    faces.add_argument("--upsample", type=int, default=0, help="upsample the photo first (small faces), as dlib")
+    faces.add_argument("-o", "--output", help="figure to write: the photo with boxes and landmarks (PNG)")
+    verify = command("verify", _cmd_verify, help="compare two faces: aligned chips, or photos (largest face)")
     verify.add_argument("image_a")
     verify.add_argument("image_b")
-    explain = command("explain", _cmd_explain, help="explain the decision on two aligned chips, write a figure",
+    explain = command("explain", _cmd_explain, help="explain the decision on two faces (chips or photos), write a figure",
                       epilog="method parameters and defaults: " + _method_help())
     explain.add_argument("image_a")
     explain.add_argument("image_b")

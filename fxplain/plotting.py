@@ -142,3 +142,32 @@ def plot_dimension_grid(image: np.ndarray, region_maps: np.ndarray, contribution
             ax.set_axis_off()
     fig.suptitle("dimensions arguing for (top) and against (bottom) the match, with the regions they encode")
     return fig
+
+
+def plot_faces(photo: np.ndarray, faces, *, ax=None, figsize=None):
+    """A photo with each face's box (dlib's inclusive rectangle), its 5 landmarks and its index and confidence.
+
+    ``faces``: what :func:`fxplain.detect_faces` returned for ``photo`` (uint8
+    ``(H, W, 3)``). ``ax``: None (a new figure) or a matplotlib axes to draw
+    into. Returns the figure.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    h, w = photo.shape[:2]
+    if ax is None:
+        scale = 8.0 / max(h, w)
+        fig = Figure(figsize=figsize or (max(w * scale, 2.0), max(h * scale, 2.0)), layout="constrained")
+        ax = fig.subplots()
+    fig = ax.figure
+    ax.imshow(photo)
+    for k, face in enumerate(faces):
+        left, top, right, bottom = face.box
+        # an inclusive pixel rectangle covers pixel centres left..right: edges half a pixel out
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
+                               edgecolor="lime", linewidth=1.5))
+        ax.plot(face.landmarks[:, 0], face.landmarks[:, 1], "o", color="red", markersize=2.5)
+        ax.text(left, top - 3, f"{k}: {face.confidence:.2f}", color="lime", fontsize=8, va="bottom")
+    ax.set_title(f"{len(faces)} face(s)")
+    ax.set_axis_off()
+    return fig

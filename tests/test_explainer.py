@@ -253,7 +253,7 @@ def test_bad_explainer_arguments(model, pair, kwargs, fragment):
 def test_bad_pairs(model, pair):
     ex = fxplain.Explainer(model, n_masks=8)
     with pytest.raises(fxplain.InvalidInputError, match="150x150"):
-        ex.explain(pair[0], pair[1][:100])
+        ex.explain(pair[0], np.asarray(pair[1][:100], np.float32))  # float pixels of another size
     with pytest.raises(fxplain.InvalidInputError, match="one image per side"):
         ex.explain(np.stack(pair), pair[1])
     with pytest.raises(fxplain.InvalidInputError, match="at least one"):

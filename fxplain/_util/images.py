@@ -2,7 +2,10 @@
 
 Accepted: a uint8 or float array ``(H, W, 3)`` or ``(N, H, W, 3)`` (floats
 are pixel values on the 0-255 scale, which is what perturbation methods
-produce), a PIL image, a path to an image file, or a list of these. Every
+produce), a PIL image, a path to an image file, a :class:`~fxplain.Face`, or
+a list of these. A uint8 photo (array, file or PIL image) that is not of the
+model's size is replaced by the aligned chip of its largest face (by the
+aligner :mod:`fxplain.faces` registers); a Face by its own chip. Every
 problem (wrong shape or dtype, NaN, an empty batch, an unreadable file, a
 size that is not the model's) raises :class:`~fxplain.InvalidInputError`
 naming what was expected and what was given.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,10 +54,48 @@ def decode_image(source: Any, name: str) -> np.ndarray:
         raise InvalidInputError(f"cannot read image file {name}: {type(exc).__name__}: {exc}") from None
 
 
-def _one(item: Any, where: str) -> np.ndarray:
-    """A single image as an (H, W, 3) array (uint8 or float)."""
+#: How a photo that is not a chip of the model's size becomes one:
+#: ``align(photo uint8 (H, W, 3), size (H, W), name) -> chip``. The layer that
+#: detects and aligns faces (fxplain.faces) registers it, so that this bottom
+#: layer takes photos without importing the layers above it.
+_photo_aligner: Callable[[np.ndarray, tuple[int, int], str], np.ndarray] | None = None
+
+
+def register_photo_aligner(align: Callable[[np.ndarray, tuple[int, int], str], np.ndarray]) -> None:
+    """Make ``align`` turn photos into chips wherever images are taken (see :data:`_photo_aligner`)."""
+    global _photo_aligner
+    _photo_aligner = align
+
+
+def load_photo(image: Any) -> tuple[np.ndarray, str]:
+    """A photo as uint8 ``(H, W, 3)`` RGB and the name of its source (path, PIL image or uint8 array)."""
+    name = str(image) if isinstance(image, (str, os.PathLike)) else "<array>"
+    photo = _one(image, "photo", None)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise InvalidInputError(f"{name}: a photo must be uint8 (H, W, 3) RGB, got {photo.dtype} {photo.shape}")
+    return photo, name
+
+
+def _one(item: Any, where: str, size: tuple[int, int] | None) -> np.ndarray:
+    """A single image as an (H, W, 3) array (uint8 or float); a photo becomes the chip of ``size`` if it can."""
+    if hasattr(item, "aligned_chip"):  # a Face: its own chip
+        if size is None:
+            raise InvalidInputError(f"{where}: expected a photo, got a Face")
+        return item.aligned_chip(size)
     if isinstance(item, (str, os.PathLike)):
-        return _from_file(Path(item))
+        return _aligned(_from_file(Path(item)), size, str(item))
+    return _aligned(_array(item, where), size, where)
+
+
+def _aligned(image: np.ndarray, size: tuple[int, int] | None, name: str) -> np.ndarray:
+    """``image``, or the chip of its largest face when it is a uint8 photo that is not ``size``."""
+    if size is None or image.shape[:2] == tuple(size) or _photo_aligner is None or image.dtype != np.uint8 \
+            or image.ndim != 3 or image.shape[2] != 3:
+        return image
+    return _photo_aligner(image, tuple(size), name)
+
+
+def _array(item: Any, where: str) -> np.ndarray:
     try:
         from PIL import Image
 
@@ -96,7 +138,7 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise InvalidInputError("expected at least one image, got an empty list")
-        arrays = [_one(item, f"image {i}") for i, item in enumerate(images)]
+        arrays = [_one(item, f"image {i}", None if resize else size) for i, item in enumerate(images)]
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1 and not resize:
             raise InvalidInputError(f"images in one batch must share a size, got {sorted(shapes)}")
@@ -110,7 +152,7 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
         batch = images
         given_floats = np.issubdtype(batch.dtype, np.floating)
     else:
-        batch = _one(images, "image")[None]
+        batch = _one(images, "image", None if resize else size)[None]
         given_floats = np.issubdtype(batch.dtype, np.floating)
 
     if batch.dtype != np.uint8 and not np.issubdtype(batch.dtype, np.floating):
@@ -125,8 +167,8 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
             # frame into a chip, and every pair of photos then "matches"
             raise InvalidInputError(
                 f"images must be {size[0]}x{size[1]} aligned face chips, got {batch.shape[1]}x{batch.shape[2]}; "
-                "fxplain does not detect or align faces in photos yet: crop and align each face to the "
-                "model's chip first (for dlib, dlib.get_face_chip(image, shape, size=150, padding=0.25))"
+                "photos (uint8 RGB, files or PIL images) are detected and aligned one by one, float arrays "
+                "and batches of another size are not: pass them as a list of uint8 photos or as chips"
             )
         batch = _resize(np.asarray(batch, np.float32), size)
     batch = np.ascontiguousarray(batch, dtype=np.float32)

@@ -1,5 +1,11 @@
 """Faces in photos: dlib's CNN face detector, its 5-point landmarks and its aligned face chips.
 
+>>> faces = fxplain.detect_faces("photo.jpg")          # [Face(box=..., confidence=...), ...]
+>>> model.embed(faces[0])                              # its chip, aligned for the model
+>>> model.embed("photo.jpg")                           # the largest face's chip
+
+The pieces, one by one:
+
 >>> detector = fxplain.faces.load_face_detector()
 >>> [(box, confidence)] = detector.detect(photo)       # box: dlib's (left, top, right, bottom)
 >>> sp = fxplain.faces.load_shape_predictor()
@@ -17,7 +23,8 @@ Layer: above :mod:`fxplain.models`, below :mod:`fxplain.methods`.
 
 from .alignment import face_chip, face_chip_details
 from .detector import FaceDetector, face_detector_path, load_face_detector
+from .face import Face, align_largest_face, detect_faces
 from .shape_predictor import ShapePredictor, load_shape_predictor, shape_predictor_path
 
-__all__ = ["FaceDetector", "ShapePredictor", "face_chip", "face_chip_details", "face_detector_path",
+__all__ = ["Face", "FaceDetector", "ShapePredictor", "align_largest_face", "detect_faces", "face_chip", "face_chip_details", "face_detector_path",
            "load_face_detector", "load_shape_predictor", "shape_predictor_path"]

@@ -22,12 +22,13 @@ GOOD = np.zeros((150, 150, 3), np.uint8)
         (np.zeros((150, 150), np.uint8), "shape"),
         (np.zeros((150, 150, 4), np.uint8), "3 colour channels"),
         (np.zeros((2, 150, 150, 1), np.uint8), "3 colour channels"),
-        (np.zeros((100, 100, 3), np.uint8), "150x150"),
+        (np.zeros((100, 100, 3), np.uint8), "no face found in the 100x100 photo"),  # a photo: detected
+        (np.zeros((100, 100, 3), np.float32), "150x150 aligned face chips"),  # floats are never photos
         (np.zeros((0, 150, 150, 3), np.uint8), "empty batch"),
         ([], "empty list"),
         (np.full((150, 150, 3), np.nan, np.float32), "NaN"),
         (np.full((150, 150, 3), np.inf), "NaN or infinite"),
-        ([GOOD, np.zeros((149, 150, 3), np.uint8)], "share a size"),
+        ([GOOD, np.zeros((149, 150, 3), np.float32)], "share a size"),
         (np.zeros((1, 2, 150, 150, 3), np.uint8), "shape"),
         (42, "expected an array"),
         ("/nonexistent/face.jpg", "not found"),
@@ -225,10 +226,13 @@ def test_float_images_on_the_0_1_scale_are_refused(model, johns):
 
 def test_a_photo_is_not_told_to_resize(model):
     """The size error must not recommend resize=True: squashing a photo into a chip makes every pair match."""
-    photo = np.zeros((480, 640, 3), np.uint8)
-    with pytest.raises(fxplain.InvalidInputError, match="aligned face chips") as info:
+    photo = np.zeros((480, 640, 3), np.uint8)  # a photo without a face: detection finds none, says so
+    with pytest.raises(fxplain.InvalidInputError, match="no face found in the 640x480 photo") as info:
         model.embed(photo)
-    assert "resize=True" not in str(info.value) and "align" in str(info.value)
+    assert "resize=True" not in str(info.value)
+    with pytest.raises(fxplain.InvalidInputError, match="aligned face chips") as info:
+        model.embed(photo.astype(np.float32))  # float pixels are never taken for a photo
+    assert "resize=True" not in str(info.value)
 
 
 def test_absurd_pixel_values_are_refused(model):

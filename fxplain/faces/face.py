@@ -1,0 +1,151 @@
+"""Faces found in a photo, and how a photo becomes a model's chip: :func:`detect_faces`, :class:`Face`.
+
+``detect_faces`` runs dlib's pipeline on the C core — the CNN detector, the
+5-point landmarks (rounded to whole pixels, as dlib stores them), and, on
+demand, the aligned chip. Registering :func:`align_largest_face` with
+:mod:`fxplain._util.images` (done when this package is imported) lets every
+entry point that takes images (``model.embed``, ``model.verify``,
+``Explainer.explain``, the CLI) take photos: a photo that is not already a
+chip of the model's size is replaced by the chip of its largest face, and a
+:class:`Face` by its own chip.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._util.errors import InvalidInputError
+from .._util.images import load_photo, register_photo_aligner
+from .alignment import face_chip
+from .detector import load_face_detector
+from .shape_predictor import load_shape_predictor
+
+#: The chip templates fxplain knows, by the model's input size: dlib's
+#: ``get_face_chip_details(shape, 150, 0.25)``. (ArcFace's 112x112 five-point
+#: template comes with the ONNX models.)
+TEMPLATES = {(150, 150): {"size": 150, "padding": 0.25}}
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face in a photo: where it is, how sure the detector is, its landmarks and its photo.
+
+    Attributes
+    ----------
+    box : tuple of 4 ints
+        ``(left, top, right, bottom)`` in photo pixels, dlib's inclusive rectangle.
+    confidence : float
+        The detector's score (dlib's ``mmod_rectangle.detection_confidence``).
+    landmarks : numpy.ndarray
+        float64 ``(5, 2)`` ``(x, y)`` photo pixels in dlib's 5-point order
+        (eye corners, then below the nose), rounded as dlib rounds them.
+    photo : numpy.ndarray
+        The uint8 ``(H, W, 3)`` photo the face was found in.
+    source : str
+        Where the photo came from (its path, or ``"<array>"``).
+    """
+
+    box: tuple[int, int, int, int]
+    confidence: float
+    landmarks: np.ndarray = field(repr=False)
+    photo: np.ndarray = field(repr=False)
+    source: str = "<array>"
+
+    @property
+    def area(self) -> int:
+        """Pixels in :attr:`box`."""
+        left, top, right, bottom = self.box
+        return (right - left + 1) * (bottom - top + 1)
+
+    def chip(self, model: Any = None) -> np.ndarray:
+        """The face aligned as ``model``'s input chip (dlib's 150x150 by default), uint8 ``(H, W, 3)``."""
+        return self.chip_and_transform(model)[0]
+
+    def chip_and_transform(self, model: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The chip and the float64 ``(2, 3)`` map from chip ``(col, row, 1)`` to photo ``(x, y)``."""
+        size = tuple(model.input_size) if model is not None else (150, 150)
+        return face_chip(self.photo, self.landmarks, **_template(size, self.source))
+
+    def aligned_chip(self, size: tuple[int, int]) -> np.ndarray:
+        """The chip for a model of input ``size`` (what image input calls for a Face)."""
+        return face_chip(self.photo, self.landmarks, **_template(tuple(size), self.source))[0]
+
+
+def detect_faces(image: Any, *, upsample: int = 0, min_confidence: float = 0.0) -> list[Face]:
+    """The faces in a photo, most confident first.
+
+    Parameters
+    ----------
+    image : path, PIL image or array
+        An RGB photo (uint8 ``(H, W, 3)``, or a file Pillow reads).
+    upsample : int
+        Upsample the photo this many times before detecting (finds faces down
+        to about 40 pixels at 0, 20 at 1), as dlib's Python
+        ``cnn_face_detection_model_v1(img, upsample)``; boxes are in the
+        original photo's pixels.
+    min_confidence : float
+        dlib's ``adjust_threshold``: detections scoring below it are dropped.
+
+    Returns
+    -------
+    list of Face
+        Sorted by confidence, highest first; empty when there is none.
+    """
+    photo, source = load_photo(image)
+    found = _detector().detect(photo, upsample=upsample, min_confidence=min_confidence)
+    predictor = _predictor()
+    return [Face(box=tuple(int(v) for v in box), confidence=float(confidence),
+                 landmarks=np.floor(predictor.predict(photo, box) + 0.5), photo=photo, source=source)
+            for box, confidence in found]
+
+
+def align_largest_face(photo: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
+    """The chip of the largest face in ``photo`` for a model of input ``size``; InvalidInputError if none.
+
+    Detects at upsample 0, and once more at upsample 1 when nothing is found
+    (small faces), as far as the photo's size allows.
+    """
+    _template(tuple(size), name)  # a model fxplain has no template for: say so before detecting
+    faces = detect_faces(photo)
+    if not faces:
+        try:
+            faces = detect_faces(photo, upsample=1)
+        except InvalidInputError:  # too large to upsample: what upsample 0 found (nothing) stands
+            faces = []
+    if not faces:
+        raise InvalidInputError(f"{name}: no face found in the {photo.shape[1]}x{photo.shape[0]} photo "
+                                "(dlib's CNN detector, upsampled once); pass an aligned chip of the model's "
+                                "size, or a Face from fxplain.detect_faces")
+    return max(faces, key=lambda face: face.area).aligned_chip(size)
+
+
+def _template(size: tuple[int, int], name: str) -> dict:
+    if size not in TEMPLATES:
+        raise InvalidInputError(f"{name}: fxplain has no face alignment template for {size[0]}x{size[1]} models "
+                                f"(it has {sorted(TEMPLATES)}); pass chips aligned for the model")
+    return TEMPLATES[size]
+
+
+_LOCK = threading.Lock()
+_LOADED: dict[str, Any] = {}
+
+
+def _detector():
+    with _LOCK:
+        if "detector" not in _LOADED:
+            _LOADED["detector"] = load_face_detector()
+        return _LOADED["detector"]
+
+
+def _predictor():
+    with _LOCK:
+        if "predictor" not in _LOADED:
+            _LOADED["predictor"] = load_shape_predictor()
+        return _LOADED["predictor"]
+
+
+register_photo_aligner(align_largest_face)

@@ -1,0 +1,87 @@
+"""Photos in: detect_faces, Face objects, and every entry point that takes images taking photos.
+
+Against dlib's own pipeline (tests/data/photos_dlib_reference.json): the
+faces detect_faces finds, their landmarks, and the descriptors of photos
+passed straight to model.embed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fxplain
+from fxplain import datasets
+
+
+@pytest.fixture(scope="module")
+def folder():
+    return datasets.examples_dir() / "faces"
+
+
+def test_detect_faces_is_dlibs_pipeline(folder, photo_oracle):
+    for name in ("bald_guys.jpg", "Tom_Cruise_avp_2014_4.jpg", "2008_001009.jpg"):
+        faces = fxplain.detect_faces(folder / name)
+        want = photo_oracle[name]["upsample_0"]
+        assert [f.box for f in faces] == [tuple(w["rect_ltrb"]) for w in want]
+        assert all(isinstance(f, fxplain.Face) and f.source.endswith(name) for f in faces)
+        for face, w in zip(faces, want):
+            np.testing.assert_array_equal(face.landmarks, w["landmarks_5"])
+            assert abs(face.confidence - w["confidence"]) < 1e-4
+        confidences = [f.confidence for f in faces]
+        assert confidences == sorted(confidences, reverse=True)
+    assert fxplain.detect_faces(folder / "dogs.jpg") == []
+
+
+def test_a_photo_is_embedded_as_its_largest_face(model, folder, photo_oracle):
+    """model.embed(path) = dlib's descriptor of the photo's largest face; a Face embeds as its own chip."""
+    name = "2008_001009.jpg"
+    want = photo_oracle[name]["upsample_0"]
+    faces = fxplain.detect_faces(folder / name)
+    largest = max(range(len(faces)), key=lambda k: faces[k].area)
+    np.testing.assert_allclose(model.embed(folder / name)[0], want[largest]["descriptor"], atol=1e-5)
+    both = model.embed([faces[0], faces[-1].chip(model)])
+    np.testing.assert_allclose(both, [want[0]["descriptor"], want[-1]["descriptor"]], atol=1e-5)
+    chip, transform = faces[0].chip_and_transform(model)
+    assert chip.shape == (150, 150, 3) and chip.dtype == np.uint8 and transform.shape == (2, 3)
+
+
+def test_verify_and_explain_take_photos(model, folder):
+    a, b = folder / "Tom_Cruise_avp_2014_4.jpg", folder / "2008_001009.jpg"
+    assert model.verify(a, a).match and not model.verify(a, b).match
+    r = fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(a, b)
+    assert r.images.shape == (2, 150, 150, 3) and not r.match
+    np.testing.assert_array_equal(r.images[0], fxplain.detect_faces(a)[0].chip(model))
+
+
+def test_photos_without_a_face_are_refused_naming_the_file(model, folder):
+    with pytest.raises(fxplain.InvalidInputError, match=r"dogs\.jpg: no face found in the 900x916 photo"):
+        model.embed(folder / "dogs.jpg")
+    with pytest.raises(fxplain.InvalidInputError, match="expected a photo, got a Face"):
+        fxplain.detect_faces(fxplain.detect_faces(folder / "Tom_Cruise_avp_2014_4.jpg")[0])
+    with pytest.raises(fxplain.InvalidInputError, match="uint8"):
+        fxplain.detect_faces(np.zeros((50, 50, 3), np.float32))
+
+
+def test_detect_faces_from_threads_is_serial(folder):
+    names = ["Tom_Cruise_avp_2014_4.jpg", "2008_001009.jpg", "2008_002470.jpg"] * 2
+    serial = [[(f.box, f.confidence) for f in fxplain.detect_faces(folder / n)] for n in names]
+    with ThreadPoolExecutor(3) as pool:
+        threaded = list(pool.map(lambda n: [(f.box, f.confidence) for f in fxplain.detect_faces(folder / n)], names))
+    assert threaded == serial
+
+
+def test_cli_faces_lists_and_draws(folder, tmp_path):
+    out = tmp_path / "faces.png"
+    done = subprocess.run([sys.executable, "-m", "fxplain", "faces", str(folder / "bald_guys.jpg"), "-o", str(out)],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "24 face(s)" in done.stdout and "face 23: box" in done.stdout
+    assert out.stat().st_size > 10_000
+    done = subprocess.run([sys.executable, "-m", "fxplain", "verify", str(folder / "Tom_Cruise_avp_2014_4.jpg"),
+                           str(folder / "2008_001009.jpg")], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0 and "DIFFERENT people" in done.stdout, done.stderr
