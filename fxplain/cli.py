@@ -118,6 +118,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           + ("cached" if fxplain.reconstruction.default_decoder_path(model).exists() else
              "training it once on johns (a few minutes; `fxplain train-decoder johns` is the same recipe)"))
     decoder = fxplain.default_decoder(model)
+    _demo_photos(model, out, args)
     for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
         params = {"corrrise": {"n_masks": args.n_masks}, "reconstruction": {"decoder": decoder}}.get(method, {})
         explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
@@ -138,6 +139,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"all {len(pairs)} johns pairs: {np.mean(decided == same) * 100:.1f} % decided correctly "
           f"({same.sum()} genuine, {(~same).sum()} impostor); 55 faces embedded in {seconds:.2f} s")
     return 0
+
+
+def _demo_photos(model, out, args) -> None:
+    """Faces found in dlib's bald_guys.jpg collage (4 people, 24 photos), and its most alike pair explained."""
+    import fxplain
+    from fxplain import datasets, plotting
+
+    photo_path = datasets.examples_dir() / "faces" / "bald_guys.jpg"
+    start = time.perf_counter()
+    faces = fxplain.detect_faces(photo_path)
+    seconds = time.perf_counter() - start
+    figure = out / "photo_faces.png"
+    plotting.plot_faces(faces[0].photo, faces).savefig(figure, dpi=100)
+    print(f"photo {photo_path.name}: {len(faces)} faces detected, landmarked and aligned on the core in "
+          f"{seconds:.1f} s; figure {figure}")
+    emb = model.embed(faces)
+    distances = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1)) + np.eye(len(faces)) * 9
+    a, b = np.unravel_index(np.argmin(distances), distances.shape)
+    far = int(np.argmax(np.where(distances < 9, distances, 0)[a]))
+    explainer = fxplain.Explainer(model, method="corrrise", n_masks=args.n_masks, seed=args.seed)
+    for label, other in (("most alike", b), ("least alike", far)):
+        result = explainer.explain(faces[a], faces[other])
+        figure = out / f"photo_{label.replace(' ', '_')}.png"
+        result.plot().savefig(figure, dpi=100)
+        _report(f"{label} faces in the collage, {a} vs {other}", result, figure)
 
 
 def _demo_reconstruction(model, decoder, images, ids, emb, chosen, out) -> None:

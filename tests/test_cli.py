@@ -30,7 +30,10 @@ def test_demo_explains_a_genuine_and_an_impostor_pair_with_each_method(tmp_path,
     for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
         for label in ("genuine", "impostor"):
             assert (tmp_path / f"{method}_{label}.png").read_bytes().startswith(b"\x89PNG")
-    for name in ("reconstructions", "dimensions_genuine", "dimensions_impostor"):
+    assert "photo bald_guys.jpg: 24 faces detected" in out.stdout
+    assert any(line.startswith("most alike faces") and "SAME person" in line for line in lines)
+    for name in ("reconstructions", "dimensions_genuine", "dimensions_impostor", "photo_faces", "photo_most_alike",
+                 "photo_least_alike"):
         assert (tmp_path / f"{name}.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -23,7 +23,9 @@ API_PAGES = {
     "reconstruction": ["Decoder", "load_decoder", "train_decoder", "default_decoder"],
     "evaluation": ["evaluate", "EvaluationReport"],
     "data": ["datasets.load_johns", "datasets.fetch_johns"],
-    "faces": ["faces.load_shape_predictor", "faces.ShapePredictor.predict", "faces.face_chip"],
+    "faces": ["faces.detect_faces", "faces.Face", "faces.Face.chip", "faces.load_face_detector",
+              "faces.FaceDetector.detect", "faces.load_shape_predictor", "faces.ShapePredictor.predict",
+              "faces.face_chip"],
     "errors": [
         "FxplainError",
         "InvalidInputError",
@@ -31,10 +33,13 @@ API_PAGES = {
         "ModelNotFoundError",
         "DataUnavailableError",
         "CoreError",
+        "FxplainWarning",
+        "UnverifiedWeightsWarning",
     ],
 }
 
-USER_GUIDE = ["evaluation", "explanations", "models", "onednn", "performance", "reconstruction", "runtime"]
+USER_GUIDE = ["evaluation", "explanations", "models", "onednn", "performance", "photos", "reconstruction", "runtime",
+              "untrusted_input"]
 
 
 def test_docs_build_without_warnings(tmp_path):

@@ -60,11 +60,14 @@ def test_accepts_paths_pil_images_and_lists(model, johns, johns_embeddings):
 def test_resize_is_an_explicit_opt_in(model, johns):
     big = np.asarray(Image.fromarray(johns[0][0]).resize((300, 300), Image.BILINEAR))
     with pytest.raises(fxplain.InvalidInputError, match="150x150"):
-        model.embed(big)
+        model.embed(big.astype(np.float32))  # float pixels of another size: never taken for a photo
     emb = model.embed(big, resize=True)
     assert emb.shape == (1, 128)
     # a 2x up- then down-sampled chip is still the same person
-    assert model.score(emb[0], model.embed(johns[0][0])[0]) >= model.threshold
+    chip = model.embed(johns[0][0])[0]
+    assert model.score(emb[0], chip) >= model.threshold
+    # without resize, a uint8 image of another size is a photo: its face is detected and aligned
+    assert model.score(model.embed(big)[0], chip) >= model.threshold
 
 
 def test_verify_reports_score_threshold_decision(model, johns):
