@@ -18,6 +18,7 @@ from ._util.errors import InvalidInputError
 from ._util.images import to_pixel_batch
 from ._util.progress import Progress
 from ._util.validation import check_positive_int, check_seed
+from .faces import face_in
 from .methods.base import METHODS, Evidence, Method
 from .models.protocols import require_embedding_model
 from .models.scoring import score_kind
@@ -94,18 +95,22 @@ class Explainer:
         Parameters
         ----------
         image_a, image_b
-            Aligned face chips of the model's input size: arrays, PIL images
-            or file paths (as :meth:`FaceModel.embed` accepts).
+            Aligned face chips of the model's input size, photos (their
+            largest face is detected and aligned) or :class:`~fxplain.Face`
+            objects: arrays, PIL images or file paths (as
+            :meth:`FaceModel.embed` accepts). The faces of photos are kept in
+            the result (``r.faces``, ``r.extras["faces"]``) for
+            ``r.plot(on="photo")``.
 
         Returns
         -------
         PairExplanation
         """
-        pixels = self._pair_pixels(image_a, image_b)
+        pixels, faces = self._pair_pixels(image_a, image_b)
         embeddings = self.model.embed_pixels(pixels, batch_size=2)
         with Progress(2 * self.method.work_units(self.model.input_size), f"{self.method.name}",
                       self.show_progress) as progress:
-            return self._explain(pixels, embeddings, progress)
+            return self._explain(pixels, embeddings, progress, faces)
 
     def explain_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> list[PairExplanation]:
         """Explain many pairs; the intact images are embedded together in batches.
@@ -116,26 +121,30 @@ class Explainer:
         pairs = list(pairs)
         if not pairs:
             raise InvalidInputError("pairs must hold at least one (image_a, image_b) pair")
-        pixel_pairs = [self._pair_pixels(a, b) for a, b in pairs]
+        resolved = [self._pair_pixels(a, b) for a, b in pairs]
+        pixel_pairs = [pixels for pixels, _ in resolved]
         embeddings = self.model.embed_pixels(np.concatenate(pixel_pairs), batch_size=self.batch_size)
         total = 2 * len(pairs) * self.method.work_units(self.model.input_size)
         results = []
         with Progress(total, f"{self.method.name} x {len(pairs)} pairs", self.show_progress) as progress:
             for k, pixels in enumerate(pixel_pairs):
-                results.append(self._explain(pixels, embeddings[2 * k:2 * k + 2], progress))
+                results.append(self._explain(pixels, embeddings[2 * k:2 * k + 2], progress, resolved[k][1]))
         return results
 
     # ---- internals --------------------------------------------------------
 
-    def _pair_pixels(self, image_a: Any, image_b: Any) -> np.ndarray:
-        a = to_pixel_batch(image_a, self.model.input_size)
-        b = to_pixel_batch(image_b, self.model.input_size)
+    def _pair_pixels(self, image_a: Any, image_b: Any) -> tuple[np.ndarray, tuple]:
+        """The pair's chips as one pixel batch, and the Face each side stands for (None for a chip)."""
+        size = self.model.input_size
+        faces = (face_in(image_a, size), face_in(image_b, size))
+        a = to_pixel_batch(faces[0] if faces[0] is not None else image_a, size)
+        b = to_pixel_batch(faces[1] if faces[1] is not None else image_b, size)
         if len(a) != 1 or len(b) != 1:
             raise InvalidInputError(f"explain takes one image per side, got {len(a)} and {len(b)}; "
                                     "use explain_pairs for many pairs")
-        return np.ascontiguousarray(np.concatenate([a, b]))
+        return np.ascontiguousarray(np.concatenate([a, b])), faces
 
-    def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress) -> PairExplanation:
+    def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress, faces=(None, None)) -> PairExplanation:
         start = time.perf_counter()
         score = float(self.model.score(embeddings[0], embeddings[1]))
         evidence: Evidence = self.method.explain_pair(self.model, pixels, embeddings, score, self.seed,
@@ -148,7 +157,10 @@ class Explainer:
             method=self.method.name, params=_jsonable(self.method.params), seed=self.seed,
             model_hash=self.model.model_hash, model_name=getattr(self.model, "name", "model"),
             images=pixels.copy(), seconds=time.perf_counter() - start, normalize=self.normalize,
-            extras={"score_kind": score_kind(self.model), "units": self.method.units, **evidence.extras},
+            extras={"score_kind": score_kind(self.model), "units": self.method.units, **evidence.extras,
+                    **({"faces": [f.record(self.model) if f is not None else None for f in faces]}
+                       if any(f is not None for f in faces) else {})},
+            faces=faces if any(f is not None for f in faces) else None,
         )
 
     def _normalized(self, similarity: np.ndarray, dissimilarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

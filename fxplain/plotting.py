@@ -171,3 +171,62 @@ def plot_faces(photo: np.ndarray, faces, *, ax=None, figsize=None):
     ax.set_title(f"{len(faces)} face(s)")
     ax.set_axis_off()
     return fig
+
+
+def warp_to_photo(chip_map: np.ndarray, chip_to_photo: np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
+    """A map over a chip carried onto its photo: float ``(H, W)``, NaN outside the chip's footprint.
+
+    ``chip_to_photo`` is the ``(2, 3)`` affine map from chip ``(col, row, 1)``
+    to photo ``(x, y)`` (``Face.chip_and_transform``); each photo pixel takes
+    the value of the chip pixel nearest to where it maps in the chip.
+    """
+    h, w = photo_size
+    a, t = np.asarray(chip_to_photo, np.float64)[:, :2], np.asarray(chip_to_photo, np.float64)[:, 2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    col_row = np.linalg.solve(a, np.stack([xs.ravel() - t[0], ys.ravel() - t[1]]))
+    cols, rows = np.rint(col_row).astype(np.int64)
+    inside = (rows >= 0) & (rows < chip_map.shape[0]) & (cols >= 0) & (cols < chip_map.shape[1])
+    out = np.full(h * w, np.nan)
+    out[inside] = chip_map[rows[inside], cols[inside]]
+    return out.reshape(h, w)
+
+
+def plot_on_photos(result, *, alpha: float = 0.6, figsize=None):
+    """Each side's similarity and dissimilarity maps warped back onto its photo, with the face's box.
+
+    Rows are sides A and B, columns similarity (green) and dissimilarity
+    (red), one colour scale for all four maps as :func:`plot_pair`. A side
+    given as a chip is drawn on its chip. Needs ``result.faces`` (explanations
+    of photos made in this session). Returns the figure.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    if result.faces is None:
+        raise InvalidInputError("this explanation has no photos to draw on: explain photos (or Face objects) "
+                                "rather than chips; a saved explanation keeps the faces' boxes and "
+                                "transforms (extras['faces']) but not the photos")
+    vmax = float(max(result.similarity.max(), result.dissimilarity.max(), 1e-12))
+    fig = Figure(figsize=figsize or (9.0, 8.0), layout="constrained")
+    axes = fig.subplots(2, 2)
+    for row, face in enumerate(result.faces):
+        for col, (kind_name, cmap) in enumerate((("similarity", "Greens"), ("dissimilarity", "Reds"))):
+            ax = axes[row, col]
+            chip_map = getattr(result, kind_name)[row]
+            if face is None:
+                background, shown_map = np.clip(result.images[row], 0, 255).astype(np.uint8), chip_map
+            else:
+                transform = np.asarray(result.extras["faces"][row]["chip_to_photo"])
+                background = face.photo
+                shown_map = warp_to_photo(chip_map, transform, face.photo.shape[:2])
+                left, top, right, bottom = face.box
+                ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
+                                       edgecolor="yellow", linewidth=1.0))
+            ax.imshow(_gray(background), cmap="gray", vmin=0, vmax=1)
+            shown = ax.imshow(shown_map, cmap=cmap, vmin=0, vmax=vmax, alpha=alpha)
+            ax.set_title(f"{kind_name} {'AB'[row]}")
+            ax.set_axis_off()
+            if row == 1:
+                fig.colorbar(shown, ax=axes[:, col], shrink=0.6, location="bottom", label=map_units(result))
+    fig.suptitle(f"{result.method}: {_verdict(result)}  (model {result.model_name})")
+    return fig

@@ -66,6 +66,9 @@ class PairExplanation:
     seconds: float = 0.0
     normalize: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The :class:`~fxplain.Face` each side was cut from when photos were explained (with their photos;
+    #: not saved — ``extras["faces"]`` keeps their boxes, landmarks and chip-to-photo transforms).
+    faces: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def evidence(self) -> np.ndarray:
@@ -105,8 +108,13 @@ class PairExplanation:
         return float(np.sqrt(max(-self.threshold, 0.0)))
 
     def plot(self, ax=None, *, side: str = "A", kind: str = "dissimilarity", alpha: float = 0.6,
-             figsize: tuple[float, float] = (9.0, 6.4)):
+             figsize: tuple[float, float] | None = None, on: str = "chip"):
         """Draw the explanation; see :func:`fxplain.plotting.plot_pair`.
+
+        ``on="photo"`` draws each side's maps warped back onto the photo its
+        face came from, with the face's box (:func:`fxplain.plotting.plot_on_photos`;
+        only for photos explained in this session — saved results keep the
+        boxes and transforms, not the photos).
 
         Without ``ax``, a new figure: both faces with their similarity and
         dissimilarity overlays, one colour scale shared by all four maps so
@@ -116,9 +124,13 @@ class PairExplanation:
         ``kind`` "similarity", "dissimilarity" or "image") for paper figures.
         Returns the :class:`matplotlib.figure.Figure` drawn on.
         """
-        from .plotting import plot_pair
+        from .plotting import plot_on_photos, plot_pair
 
-        return plot_pair(self, ax=ax, side=side, kind=kind, alpha=alpha, figsize=figsize)
+        if on == "photo":
+            return plot_on_photos(self, alpha=alpha, figsize=figsize)
+        if on != "chip":
+            raise InvalidInputError(f"on must be 'chip' or 'photo', got {on!r}")
+        return plot_pair(self, ax=ax, side=side, kind=kind, alpha=alpha, figsize=figsize or (9.0, 6.4))
 
     def _repr_png_(self) -> bytes:
         from matplotlib.figure import Figure  # noqa: F401 - fail early if matplotlib is missing

@@ -70,6 +70,12 @@ class Face:
         size = tuple(model.input_size) if model is not None else (150, 150)
         return face_chip(self.photo, self.landmarks, **_template(size, self.source))
 
+    def record(self, model: Any = None) -> dict:
+        """The face as JSON-able data (box, confidence, landmarks, chip-to-photo transform, source)."""
+        return {"box": list(self.box), "confidence": self.confidence, "landmarks": self.landmarks.tolist(),
+                "chip_to_photo": self.chip_and_transform(model)[1].tolist(), "source": self.source,
+                "photo_size": [int(self.photo.shape[0]), int(self.photo.shape[1])]}
+
     def aligned_chip(self, size: tuple[int, int]) -> np.ndarray:
         """The chip for a model of input ``size`` (what image input calls for a Face)."""
         return face_chip(self.photo, self.landmarks, **_template(tuple(size), self.source))[0]
@@ -110,6 +116,30 @@ def align_largest_face(photo: np.ndarray, size: tuple[int, int], name: str) -> n
     (small faces), as far as the photo's size allows.
     """
     _template(tuple(size), name)  # a model fxplain has no template for: say so before detecting
+    return largest_face(photo, name).aligned_chip(size)
+
+
+def face_in(image: Any, size: tuple[int, int]) -> Face | None:
+    """The Face an image input stands for: itself for a Face, the largest face of a photo, None for a chip.
+
+    A photo is a uint8 RGB image (array, file or PIL image) that is not of
+    the model's input ``size``; anything else (chips, float pixels, batches,
+    bad input) gives None and is left to the image checks.
+    """
+    if isinstance(image, Face):
+        return image
+    try:
+        photo, name = load_photo(image)
+    except InvalidInputError:
+        return None
+    if photo.shape[:2] == tuple(size):
+        return None
+    _template(tuple(size), name)
+    return largest_face(photo, name)
+
+
+def largest_face(photo: np.ndarray, name: str) -> Face:
+    """The largest face in ``photo`` (upsample 0, then 1 if none); InvalidInputError naming ``name`` if none."""
     faces = detect_faces(photo)
     if not faces:
         try:
@@ -120,7 +150,8 @@ def align_largest_face(photo: np.ndarray, size: tuple[int, int], name: str) -> n
         raise InvalidInputError(f"{name}: no face found in the {photo.shape[1]}x{photo.shape[0]} photo "
                                 "(dlib's CNN detector, upsampled once); pass an aligned chip of the model's "
                                 "size, or a Face from fxplain.detect_faces")
-    return max(faces, key=lambda face: face.area).aligned_chip(size)
+    largest = max(faces, key=lambda face: face.area)
+    return Face(largest.box, largest.confidence, largest.landmarks, largest.photo, name)
 
 
 def _template(size: tuple[int, int], name: str) -> dict:

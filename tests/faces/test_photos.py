@@ -85,3 +85,37 @@ def test_cli_faces_lists_and_draws(folder, tmp_path):
     done = subprocess.run([sys.executable, "-m", "fxplain", "verify", str(folder / "Tom_Cruise_avp_2014_4.jpg"),
                            str(folder / "2008_001009.jpg")], capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0 and "DIFFERENT people" in done.stdout, done.stderr
+
+
+def test_explanations_of_photos_keep_their_faces_and_draw_on_the_photos(model, folder, tmp_path):
+    from matplotlib.figure import Figure
+
+    from fxplain.plotting import warp_to_photo
+
+    collage = fxplain.detect_faces(folder / "bald_guys.jpg")
+    r = fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(
+        folder / "Tom_Cruise_avp_2014_4.jpg", collage[3])
+    tom = fxplain.detect_faces(folder / "Tom_Cruise_avp_2014_4.jpg")[0]
+    assert r.faces[0].box == tom.box and r.faces[1] is collage[3]
+    record = r.extras["faces"][1]
+    assert record["box"] == list(collage[3].box) and record["photo_size"] == list(collage[3].photo.shape[:2])
+    assert isinstance(r.plot(on="photo"), Figure)
+    # the warp puts a chip pixel where the transform says it came from
+    transform = np.asarray(record["chip_to_photo"])
+    spot = np.zeros((150, 150))
+    spot[40, 100] = 1.0
+    warped = warp_to_photo(spot, transform, collage[3].photo.shape[:2])
+    y, x = np.unravel_index(np.nanargmax(warped), warped.shape)
+    assert np.hypot(*(np.array([x, y]) - transform @ [100, 40, 1])) < 1.5
+    left, top, right, bottom = collage[3].box
+    assert np.isnan(warped[0, -1]) and not np.isnan(warped[(top + bottom) // 2, (left + right) // 2])
+    # saved: the boxes and transforms stay, the photos do not
+    r.save(tmp_path / "r.npz")
+    back = fxplain.PairExplanation.load(tmp_path / "r.npz")
+    assert back.extras["faces"] == r.extras["faces"] and back.faces is None
+    with pytest.raises(fxplain.InvalidInputError, match="no photos to draw on"):
+        back.plot(on="photo")
+    with pytest.raises(fxplain.InvalidInputError, match="'chip' or 'photo'"):
+        r.plot(on="map")
+    chips = fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(tom.chip(), collage[3].chip())
+    assert chips.faces is None and "faces" not in chips.extras
