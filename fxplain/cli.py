@@ -90,7 +90,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     explainer = fxplain.Explainer(model, method=args.method, seed=args.seed, show_progress=not args.quiet,
                                   **_method_params(args))
     result = explainer.explain(args.image_a, args.image_b)
-    result.plot().savefig(args.output, dpi=100)
+    result.plot(on=args.on).savefig(args.output, dpi=100)
     _report(f"{args.method} {args.image_a} vs {args.image_b}", result, args.output)
     if args.save:
         result.save(args.save)
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--n-masks", type=int, help="CorrRISE masks per image (default 500)")
     explain.add_argument("--seed", type=int, default=0)
     explain.add_argument("-o", "--output", default="explanation.png", help="figure to write (PNG)")
+    explain.add_argument("--on", default="chip", choices=("chip", "photo"),
+                         help="draw the maps on the aligned chips (default) or back on the photos")
     explain.add_argument("--save", help="also save the explanation (.npz) here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate = command("evaluate", _cmd_evaluate, help="measure the faithfulness of explanation methods on a dataset")

@@ -85,6 +85,12 @@ def test_cli_faces_lists_and_draws(folder, tmp_path):
     done = subprocess.run([sys.executable, "-m", "fxplain", "verify", str(folder / "Tom_Cruise_avp_2014_4.jpg"),
                            str(folder / "2008_001009.jpg")], capture_output=True, text=True, check=False, timeout=300)
     assert done.returncode == 0 and "DIFFERENT people" in done.stdout, done.stderr
+    figure = tmp_path / "on_photo.png"
+    done = subprocess.run([sys.executable, "-m", "fxplain", "explain", str(folder / "Tom_Cruise_avp_2014_4.jpg"),
+                           str(folder / "2008_001009.jpg"), "--method", "occlusion", "--on", "photo", "--quiet",
+                           "-o", str(figure)], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0 and "DIFFERENT people" in done.stdout, done.stderr
+    assert figure.read_bytes().startswith(b"\x89PNG")
 
 
 def test_explanations_of_photos_keep_their_faces_and_draw_on_the_photos(model, folder, tmp_path):
