@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from .._util.errors import InvalidInputError, ModelFormatError
+from .._util.errors import CoreError, InvalidInputError, ModelFormatError
 from .._util.files import ParsedFileCache
 from ..models.formats.dlib import _Reader, find_model_file
 from ..runtime.core_net import build_core_net
@@ -494,6 +494,8 @@ class FaceDetector:
         tiled = _core.tiled_pyramid(big, o.mean, rects, rows, cols)
         net = self._network(rows, cols)
         scores = net.forward(tiled[None])[0]  # (windows, out_rows, out_cols)
+        if not np.all(np.isfinite(scores)):  # weights within the file's bounds can still overflow
+            raise CoreError(f"the face detector computed non-finite scores ({self.source})")
         return self._read_out(scores, rects, threshold, int(upsample))
 
     def _read_out(self, scores: np.ndarray, rects: np.ndarray, threshold: float, upsample: int):

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from .._util.errors import InvalidInputError
+from .._util.errors import CoreError, InvalidInputError
 from .._util.files import ParsedFileCache
 from ..models.formats.dlib import _Reader, find_model_file
 
@@ -327,8 +327,11 @@ class ShapePredictor:
         image = check_image(image)
         box = check_box(box, image.shape[0], image.shape[1])
         a = self._arrays
-        return _core.shape_predict(a.initial_shape, a.split_index, a.split_thresh, a.leaf_values, a.anchor,
-                                   a.deltas, image, box)
+        landmarks = _core.shape_predict(a.initial_shape, a.split_index, a.split_thresh, a.leaf_values, a.anchor,
+                                        a.deltas, image, box)
+        if not np.all(np.isfinite(landmarks)):  # finite leaf values can still add up past float32
+            raise CoreError(f"the landmark predictor computed non-finite points ({self.source})")
+        return landmarks
 
     def __repr__(self) -> str:
         a = self._arrays
