@@ -136,9 +136,9 @@ class Explainer:
     def _pair_pixels(self, image_a: Any, image_b: Any) -> tuple[np.ndarray, tuple]:
         """The pair's chips as one pixel batch, and the Face each side stands for (None for a chip)."""
         size = self.model.input_size
-        faces = (face_in(image_a, size), face_in(image_b, size))
-        a = to_pixel_batch(faces[0] if faces[0] is not None else image_a, size)
-        b = to_pixel_batch(faces[1] if faces[1] is not None else image_b, size)
+        (face_a, source_a), (face_b, source_b) = face_in(image_a, size), face_in(image_b, size)
+        faces = (face_a, face_b)
+        a, b = to_pixel_batch(source_a, size), to_pixel_batch(source_b, size)
         if len(a) != 1 or len(b) != 1:
             raise InvalidInputError(f"explain takes one image per side, got {len(a)} and {len(b)}; "
                                     "use explain_pairs for many pairs")

@@ -119,23 +119,26 @@ def align_largest_face(photo: np.ndarray, size: tuple[int, int], name: str) -> n
     return largest_face(photo, name).aligned_chip(size)
 
 
-def face_in(image: Any, size: tuple[int, int]) -> Face | None:
-    """The Face an image input stands for: itself for a Face, the largest face of a photo, None for a chip.
+def face_in(image: Any, size: tuple[int, int]) -> tuple[Face | None, Any]:
+    """The Face an image input stands for, and what to take the pixels from.
 
-    A photo is a uint8 RGB image (array, file or PIL image) that is not of
-    the model's input ``size``; anything else (chips, float pixels, batches,
-    bad input) gives None and is left to the image checks.
+    A Face gives itself; a photo — a uint8 RGB image (array, file or PIL
+    image) that is not of the model's input ``size`` — its largest face; a
+    chip ``None`` and its decoded pixels (so a file is read once). Anything
+    else (float pixels, batches, bad input) gives ``(None, image)``, left to
+    the image checks.
     """
     if isinstance(image, Face):
-        return image
+        return image, image
     try:
         photo, name = load_photo(image)
     except InvalidInputError:
-        return None
+        return None, image
     if photo.shape[:2] == tuple(size):
-        return None
+        return None, photo
     _template(tuple(size), name)
-    return largest_face(photo, name)
+    face = largest_face(photo, name)
+    return face, face
 
 
 def largest_face(photo: np.ndarray, name: str) -> Face:
