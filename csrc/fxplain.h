@@ -278,6 +278,17 @@ fx_status fx_tiled_pyramid_layout(int height, int width, int padding, int outer_
  * next level resampled from the previous as dlib does, 0 elsewhere. */
 fx_status fx_tiled_pyramid(int height, int width, const uint8_t *image, const float mean[3], int levels,
                            const int32_t *rects, int out_height, int out_width, float *out);
+/* The same in pieces, so that a large photo's tiled image is never whole: the
+ * levels 1.. of the pyramid (level 0 is the photo itself, normalised when
+ * read) into store, fx_pyramid_store_floats(levels, rects) floats, each level
+ * [rows][cols][3] after the previous; then any band of rows [row0, row1) of
+ * the tiled image, out [row1 - row0][out_width][3]. */
+size_t fx_pyramid_store_floats(int levels, const int32_t *rects);
+fx_status fx_pyramid_levels(int height, int width, const uint8_t *image, const float mean[3], int levels,
+                            const int32_t *rects, float *store);
+fx_status fx_tiled_pyramid_rows(int height, int width, const uint8_t *image, const float mean[3], int levels,
+                                const int32_t *rects, const float *store, int out_width, int row0, int row1,
+                                float *out);
 /* dlib's pyramid_up(img) of an RGB image: out [2h+1][2w+2][3]. */
 fx_status fx_pyramid_up(int height, int width, const uint8_t *image, uint8_t *out);
 

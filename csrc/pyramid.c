@@ -20,6 +20,7 @@
  * bounds; they never fire where dlib's own code stays in bounds.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fx_internal.h"
@@ -90,84 +91,175 @@ fx_status fx_tiled_pyramid_layout(int height, int width, int padding, int outer_
     return FX_STATUS_OK;
 }
 
-/* dlib's resize_image(float gray -> float gray, bilinear), SSE path: one channel
- * of an interleaved image (`step` floats between pixels, `row` between rows). */
-static void resize_plane(const float *s, long s_row, long snr, long snc, float *d, long d_row, long dnr, long dnc,
-                         long step) {
+/* dlib's bilinear row walk: destination row r of dnr reads source rows top and
+ * bottom (of snr) with weight tb_frac on bottom; y accumulated in double as dlib
+ * does, so that every row lands where dlib's lands. */
+typedef struct {
+    double y, y_scale;
+    long snr;
+} row_walk;
+
+static void row_walk_start(row_walk *w, long snr, long dnr) {
+    w->y_scale = (snr - 1) / (double)(dnr - 1 > 1 ? dnr - 1 : 1);
+    w->y = -w->y_scale;
+    w->snr = snr;
+}
+
+static void row_walk_next(row_walk *w, long *top, long *bottom, double *tb_frac) {
+    w->y += w->y_scale;
+    *top = (long)floor(w->y) < w->snr - 1 ? (long)floor(w->y) : w->snr - 1; /* y drifts by rounding only */
+    *bottom = *top + 1 < w->snr - 1 ? *top + 1 : w->snr - 1;
+    *tb_frac = w->y - *top;
+}
+
+/* One destination row of dlib's resize_image(float gray -> float gray,
+ * bilinear), SSE path, for one channel of interleaved rows (`step` floats
+ * between pixels): st and sb are the source rows above and below. */
+static void resize_row(const float *st, const float *sb, long snc, double tb_frac, float *dr, long dnc, long step) {
     const double x_scale = (snc - 1) / (double)(dnc - 1 > 1 ? dnc - 1 : 1);
-    const double y_scale = (snr - 1) / (double)(dnr - 1 > 1 ? dnr - 1 : 1);
-    double y = -y_scale;
-    for (long r = 0; r < dnr; ++r) {
-        y += y_scale;
-        const long top = (long)floor(y) < snr - 1 ? (long)floor(y) : snr - 1; /* y drifts by rounding only */
-        const long bottom = top + 1 < snr - 1 ? top + 1 : snr - 1;
-        const double tb_frac = y - top;
-        const float tbf = (float)tb_frac, itbf = (float)(1 - tb_frac), xs4 = (float)(4 * x_scale);
-        const float *st = s + top * s_row, *sb = s + bottom * s_row;
-        float *dr = d + r * d_row;
-        double x = -4 * x_scale;
-        float xv[4] = {(float)x, (float)(x + x_scale), (float)(x + 2 * x_scale), (float)(x + 3 * x_scale)};
-        long c = 0;
-        for (;; c += 4) {
-            int32_t left[4];
-            float tlf[4], trf[4], blf[4], brf[4];
-            for (int k = 0; k < 4; ++k) {
-                xv[k] += xs4;
-                left[k] = (int32_t)xv[k]; /* truncation, _mm_cvttps_epi32 */
-                const float lr = xv[k] - (float)left[k], ilr = 1 - lr;
-                tlf[k] = itbf * ilr, trf[k] = itbf * lr, blf[k] = tbf * ilr, brf[k] = tbf * lr;
-            }
-            if (left[3] + 1 >= snc || c + 3 >= dnc) break; /* dlib: the first test only */
-            for (int k = 0; k < 4; ++k) {
-                const long lo = left[k] * step, hi = (left[k] + 1) * step;
-                float out = tlf[k] * st[lo];
-                out = out + trf[k] * st[hi];
-                out = out + blf[k] * sb[lo];
-                out = out + brf[k] * sb[hi];
-                dr[(c + k) * step] = out;
-            }
+    const float tbf = (float)tb_frac, itbf = (float)(1 - tb_frac), xs4 = (float)(4 * x_scale);
+    double x = -4 * x_scale;
+    float xv[4] = {(float)x, (float)(x + x_scale), (float)(x + 2 * x_scale), (float)(x + 3 * x_scale)};
+    long c = 0;
+    for (;; c += 4) {
+        int32_t left[4];
+        float tlf[4], trf[4], blf[4], brf[4];
+        for (int k = 0; k < 4; ++k) {
+            xv[k] += xs4;
+            left[k] = (int32_t)xv[k]; /* truncation, _mm_cvttps_epi32 */
+            const float lr = xv[k] - (float)left[k], ilr = 1 - lr;
+            tlf[k] = itbf * ilr, trf[k] = itbf * lr, blf[k] = tbf * ilr, brf[k] = tbf * lr;
         }
-        x = -x_scale + c * x_scale;
-        for (; c < dnc; ++c) {
-            x += x_scale;
-            const long left = (long)floor(x) < snc - 1 ? (long)floor(x) : snc - 1;
-            const long right = left + 1 < snc - 1 ? left + 1 : snc - 1;
-            const float lr = (float)(x - left);
-            const float tl = st[left * step], tr = st[right * step], bl = sb[left * step], br = sb[right * step];
-            const float upper = (1 - lr) * tl + lr * tr, lower = (1 - lr) * bl + lr * br;
-            dr[c * step] = (float)((1 - tb_frac) * (double)upper + tb_frac * (double)lower);
+        if (left[3] + 1 >= snc || c + 3 >= dnc) break; /* dlib: the first test only */
+        for (int k = 0; k < 4; ++k) {
+            const long lo = left[k] * step, hi = (left[k] + 1) * step;
+            float out = tlf[k] * st[lo];
+            out = out + trf[k] * st[hi];
+            out = out + blf[k] * sb[lo];
+            out = out + brf[k] * sb[hi];
+            dr[(c + k) * step] = out;
         }
     }
+    x = -x_scale + c * x_scale;
+    for (; c < dnc; ++c) {
+        x += x_scale;
+        const long left = (long)floor(x) < snc - 1 ? (long)floor(x) : snc - 1;
+        const long right = left + 1 < snc - 1 ? left + 1 : snc - 1;
+        const float lr = (float)(x - left);
+        const float tl = st[left * step], tr = st[right * step], bl = sb[left * step], br = sb[right * step];
+        const float upper = (1 - lr) * tl + lr * tr, lower = (1 - lr) * bl + lr * br;
+        dr[c * step] = (float)((1 - tb_frac) * (double)upper + tb_frac * (double)lower);
+    }
+}
+
+/* Row r of level 0 as the network sees it: (pixel - mean) / 256. */
+static void normalised_row(const uint8_t *image, int width, long r, const float mean[3], float *out) {
+    const uint8_t *p = image + (size_t)r * (size_t)width * 3;
+    for (long c = 0; c < width; ++c)
+        for (int k = 0; k < 3; ++k) out[c * 3 + k] = ((float)p[c * 3 + k] - mean[k]) / 256.0f;
+}
+
+static long level_rows(const int32_t *q) { return (long)q[3] - q[1] + 1; }
+static long level_cols(const int32_t *q) { return (long)q[2] - q[0] + 1; }
+
+static fx_status check_levels(int height, int width, int levels, const int32_t *rects, int out_width) {
+    if (height < 1 || width < 1 || height > (1 << 20) || width > (1 << 20) || levels < 1 || levels > 128 ||
+        out_width < 1)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "tiled_pyramid: bad sizes");
+    for (int i = 0; i < levels; ++i) {
+        const int32_t *q = rects + 4 * i;
+        if (q[0] < 0 || q[1] < 0 || q[2] < q[0] || q[3] < q[1] || q[2] >= out_width || q[3] >= (1 << 30) ||
+            (i == 0 && (level_cols(q) != width || level_rows(q) != height)))
+            return fx_fail(FX_STATUS_INVALID_ARGUMENT, "tiled_pyramid: level %d rectangle does not fit", i);
+    }
+    return FX_STATUS_OK;
+}
+
+size_t fx_pyramid_store_floats(int levels, const int32_t *rects) {
+    size_t n = 0;
+    for (int i = 1; i < levels; ++i) n += (size_t)level_rows(rects + 4 * i) * (size_t)level_cols(rects + 4 * i) * 3;
+    return n;
+}
+
+fx_status fx_pyramid_levels(int height, int width, const uint8_t *image, const float mean[3], int levels,
+                            const int32_t *rects, float *store) {
+    fx_status st = check_levels(height, width, levels, rects, INT32_MAX);
+    if (st || levels == 1) return st;
+    /* level 1 is resampled from level 0 normalised, two rows at a time, never stored */
+    float *rows = malloc(sizeof(float) * 6 * (size_t)width);
+    if (!rows) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "tiled_pyramid: out of memory");
+    float *top_row = rows, *bottom_row = rows + 3 * (size_t)width;
+    const int32_t *q = rects + 4;
+    float *d = store;
+    row_walk walk;
+    row_walk_start(&walk, height, level_rows(q));
+    for (long r = 0; r < level_rows(q); ++r) {
+        long top, bottom;
+        double tb;
+        row_walk_next(&walk, &top, &bottom, &tb);
+        normalised_row(image, width, top, mean, top_row);
+        normalised_row(image, width, bottom, mean, bottom_row);
+        for (int k = 0; k < 3; ++k) resize_row(top_row + k, bottom_row + k, width, tb, d + k, level_cols(q), 3);
+        d += level_cols(q) * 3;
+    }
+    free(rows);
+    const float *s = store;
+    for (int i = 2; i < levels; ++i) {
+        const int32_t *a = rects + 4 * (i - 1), *b = rects + 4 * i;
+        const long s_row = level_cols(a) * 3, d_row = level_cols(b) * 3;
+        row_walk_start(&walk, level_rows(a), level_rows(b));
+        for (long r = 0; r < level_rows(b); ++r) {
+            long top, bottom;
+            double tb;
+            row_walk_next(&walk, &top, &bottom, &tb);
+            for (int k = 0; k < 3; ++k)
+                resize_row(s + top * s_row + k, s + bottom * s_row + k, level_cols(a), tb, d + r * d_row + k,
+                           level_cols(b), 3);
+        }
+        s += level_rows(a) * s_row;
+        d += level_rows(b) * d_row;
+    }
+    return FX_STATUS_OK;
+}
+
+fx_status fx_tiled_pyramid_rows(int height, int width, const uint8_t *image, const float mean[3], int levels,
+                                const int32_t *rects, const float *store, int out_width, int row0, int row1,
+                                float *out) {
+    fx_status st = check_levels(height, width, levels, rects, out_width);
+    if (st) return st;
+    if (row0 < 0 || row1 <= row0)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "tiled_pyramid: bad rows [%d, %d)", row0, row1);
+    const size_t row = (size_t)out_width * 3;
+    memset(out, 0, sizeof(float) * row * (size_t)(row1 - row0));
+    const float *level = store;
+    for (int i = 0; i < levels; ++i) {
+        const int32_t *q = rects + 4 * i;
+        const long first = q[1] > row0 ? q[1] : row0, last = q[3] < row1 - 1 ? q[3] : row1 - 1;
+        for (long y = first; y <= last; ++y) {
+            float *d = out + (size_t)(y - row0) * row + (size_t)q[0] * 3;
+            if (i == 0)
+                normalised_row(image, width, y - q[1], mean, d);
+            else
+                memcpy(d, level + (size_t)(y - q[1]) * level_cols(q) * 3, sizeof(float) * 3 * level_cols(q));
+        }
+        if (i > 0) level += (size_t)level_rows(q) * level_cols(q) * 3;
+    }
+    return FX_STATUS_OK;
 }
 
 fx_status fx_tiled_pyramid(int height, int width, const uint8_t *image, const float mean[3], int levels,
                            const int32_t *rects, int out_height, int out_width, float *out) {
-    if (height < 1 || width < 1 || levels < 1 || out_height < 1 || out_width < 1)
-        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "tiled_pyramid: bad sizes");
-    for (int i = 0; i < levels; ++i) {
-        const int32_t *q = rects + 4 * i;
-        if (q[0] < 0 || q[1] < 0 || q[2] < q[0] || q[3] < q[1] || q[2] >= out_width || q[3] >= out_height ||
-            (i == 0 && (q[2] - q[0] + 1 != width || q[3] - q[1] + 1 != height)))
+    fx_status st = check_levels(height, width, levels, rects, out_width);
+    if (st) return st;
+    for (int i = 0; i < levels; ++i)
+        if (rects[4 * i + 3] >= out_height)
             return fx_fail(FX_STATUS_INVALID_ARGUMENT, "tiled_pyramid: level %d rectangle does not fit", i);
-    }
-    const size_t row = (size_t)out_width * 3;
-    memset(out, 0, sizeof(float) * row * (size_t)out_height);
-    float *base = out + (size_t)rects[1] * row + (size_t)rects[0] * 3;
-    for (int r = 0; r < height; ++r)
-        for (int c = 0; c < width; ++c)
-            for (int k = 0; k < 3; ++k) {
-                const float v = (float)image[((size_t)r * width + c) * 3 + k] - mean[k];
-                base[r * row + (size_t)c * 3 + k] = v / 256.0f;
-            }
-    for (int i = 1; i < levels; ++i) {
-        const int32_t *a = rects + 4 * (i - 1), *b = rects + 4 * i;
-        const float *s = out + (size_t)a[1] * row + (size_t)a[0] * 3;
-        float *d = out + (size_t)b[1] * row + (size_t)b[0] * 3;
-        for (int k = 0; k < 3; ++k)
-            resize_plane(s + k, (long)row, a[3] - a[1] + 1, a[2] - a[0] + 1, d + k, (long)row, b[3] - b[1] + 1,
-                         b[2] - b[0] + 1, 3);
-    }
-    return FX_STATUS_OK;
+    float *store = malloc(sizeof(float) * (fx_pyramid_store_floats(levels, rects) + 1));
+    if (!store) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "tiled_pyramid: out of memory");
+    st = fx_pyramid_levels(height, width, image, mean, levels, rects, store);
+    if (!st) st = fx_tiled_pyramid_rows(height, width, image, mean, levels, rects, store, out_width, 0, out_height, out);
+    free(store);
+    return st;
 }
 
 fx_status fx_pyramid_up(int height, int width, const uint8_t *image, uint8_t *out) {
@@ -175,13 +267,12 @@ fx_status fx_pyramid_up(int height, int width, const uint8_t *image, uint8_t *ou
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "pyramid_up: bad image size %dx%d", height, width);
     const long snr = height, snc = width, dnr = 2L * height + 1, dnc = 2L * width + 2;
     const double x_scale = (snc - 1) / (double)(dnc - 1);
-    const double y_scale = (snr - 1) / (double)(dnr - 1);
-    double y = -y_scale;
+    row_walk walk;
+    row_walk_start(&walk, snr, dnr);
     for (long r = 0; r < dnr; ++r) {
-        y += y_scale;
-        const long top = (long)floor(y) < snr - 1 ? (long)floor(y) : snr - 1; /* y drifts by rounding only */
-        const long bottom = top + 1 < snr - 1 ? top + 1 : snr - 1;
-        const double tb_frac = y - top;
+        long top, bottom;
+        double tb_frac;
+        row_walk_next(&walk, &top, &bottom, &tb_frac);
         const float tbf = (float)tb_frac, itbf = (float)(1 - tb_frac), xs4 = (float)(4 * x_scale);
         const uint8_t *st = image + (size_t)top * snc * 3, *sb = image + (size_t)bottom * snc * 3;
         uint8_t *dr = out + (size_t)r * dnc * 3;

@@ -156,41 +156,129 @@ PyObject *py_tiled_pyramid_layout(PyObject *self, PyObject *args) {
     return Py_BuildValue("Nii", out, oh, ow);
 }
 
+/* The arrays every tiled-pyramid call takes: image u8[h,w,3], mean f32[3], rects int32[levels,4]. */
+typedef struct {
+    PyArrayObject *image, *mean, *rects;
+    int h, w, levels;
+} pyramid_args;
+
+static int pyramid_args_parse(PyObject *img_obj, PyObject *mean_obj, PyObject *rects_obj, pyramid_args *a) {
+    int c;
+    a->mean = a->rects = NULL;
+    if (!(a->image = uint8_image(img_obj, 0, &a->h, &a->w, &c))) return 0;
+    if (!(a->mean = checked_array(mean_obj, "mean", NPY_FLOAT32, 1, (npy_intp[]){3}, 0))) return 0;
+    if (!(a->rects = checked_array(rects_obj, "rects", NPY_INT32, 2, (npy_intp[]){-1, 4}, 0))) return 0;
+    const npy_intp levels = PyArray_DIM(a->rects, 0);
+    if (levels < 1 || levels > 128) {
+        PyErr_SetString(InvalidInputError, "tiled_pyramid: need 1 to 128 levels");
+        return 0;
+    }
+    a->levels = (int)levels;
+    return 1;
+}
+
+static void pyramid_args_release(pyramid_args *a) {
+    Py_XDECREF(a->image);
+    Py_XDECREF(a->mean);
+    Py_XDECREF(a->rects);
+}
+
 /* tiled_pyramid(image u8[h,w,3], mean f32[3], rects int32[levels,4], out_height, out_width) -> f32 (oh, ow, 3) */
 PyObject *py_tiled_pyramid(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *img_obj, *mean_obj, *rects_obj, *out = NULL;
-    int oh, ow, h, w, c;
+    int oh, ow;
+    pyramid_args a;
     if (!PyArg_ParseTuple(args, "OOOii", &img_obj, &mean_obj, &rects_obj, &oh, &ow)) return NULL;
     if (oh < 1 || ow < 1 || (double)oh * ow > (double)(1 << 28)) {
         PyErr_Format(InvalidInputError, "tiled_pyramid: bad output size %dx%d", oh, ow);
         return NULL;
     }
-    PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c), *mean = NULL, *rects = NULL;
-    if (!img) return NULL;
-    if (!(mean = checked_array(mean_obj, "mean", NPY_FLOAT32, 1, (npy_intp[]){3}, 0))) goto done;
-    if (!(rects = checked_array(rects_obj, "rects", NPY_INT32, 2, (npy_intp[]){-1, 4}, 0))) goto done;
-    const npy_intp levels = PyArray_DIM(rects, 0);
-    if (levels < 1 || levels > 128) {
-        PyErr_SetString(InvalidInputError, "tiled_pyramid: need 1 to 128 levels");
-        goto done;
-    }
+    if (!pyramid_args_parse(img_obj, mean_obj, rects_obj, &a)) goto done;
     npy_intp shape[3] = {oh, ow, 3};
     out = PyArray_SimpleNew(3, shape, NPY_FLOAT32);
     if (!out) goto done;
     fx_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = fx_tiled_pyramid(h, w, PyArray_DATA(img), PyArray_DATA(mean), (int)levels, PyArray_DATA(rects), oh, ow,
-                          PyArray_DATA((PyArrayObject *)out));
+    st = fx_tiled_pyramid(a.h, a.w, PyArray_DATA(a.image), PyArray_DATA(a.mean), a.levels, PyArray_DATA(a.rects),
+                          oh, ow, PyArray_DATA((PyArrayObject *)out));
     Py_END_ALLOW_THREADS
     if (st) {
         Py_CLEAR(out);
         raise_status(st);
     }
 done:
-    Py_DECREF(img);
-    Py_XDECREF(mean);
-    Py_XDECREF(rects);
+    pyramid_args_release(&a);
+    return out;
+}
+
+/* The most floats a level store may hold (4 GiB); callers bound photos far below. */
+#define MAX_STORE_FLOATS ((size_t)1 << 30)
+
+/* pyramid_levels(image u8[h,w,3], mean f32[3], rects int32[levels,4]) -> f32 (n,): levels 1.. one after another */
+PyObject *py_pyramid_levels(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj, *mean_obj, *rects_obj, *out = NULL;
+    pyramid_args a;
+    if (!PyArg_ParseTuple(args, "OOO", &img_obj, &mean_obj, &rects_obj)) return NULL;
+    if (!pyramid_args_parse(img_obj, mean_obj, rects_obj, &a)) goto done;
+    const size_t n = fx_pyramid_store_floats(a.levels, PyArray_DATA(a.rects));
+    if (n > MAX_STORE_FLOATS) {
+        PyErr_Format(InvalidInputError, "pyramid_levels: %zu values is too large", n);
+        goto done;
+    }
+    npy_intp shape[1] = {(npy_intp)n};
+    out = PyArray_SimpleNew(1, shape, NPY_FLOAT32);
+    if (!out) goto done;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_pyramid_levels(a.h, a.w, PyArray_DATA(a.image), PyArray_DATA(a.mean), a.levels, PyArray_DATA(a.rects),
+                           PyArray_DATA((PyArrayObject *)out));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_CLEAR(out);
+        raise_status(st);
+    }
+done:
+    pyramid_args_release(&a);
+    return out;
+}
+
+/* tiled_pyramid_rows(image, mean, rects, store f32[n], out_width, row0, row1) -> f32 (row1 - row0, out_width, 3) */
+PyObject *py_tiled_pyramid_rows(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj, *mean_obj, *rects_obj, *store_obj, *out = NULL;
+    PyArrayObject *store = NULL;
+    int ow, row0, row1;
+    pyramid_args a;
+    if (!PyArg_ParseTuple(args, "OOOOiii", &img_obj, &mean_obj, &rects_obj, &store_obj, &ow, &row0, &row1))
+        return NULL;
+    if (ow < 1 || row0 < 0 || row1 <= row0 || (double)(row1 - row0) * ow > (double)(1 << 28)) {
+        PyErr_Format(InvalidInputError, "tiled_pyramid_rows: bad band [%d, %d) of width %d", row0, row1, ow);
+        return NULL;
+    }
+    if (!pyramid_args_parse(img_obj, mean_obj, rects_obj, &a)) goto done;
+    if (!(store = checked_array(store_obj, "store", NPY_FLOAT32, 1, (npy_intp[]){-1}, 0))) goto done;
+    if ((size_t)PyArray_DIM(store, 0) != fx_pyramid_store_floats(a.levels, PyArray_DATA(a.rects))) {
+        PyErr_SetString(InvalidInputError, "tiled_pyramid_rows: store does not hold these levels");
+        goto done;
+    }
+    npy_intp shape[3] = {row1 - row0, ow, 3};
+    out = PyArray_SimpleNew(3, shape, NPY_FLOAT32);
+    if (!out) goto done;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_tiled_pyramid_rows(a.h, a.w, PyArray_DATA(a.image), PyArray_DATA(a.mean), a.levels,
+                               PyArray_DATA(a.rects), PyArray_DATA(store), ow, row0, row1,
+                               PyArray_DATA((PyArrayObject *)out));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_CLEAR(out);
+        raise_status(st);
+    }
+done:
+    pyramid_args_release(&a);
+    Py_XDECREF(store);
     return out;
 }
 

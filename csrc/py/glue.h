@@ -67,6 +67,8 @@ PyObject *py_face_chip(PyObject *self, PyObject *args);
 PyObject *py_tiled_pyramid_layout(PyObject *self, PyObject *args);
 PyObject *py_tiled_pyramid(PyObject *self, PyObject *args);
 PyObject *py_pyramid_up(PyObject *self, PyObject *args);
+PyObject *py_pyramid_levels(PyObject *self, PyObject *args);
+PyObject *py_tiled_pyramid_rows(PyObject *self, PyObject *args);
 
 #define FACES_METHODS \
     {"shape_predict", py_shape_predict, METH_VARARGS, \
@@ -80,6 +82,10 @@ PyObject *py_pyramid_up(PyObject *self, PyObject *args);
      "tiled_pyramid_layout(h, w, padding, outer_padding) -> (int32 (levels, 4) ltrb, out_h, out_w)."}, \
     {"tiled_pyramid", py_tiled_pyramid, METH_VARARGS, \
      "tiled_pyramid(image u8[h,w,3], mean f32[3], rects int32[levels,4], out_h, out_w) -> f32 (out_h, out_w, 3)."}, \
+    {"pyramid_levels", py_pyramid_levels, METH_VARARGS, \
+     "pyramid_levels(image u8[h,w,3], mean f32[3], rects int32[levels,4]) -> f32 (n,): levels 1.. in turn."}, \
+    {"tiled_pyramid_rows", py_tiled_pyramid_rows, METH_VARARGS, \
+     "tiled_pyramid_rows(image, mean, rects, store, out_w, row0, row1) -> f32 (row1 - row0, out_w, 3)."}, \
     {"pyramid_up", py_pyramid_up, METH_VARARGS, "pyramid_up(image u8[h,w,3]) -> u8 (2h+1, 2w+2, 3)."},
 
 #endif /* FX_GLUE_H */

@@ -10,8 +10,12 @@ folded to an affine, relu) with 16, 32 and 32 filters and ``rcon5`` a 5x5
 convolution of stride 1 with 45 filters, affine, relu. Its input is the photo
 and its 5/6 downscalings tiled into one image (:func:`_core.tiled_pyramid`,
 ``csrc/pyramid.c``, NumPy twin in :mod:`fxplain.faces.reference`); the network
-runs on that image in the C core (one oneDNN net per tiled-image size, the
-last one kept); every output location scoring above the threshold is a
+runs on that image in the C core, in horizontal bands that give exactly the
+numbers of one run over the whole of it (:meth:`FaceDetector.bands`), so that
+memory stays bounded on large photos: the tiled image is never whole (level 0
+is read from the photo, the smaller levels are kept once and each band is
+assembled from them) and one band's activations are alive at a time; every
+output location scoring above the threshold is a
 detector window (80x80 in the published model) centred on the location's
 point in the tiled image, mapped back to the pyramid level it falls in and
 up to photo coordinates, then dlib's non-maximum suppression keeps the best
@@ -68,6 +72,10 @@ _ARCHITECTURE = ((16, 5, 2), (32, 5, 2), (32, 5, 2), (45, 5, 1), (45, 5, 1), (45
 _MAX_ABS_PARAMETER = 1e4
 #: Photos at most this many times pyramid_up'ed.
 MAX_UPSAMPLE = 4
+#: Most float32 values of a photo's pyramid levels (1 GiB): a 6000x4000 photo's take 0.65 GiB.
+MAX_PYRAMID_VALUES = 1 << 28
+#: Most float32 values of the tiled image the network reads at once (a band); bounds the activations.
+BAND_VALUES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -373,7 +381,7 @@ class FaceDetector:
     """dlib's CNN face detector (MMOD) on fxplain's C core.
 
     Build with :func:`load_face_detector`. ``detect`` may be called from
-    several threads (the network of the last tiled-image size is kept, behind
+    several threads (the network of the last band size is kept, behind
     a lock; the C core serialises calls to one network and releases the GIL).
     """
 
@@ -382,7 +390,7 @@ class FaceDetector:
         self.options = options
         self.source = source
         self._lock = threading.Lock()
-        self._net: tuple[tuple[int, int], Any] | None = None
+        self._nets: dict[tuple[int, int], Any] = {}  # (rows, cols) of a band -> its network
         # output location (c, r) -> tiled-image point (c * stride + offset), composed from the output down
         stride, offset = 1, 0
         for conv in reversed(convs):
@@ -407,10 +415,49 @@ class FaceDetector:
         return spec
 
     def _network(self, rows: int, cols: int):
+        """The network for a band of ``rows`` x ``cols`` (a photo's bands share one; the last size is kept)."""
         with self._lock:
-            if self._net is None or self._net[0] != (rows, cols):
-                self._net = ((rows, cols), build_core_net(self.network_spec(rows, cols)))
-            return self._net[1]
+            net = self._nets.get((rows, cols))
+            if net is None:
+                self._nets.clear()  # its activations are the detector's largest memory
+                net = self._nets[(rows, cols)] = build_core_net(self.network_spec(rows, cols))
+            return net
+
+    def bands(self, rows: int, cols: int) -> list[tuple[int, int, int, int]]:
+        """How the network runs over a tiled image of ``rows`` x ``cols``: in horizontal bands.
+
+        A whole photo's activations would take about 60 bytes per tiled
+        pixel; a band's are bounded by :data:`BAND_VALUES`. The strided
+        convolutions have no padding, so a band that starts on a multiple of
+        the total stride computes exactly the rows of the whole image's
+        feature maps; the padded stride-1 convolutions after them would see
+        zeros at a band's edge instead of the neighbours, so each band
+        reaches ``margin`` output rows further on either side (their receptive
+        field) and those rows are dropped.
+
+        Returns
+        -------
+        list of (input_start, input_stop, keep_start, keep_stop)
+            Tiled-image rows each band reads and the rows of the band's output
+            it keeps, in order; the kept rows tile the whole output.
+        """
+        strided = [c for c in self._convs if c.stride > 1]
+        padded = self._convs[len(strided):]
+        stride = math.prod(c.stride for c in strided)
+        extent, step = 1, 1  # tiled rows one row of the strided part reads
+        for conv in strided:
+            extent += (conv.weight.shape[2] - 1) * step
+            step *= conv.stride
+        margin = sum(c.padding for c in padded)
+        total = (rows - extent) // stride + 1  # output rows of the whole image
+        per_band = max(4 * margin, (BAND_VALUES // (3 * cols) - extent) // stride + 1 - 2 * margin)
+        length = min(total, per_band + 2 * margin)  # every band as long, so that one network serves them all
+        plan = []
+        for first in range(0, total, per_band):
+            last = min(total, first + per_band)
+            a = min(max(0, first - margin), total - length)
+            plan.append((a * stride, (a + length - 1) * stride + extent, first - a, last - a))
+        return plan
 
     def tiled_pyramid(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's input for ``image``: (float32 (rows, cols, 3) tiled pyramid, int32 (levels, 4) ltrb)."""
@@ -419,22 +466,32 @@ class FaceDetector:
         rects, rows, cols = _core.tiled_pyramid_layout(h, w, o.padding, o.outer_padding)
         return _core.tiled_pyramid(image, o.mean, rects, rows, cols), rects
 
-    def _check_size(self, h: int, w: int) -> tuple[np.ndarray, int, int]:
-        """The tiled pyramid's layout for an h x w photo: (levels int32 (n, 4), rows, cols); else InvalidInputError."""
+    def _check_size(self, h: int, w: int, what: str = ""):
+        """Layout and bands for an h x w photo: (levels int32 (n, 4), cols, bands); else InvalidInputError."""
         o = self.options
-        rects, tiled_rows, tiled_cols = _core.tiled_pyramid_layout(h, w, o.padding, o.outer_padding)
-        rows, cols = tiled_rows, tiled_cols
-        first = self._convs[0]
-        if 3 * rows * cols > MAX_NODE_VALUES or first.weight.shape[0] * (rows // 2 + 1) * (cols // 2 + 1) \
-                > MAX_NODE_VALUES:
-            raise InvalidInputError(f"image of {h}x{w} pixels is too large for the detector")
+        what = what or f"image of {h}x{w} pixels"
+        too_large = InvalidInputError(
+            f"{what} is too large for the detector (its pyramid would exceed "
+            f"{MAX_PYRAMID_VALUES * 4 >> 20} MiB); downscale the photo or upsample less")
+        if 3 * h * w > MAX_PYRAMID_VALUES or max(h, w) > 1 << 20:
+            raise too_large
+        rects, rows, cols = _core.tiled_pyramid_layout(h, w, o.padding, o.outer_padding)
+        sizes = (rects[:, 2:] - rects[:, :2] + 1).astype(np.int64)
+        if 3 * int(np.prod(sizes[1:], axis=1).sum()) > MAX_PYRAMID_VALUES:
+            raise too_large
+        out_rows, out_cols = rows, cols
         for conv in self._convs:
             k = conv.weight.shape[2]
-            rows = (rows + 2 * conv.padding - k) // conv.stride + 1
-            cols = (cols + 2 * conv.padding - k) // conv.stride + 1
-            if rows < 1 or cols < 1:
-                raise InvalidInputError(f"image of {h}x{w} pixels is too small for the detector")
-        return rects, tiled_rows, tiled_cols
+            out_rows = (out_rows + 2 * conv.padding - k) // conv.stride + 1
+            out_cols = (out_cols + 2 * conv.padding - k) // conv.stride + 1
+            if out_rows < 1 or out_cols < 1:
+                raise InvalidInputError(f"{what} is too small for the detector")
+        bands = self.bands(rows, cols)
+        band_rows = max(stop - start for start, stop, _, _ in bands)
+        if 3 * band_rows * cols > MAX_NODE_VALUES \
+                or self._convs[0].weight.shape[0] * (band_rows // 2 + 1) * (cols // 2 + 1) > MAX_NODE_VALUES:
+            raise InvalidInputError(f"{what} is too wide for the detector")
+        return rects, cols, bands
 
     def detect(self, image: np.ndarray, upsample: int = 0,
                min_confidence: float = 0.0) -> list[tuple[tuple[int, int, int, int], float]]:
@@ -478,25 +535,38 @@ class FaceDetector:
             raise InvalidInputError(f"min_confidence must be a number, got {min_confidence!r}") from None
         if not math.isfinite(threshold):
             raise InvalidInputError(f"min_confidence must be finite, got {min_confidence!r}")
+        scores, rects = self.score_map(image, int(upsample))
+        return self._read_out(scores, rects, threshold, int(upsample))
+
+    def score_map(self, image: np.ndarray, upsample: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The network's output on the tiled pyramid of ``image`` (upsampled ``upsample`` times), run in bands.
+
+        Returns ``(scores float32 (windows, rows, cols), levels int32 (n, 4))``:
+        the same numbers as one run over the whole tiled image (see
+        :meth:`bands`), and the pyramid levels' rectangles in it. ``image``
+        must already be checked (uint8 ``(H, W, 3)``).
+        """
         h, w = image.shape[:2]
-        for _ in range(int(upsample)):
+        for _ in range(upsample):
             h, w = 2 * h + 1, 2 * w + 2
         if h < 1 or w < 1:
             raise InvalidInputError(f"image is empty: shape {image.shape}")
-        if h * w > MAX_NODE_VALUES:
-            raise InvalidInputError(f"image of {image.shape[0]}x{image.shape[1]} pixels upsampled {upsample} times "
-                                    "is too large for the detector")
-        rects, rows, cols = self._check_size(h, w)
+        what = f"image of {image.shape[0]}x{image.shape[1]} pixels" + (f" upsampled {upsample} times" if upsample else "")
+        rects, cols, bands = self._check_size(h, w, what)
         big = np.ascontiguousarray(image)
-        for _ in range(int(upsample)):
+        for _ in range(upsample):
             big = _core.pyramid_up(big)
-        o = self.options
-        tiled = _core.tiled_pyramid(big, o.mean, rects, rows, cols)
-        net = self._network(rows, cols)
-        scores = net.forward(tiled[None])[0]  # (windows, out_rows, out_cols)
+        mean = self.options.mean
+        levels = _core.pyramid_levels(big, mean, rects)  # level 0 is read from the photo itself
+        parts = []
+        for start, stop, keep_start, keep_stop in bands:
+            band = _core.tiled_pyramid_rows(big, mean, rects, levels, cols, start, stop)
+            parts.append(self._network(stop - start, cols).forward(band[None])[0, :, keep_start:keep_stop])
+            del band
+        scores = np.concatenate(parts, axis=1)
         if not np.all(np.isfinite(scores)):  # weights within the file's bounds can still overflow
             raise CoreError(f"the face detector computed non-finite scores ({self.source})")
-        return self._read_out(scores, rects, threshold, int(upsample))
+        return scores, rects
 
     def _read_out(self, scores: np.ndarray, rects: np.ndarray, threshold: float, upsample: int):
         """dlib's ``loss_mmod_::to_label``: candidates above ``threshold``, sorted, non-maximum suppressed."""
