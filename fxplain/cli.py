@@ -59,9 +59,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     model = fxplain.load_model(args.model)
     start = time.perf_counter()
-    result = model.verify(args.image_a, args.image_b)
+    result = model.verify(args.image_a, args.image_b, face=args.face)
     _print_verification(f"{args.image_a} vs {args.image_b}", result, time.perf_counter() - start)
     return 0
+
+
+def _face_choice(text: str):
+    """``--face``: ``largest``, ``most_confident`` or an index, or two of them, comma-separated (one per side)."""
+    items = [int(item) if item.strip().isdigit() else item.strip() for item in text.split(",")]
+    return items[0] if len(items) == 1 else tuple(items)
 
 
 #: Method parameters the CLI offers (``--n-masks``, ``--variant``, ``--decoder``), named as in the Python API.
@@ -89,7 +95,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     model = fxplain.load_model(args.model)
     explainer = fxplain.Explainer(model, method=args.method, seed=args.seed, show_progress=not args.quiet,
                                   **_method_params(args))
-    result = explainer.explain(args.image_a, args.image_b)
+    result = explainer.explain(args.image_a, args.image_b, face=args.face)
     result.plot(on=args.on).savefig(args.output, dpi=100)
     _report(f"{args.method} {args.image_a} vs {args.image_b}", result, args.output)
     if args.save:
@@ -262,13 +268,17 @@ def build_parser() -> argparse.ArgumentParser:
     faces.add_argument("photo")
     faces.add_argument("--upsample", type=int, default=0, help="upsample the photo first (small faces), as dlib")
     faces.add_argument("-o", "--output", help="figure to write: the photo with boxes and landmarks (PNG)")
+    face_help = ("which face of a photo: largest (default), most_confident, or its index in 'fxplain faces' "
+                 "order; A,B for one per side")
     verify = command("verify", _cmd_verify, help="compare two faces: aligned chips, or photos (largest face)")
     verify.add_argument("image_a")
     verify.add_argument("image_b")
+    verify.add_argument("--face", type=_face_choice, default="largest", help=face_help)
     explain = command("explain", _cmd_explain, help="explain the decision on two faces (chips or photos), write a figure",
                       epilog="method parameters and defaults: " + _method_help())
     explain.add_argument("image_a")
     explain.add_argument("image_b")
+    explain.add_argument("--face", type=_face_choice, default="largest", help=face_help)
     explain.add_argument("--method", default="corrrise", choices=sorted(METHODS))
     variants = sorted({v for cls in METHODS.values() for v in cls.variants})
     explain.add_argument("--variant", choices=variants,

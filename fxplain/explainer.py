@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._util.errors import InvalidInputError
-from ._util.images import to_pixel_batch
+from ._util.images import pair_face_choices, to_pixel_batch
 from ._util.progress import Progress
 from ._util.validation import check_positive_int, check_seed
 from .faces import face_in
@@ -89,7 +89,7 @@ class Explainer:
     def __call__(self, image_a: Any, image_b: Any) -> PairExplanation:
         return self.explain(image_a, image_b)
 
-    def explain(self, image_a: Any, image_b: Any) -> PairExplanation:
+    def explain(self, image_a: Any, image_b: Any, *, face: Any = "largest") -> PairExplanation:
         """Explain the model's decision on one pair.
 
         Parameters
@@ -101,18 +101,23 @@ class Explainer:
             :meth:`FaceModel.embed` accepts). The faces of photos are kept in
             the result (``r.faces``, ``r.extras["faces"]``) for
             ``r.plot(on="photo")``.
+        face : str, int or pair
+            Which face of a photo: ``"largest"`` (default),
+            ``"most_confident"`` or an index into
+            :func:`fxplain.detect_faces`' order; one choice for both sides or
+            ``(choice_a, choice_b)``.
 
         Returns
         -------
         PairExplanation
         """
-        pixels, faces = self._pair_pixels(image_a, image_b)
+        pixels, faces = self._pair_pixels(image_a, image_b, face)
         embeddings = self.model.embed_pixels(pixels, batch_size=2)
         with Progress(2 * self.method.work_units(self.model.input_size), f"{self.method.name}",
                       self.show_progress) as progress:
             return self._explain(pixels, embeddings, progress, faces)
 
-    def explain_pairs(self, pairs: Iterable[tuple[Any, Any]]) -> list[PairExplanation]:
+    def explain_pairs(self, pairs: Iterable[tuple[Any, Any]], *, face: Any = "largest") -> list[PairExplanation]:
         """Explain many pairs; the intact images are embedded together in batches.
 
         ``pairs`` is an iterable of ``(image_a, image_b)``. A progress bar (if
@@ -121,7 +126,7 @@ class Explainer:
         pairs = list(pairs)
         if not pairs:
             raise InvalidInputError("pairs must hold at least one (image_a, image_b) pair")
-        resolved = [self._pair_pixels(a, b) for a, b in pairs]
+        resolved = [self._pair_pixels(a, b, face) for a, b in pairs]
         pixel_pairs = [pixels for pixels, _ in resolved]
         embeddings = self.model.embed_pixels(np.concatenate(pixel_pairs), batch_size=self.batch_size)
         total = 2 * len(pairs) * self.method.work_units(self.model.input_size)
@@ -133,10 +138,11 @@ class Explainer:
 
     # ---- internals --------------------------------------------------------
 
-    def _pair_pixels(self, image_a: Any, image_b: Any) -> tuple[np.ndarray, tuple]:
+    def _pair_pixels(self, image_a: Any, image_b: Any, face: Any = "largest") -> tuple[np.ndarray, tuple]:
         """The pair's chips as one pixel batch, and the Face each side stands for (None for a chip)."""
         size = self.model.input_size
-        (face_a, source_a), (face_b, source_b) = face_in(image_a, size), face_in(image_b, size)
+        choice_a, choice_b = pair_face_choices(face)
+        (face_a, source_a), (face_b, source_b) = face_in(image_a, size, choice_a), face_in(image_b, size, choice_b)
         faces = (face_a, face_b)
         a, b = to_pixel_batch(source_a, size), to_pixel_batch(source_b, size)
         if len(a) != 1 or len(b) != 1:

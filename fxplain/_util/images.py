@@ -4,8 +4,9 @@ Accepted: a uint8 or float array ``(H, W, 3)`` or ``(N, H, W, 3)`` (floats
 are pixel values on the 0-255 scale, which is what perturbation methods
 produce), a PIL image, a path to an image file, a :class:`~fxplain.Face`, or
 a list of these. A uint8 photo (array, file or PIL image) that is not of the
-model's size is replaced by the aligned chip of its largest face (by the
-aligner :mod:`fxplain.faces` registers); a Face by its own chip. Every
+model's size (:func:`is_photo`) is replaced by the aligned chip of one of its
+faces — the largest by default, see :func:`check_face_choice` — by the
+aligner :mod:`fxplain.faces` registers; a Face by its own chip. Every
 problem (wrong shape or dtype, NaN, an empty batch, an unreadable file, a
 size that is not the model's) raises :class:`~fxplain.InvalidInputError`
 naming what was expected and what was given.
@@ -55,16 +56,54 @@ def decode_image(source: Any, name: str) -> np.ndarray:
 
 
 #: How a photo that is not a chip of the model's size becomes one:
-#: ``align(photo uint8 (H, W, 3), size (H, W), name) -> chip``. The layer that
-#: detects and aligns faces (fxplain.faces) registers it, so that this bottom
-#: layer takes photos without importing the layers above it.
-_photo_aligner: Callable[[np.ndarray, tuple[int, int], str], np.ndarray] | None = None
+#: ``align(photo uint8 (H, W, 3), size (H, W), name, face choice) -> chip``.
+#: The layer that detects and aligns faces (fxplain.faces) registers it, so
+#: that this bottom layer takes photos without importing the layers above it.
+_photo_aligner: Callable[[np.ndarray, tuple[int, int], str, Any], np.ndarray] | None = None
+
+#: The named ways to choose a photo's face (an int picks by index).
+FACE_CHOICES = ("largest", "most_confident")
 
 
-def register_photo_aligner(align: Callable[[np.ndarray, tuple[int, int], str], np.ndarray]) -> None:
+def register_photo_aligner(align: Callable[[np.ndarray, tuple[int, int], str, Any], np.ndarray]) -> None:
     """Make ``align`` turn photos into chips wherever images are taken (see :data:`_photo_aligner`)."""
     global _photo_aligner
     _photo_aligner = align
+
+
+def is_photo(image: Any, size: tuple[int, int]) -> bool:
+    """Whether ``image`` (an array) is a photo to detect faces in for a model of input ``size``.
+
+    A photo is uint8 RGB ``(H, W, 3)`` and not already ``size``; float pixels
+    never are (they come from perturbations and reconstructions of chips).
+    """
+    return isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 \
+        and image.shape[2] == 3 and image.shape[:2] != tuple(size)
+
+
+def check_face_choice(face: Any) -> str | int:
+    """``face`` checked as a choice of which face of a photo stands for it (InvalidInputError if not one).
+
+    ``"largest"`` (most pixels in its box; the default), ``"most_confident"``
+    (the detector's best), or an int ``i``: the i-th face of
+    ``fxplain.detect_faces(photo)`` (most confident first).
+    """
+    if isinstance(face, str) and face in FACE_CHOICES:
+        return face
+    if isinstance(face, (int, np.integer)) and not isinstance(face, bool) and face >= 0:
+        return int(face)
+    raise InvalidInputError(f"face must be one of {FACE_CHOICES} or a face index >= 0 (the order of "
+                            f"fxplain.detect_faces, most confident first), got {face!r}")
+
+
+def pair_face_choices(face: Any) -> tuple[str | int, str | int]:
+    """``face=`` of a pair entry point: one choice for both sides, or a ``(choice_a, choice_b)`` pair."""
+    if isinstance(face, (tuple, list)):
+        if len(face) != 2:
+            raise InvalidInputError(f"face must be one choice or a pair (choice_a, choice_b), got {face!r}")
+        return check_face_choice(face[0]), check_face_choice(face[1])
+    choice = check_face_choice(face)
+    return choice, choice
 
 
 def load_photo(image: Any) -> tuple[np.ndarray, str]:
@@ -76,23 +115,22 @@ def load_photo(image: Any) -> tuple[np.ndarray, str]:
     return photo, name
 
 
-def _one(item: Any, where: str, size: tuple[int, int] | None) -> np.ndarray:
+def _one(item: Any, where: str, size: tuple[int, int] | None, face: Any = "largest") -> np.ndarray:
     """A single image as an (H, W, 3) array (uint8 or float); a photo becomes the chip of ``size`` if it can."""
     if hasattr(item, "aligned_chip"):  # a Face: its own chip
         if size is None:
             raise InvalidInputError(f"{where}: expected a photo, got a Face")
         return item.aligned_chip(size)
     if isinstance(item, (str, os.PathLike)):
-        return _aligned(_from_file(Path(item)), size, str(item))
-    return _aligned(_array(item, where), size, where)
+        return _aligned(_from_file(Path(item)), size, str(item), face)
+    return _aligned(_array(item, where), size, where, face)
 
 
-def _aligned(image: np.ndarray, size: tuple[int, int] | None, name: str) -> np.ndarray:
-    """``image``, or the chip of its largest face when it is a uint8 photo that is not ``size``."""
-    if size is None or image.shape[:2] == tuple(size) or _photo_aligner is None or image.dtype != np.uint8 \
-            or image.ndim != 3 or image.shape[2] != 3:
+def _aligned(image: np.ndarray, size: tuple[int, int] | None, name: str, face: Any) -> np.ndarray:
+    """``image``, or the chip of its chosen face when it is a photo (:func:`is_photo`)."""
+    if size is None or _photo_aligner is None or not is_photo(image, size):
         return image
-    return _photo_aligner(image, tuple(size), name)
+    return _photo_aligner(image, tuple(size), name, face)
 
 
 def _array(item: Any, where: str) -> np.ndarray:
@@ -121,7 +159,8 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) -> np.ndarray:
+def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False,
+                   face: Any = "largest") -> np.ndarray:
     """Convert ``images`` to a C-contiguous float32 array ``(N, H, W, 3)`` of 0-255 pixels.
 
     Parameters
@@ -134,11 +173,14 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
         If False (default), images of another size are an error. If True, they
         are resized bilinearly to ``size`` — only sensible for face crops that
         are already aligned like the model's chips, never for whole photos.
+    face
+        Which face of each photo stands for it (:func:`check_face_choice`).
     """
+    face = check_face_choice(face)
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise InvalidInputError("expected at least one image, got an empty list")
-        arrays = [_one(item, f"image {i}", None if resize else size) for i, item in enumerate(images)]
+        arrays = [_one(item, f"image {i}", None if resize else size, face) for i, item in enumerate(images)]
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1 and not resize:
             raise InvalidInputError(f"images in one batch must share a size, got {sorted(shapes)}")
@@ -152,7 +194,7 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False) 
         batch = images
         given_floats = np.issubdtype(batch.dtype, np.floating)
     else:
-        batch = _one(images, "image", None if resize else size)[None]
+        batch = _one(images, "image", None if resize else size, face)[None]
         given_floats = np.issubdtype(batch.dtype, np.floating)
 
     if batch.dtype != np.uint8 and not np.issubdtype(batch.dtype, np.floating):

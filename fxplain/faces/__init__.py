@@ -23,20 +23,20 @@ Layer: above :mod:`fxplain.models`, below :mod:`fxplain.methods`.
 
 from .alignment import face_chip, face_chip_details
 from .detector import FaceDetector, face_detector_path, load_face_detector
-from .face import Face, align_largest_face, detect_faces, face_in, largest_face
+from .face import Face, align_face, choose_face, detect_faces, face_in
 from .shape_predictor import ShapePredictor, load_shape_predictor, shape_predictor_path
 
 __all__ = [
            "Face",
            "FaceDetector",
            "ShapePredictor",
-           "align_largest_face",
+           "align_face",
+           "choose_face",
            "detect_faces",
            "face_chip",
            "face_chip_details",
            "face_detector_path",
            "face_in",
-           "largest_face",
            "load_face_detector",
            "load_shape_predictor",
            "shape_predictor_path",

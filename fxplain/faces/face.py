@@ -2,12 +2,13 @@
 
 ``detect_faces`` runs dlib's pipeline on the C core — the CNN detector, the
 5-point landmarks (rounded to whole pixels, as dlib stores them), and, on
-demand, the aligned chip. Registering :func:`align_largest_face` with
+demand, the aligned chip. Registering :func:`align_face` with
 :mod:`fxplain._util.images` (done when this package is imported) lets every
 entry point that takes images (``model.embed``, ``model.verify``,
 ``Explainer.explain``, the CLI) take photos: a photo that is not already a
-chip of the model's size is replaced by the chip of its largest face, and a
-:class:`Face` by its own chip.
+chip of the model's size is replaced by the chip of its largest face (or the
+one ``face=`` chooses, :func:`choose_face`), and a :class:`Face` by its own
+chip.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from .._util.images import load_photo, register_photo_aligner
+from .._util.images import check_face_choice, is_photo, load_photo, register_photo_aligner
 from .alignment import face_chip
 from .detector import load_face_detector
 from .shape_predictor import load_shape_predictor
@@ -109,40 +110,54 @@ def detect_faces(image: Any, *, upsample: int = 0, min_confidence: float = 0.0) 
             for box, confidence in found]
 
 
-def align_largest_face(photo: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
-    """The chip of the largest face in ``photo`` for a model of input ``size``; InvalidInputError if none.
+def align_face(photo: np.ndarray, size: tuple[int, int], name: str, face: Any = "largest") -> np.ndarray:
+    """The chip of the chosen face of ``photo`` for a model of input ``size``; InvalidInputError if none.
 
-    Detects at upsample 0, and once more at upsample 1 when nothing is found
-    (small faces), as far as the photo's size allows.
+    See :func:`choose_face`; this is what image inputs call for a photo.
     """
     _template(tuple(size), name)  # a model fxplain has no template for: say so before detecting
-    return largest_face(photo, name).aligned_chip(size)
+    return choose_face(photo, name, face).aligned_chip(size)
 
 
-def face_in(image: Any, size: tuple[int, int]) -> tuple[Face | None, Any]:
+def face_in(image: Any, size: tuple[int, int], face: Any = "largest") -> tuple[Face | None, Any]:
     """The Face an image input stands for, and what to take the pixels from.
 
     A Face gives itself; a photo — a uint8 RGB image (array, file or PIL
-    image) that is not of the model's input ``size`` — its largest face; a
-    chip ``None`` and its decoded pixels (so a file is read once). Anything
-    else (float pixels, batches, bad input) gives ``(None, image)``, left to
-    the image checks.
+    image) that is not of the model's input ``size`` — its chosen face
+    (:func:`choose_face`); a chip ``None`` and its decoded pixels (so a file
+    is read once). Anything else (float pixels, batches, bad input) gives
+    ``(None, image)``, left to the image checks.
     """
+    face = check_face_choice(face)
     if isinstance(image, Face):
         return image, image
     try:
         photo, name = load_photo(image)
     except InvalidInputError:
         return None, image
-    if photo.shape[:2] == tuple(size):
+    if not is_photo(photo, size):
         return None, photo
     _template(tuple(size), name)
-    face = largest_face(photo, name)
-    return face, face
+    chosen = choose_face(photo, name, face)
+    return chosen, chosen
 
 
-def largest_face(photo: np.ndarray, name: str) -> Face:
-    """The largest face in ``photo`` (upsample 0, then 1 if none); InvalidInputError naming ``name`` if none."""
+def choose_face(photo: np.ndarray, name: str, face: Any = "largest") -> Face:
+    """The face of ``photo`` that stands for it; InvalidInputError naming ``name`` if there is none.
+
+    Parameters
+    ----------
+    photo : numpy.ndarray
+        uint8 ``(H, W, 3)``.
+    name : str
+        The photo's name in errors and in the Face's ``source``.
+    face : str or int
+        ``"largest"`` (most pixels in its box; default), ``"most_confident"``,
+        or the index of the face in :func:`detect_faces` order (most confident
+        first). Faces are detected at upsample 0, and at upsample 1 when there
+        is none (small faces), as far as the photo's size allows.
+    """
+    face = check_face_choice(face)
     faces = detect_faces(photo)
     if not faces:
         try:
@@ -153,8 +168,16 @@ def largest_face(photo: np.ndarray, name: str) -> Face:
         raise InvalidInputError(f"{name}: no face found in the {photo.shape[1]}x{photo.shape[0]} photo "
                                 "(dlib's CNN detector, upsampled once); pass an aligned chip of the model's "
                                 "size, or a Face from fxplain.detect_faces")
-    largest = max(faces, key=lambda face: face.area)
-    return Face(largest.box, largest.confidence, largest.landmarks, largest.photo, name)
+    if face == "largest":
+        chosen = max(faces, key=lambda f: f.area)
+    elif face == "most_confident":
+        chosen = faces[0]
+    elif face < len(faces):
+        chosen = faces[face]
+    else:
+        raise InvalidInputError(f"{name}: face={face} asked for, but the photo has {len(faces)} "
+                                f"face{'s' if len(faces) != 1 else ''} (0 to {len(faces) - 1}, most confident first)")
+    return Face(chosen.box, chosen.confidence, chosen.landmarks, chosen.photo, name)
 
 
 def _template(size: tuple[int, int], name: str) -> dict:
@@ -182,4 +205,4 @@ def _predictor():
         return _LOADED["predictor"]
 
 
-register_photo_aligner(align_largest_face)
+register_photo_aligner(align_face)

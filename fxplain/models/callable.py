@@ -51,10 +51,11 @@ class CallableModel:
     def __repr__(self) -> str:
         return f"CallableModel(name={self.name!r}, input_size={self.input_size}, metric={self.metric!r})"
 
-    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False) -> np.ndarray:
-        """Embeddings of images (same inputs as :meth:`fxplain.FaceModel.embed`)."""
+    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest") -> np.ndarray:
+        """Embeddings of images (same inputs and ``face=`` as :meth:`fxplain.FaceModel.embed`)."""
         batch_size = check_positive_int("batch_size", batch_size)
-        return self.embed_pixels(to_pixel_batch(images, self.input_size, resize=resize), batch_size=batch_size)
+        return self.embed_pixels(to_pixel_batch(images, self.input_size, resize=resize, face=face),
+                                 batch_size=batch_size)
 
     def embed_pixels(self, pixels: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
         """Call the function on chunks of float32 (N, H, W, 3) pixels; check what it returns."""

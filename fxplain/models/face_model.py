@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import CoreError, InvalidInputError
-from .._util.images import to_pixel_batch
+from .._util.images import pair_face_choices, to_pixel_batch
 from .._util.validation import check_positive_int
 from ..runtime.core_net import build_core_net
 from ..runtime.spec import NetworkSpec
@@ -106,19 +106,25 @@ class FaceModel:
         return (f"FaceModel(name={self.name!r}, input_size={self.input_size}, "
                 f"embedding_size={self.embedding_size}, metric={self.metric!r}, threshold={self.threshold:.4f})")
 
-    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False) -> np.ndarray:
+    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest") -> np.ndarray:
         """Embeddings of face images.
 
         Parameters
         ----------
         images
             A uint8 (or 0-255 float) RGB array ``(H, W, 3)`` or ``(N, H, W, 3)``,
-            a PIL image, a file path, or a list of these. Images must be aligned
-            chips of :attr:`input_size`.
+            a PIL image, a file path, a :class:`~fxplain.Face`, or a list of
+            these: aligned chips of :attr:`input_size`, or photos (uint8, one
+            by one), whose face is detected and aligned as the model's chip.
         batch_size : int
             Images per call into the core; memory grows with it.
         resize : bool
-            Resize images of another size instead of raising (bilinear).
+            Resize images of another size instead of raising (bilinear; for
+            crops already aligned like the model's chips, never for photos).
+        face : str or int
+            Which face of each photo: ``"largest"`` (default),
+            ``"most_confident"``, or an index into
+            :func:`fxplain.detect_faces`' order (most confident first).
 
         Returns
         -------
@@ -128,11 +134,11 @@ class FaceModel:
         Raises
         ------
         InvalidInputError
-            For images of the wrong type, shape, dtype or size, NaN values, or
-            an empty batch.
+            For images of the wrong type, shape, dtype or size, NaN values, an
+            empty batch, or a photo without the chosen face.
         """
         batch_size = check_positive_int("batch_size", batch_size)
-        pixels = to_pixel_batch(images, self.input_size, resize=resize)
+        pixels = to_pixel_batch(images, self.input_size, resize=resize, face=face)
         return self.embed_pixels(pixels, batch_size=batch_size)
 
     def embed_pixels(self, pixels: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
@@ -299,9 +305,17 @@ class FaceModel:
             grad_pixels = self._net.train_backward(grad.reshape((len(pixels),) + self._net.output_shape()))[0]
         return emb, self._finite(grad_pixels, "gradients")
 
-    def verify(self, image_a: Any, image_b: Any) -> Verification:
-        """Compare two faces: score, threshold, decision and embedding distance."""
-        emb = self.embed([image_a, image_b])
+    def verify(self, image_a: Any, image_b: Any, *, face: Any = "largest") -> Verification:
+        """Compare two faces: score, threshold, decision and embedding distance.
+
+        ``image_a``/``image_b`` are what :meth:`embed` takes for one image;
+        ``face`` chooses the face of a photo as there, for both sides or as a
+        ``(choice_a, choice_b)`` pair.
+        """
+        face_a, face_b = pair_face_choices(face)
+        emb = np.concatenate([self.embed(image_a, face=face_a), self.embed(image_b, face=face_b)])
+        if len(emb) != 2:
+            raise InvalidInputError(f"verify takes one image per side, got {len(emb)} images")
         score = self.score(emb[0], emb[1])
         distance = float(np.linalg.norm(emb[0].astype(np.float64) - emb[1]))
         return Verification(score=score, threshold=self.threshold, match=score >= self.threshold,

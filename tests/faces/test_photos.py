@@ -125,3 +125,38 @@ def test_explanations_of_photos_keep_their_faces_and_draw_on_the_photos(model, f
         r.plot(on="map")
     chips = fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(tom.chip(), collage[3].chip())
     assert chips.faces is None and "faces" not in chips.extras
+
+
+def test_face_chooses_which_face_of_a_photo(model, folder, photo_oracle):
+    """face= picks by index (detect_faces order), the most confident or the largest, on every entry point."""
+    path = folder / "2008_001322.jpg"  # three faces
+    want = [np.asarray(w["descriptor"], np.float32) for w in photo_oracle[path.name]["upsample_0"]]
+    faces = fxplain.detect_faces(path)
+    largest = max(range(len(faces)), key=lambda k: faces[k].area)
+    assert len(faces) == 3
+    for k in range(3):
+        np.testing.assert_allclose(model.embed(path, face=k)[0], want[k], atol=1e-5)
+    np.testing.assert_allclose(model.embed([path, path], face="most_confident"), [want[0], want[0]], atol=1e-5)
+    np.testing.assert_allclose(model.embed(path)[0], want[largest], atol=1e-5)
+    v = model.verify(path, path, face=(0, 2))
+    assert v.score == pytest.approx(model.score(want[0], want[2]), abs=1e-5)
+    r = fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(path, path, face=(2, 1))
+    assert [f.box for f in r.faces] == [faces[2].box, faces[1].box]
+    chip = faces[0].chip(model)
+    np.testing.assert_array_equal(model.embed(chip, face=2), model.embed(chip))  # a chip is a chip
+    with pytest.raises(fxplain.InvalidInputError, match=r"face=3 asked for, but the photo has 3 faces"):
+        model.embed(path, face=3)
+    for bad in ("smallest", -1, True, 1.5, None, (0, 1, 2)):
+        with pytest.raises(fxplain.InvalidInputError, match="face"):
+            model.verify(chip, chip, face=bad)
+
+
+def test_cli_face_option(folder):
+    path = str(folder / "2008_001322.jpg")
+    done = subprocess.run([sys.executable, "-m", "fxplain", "verify", path, path, "--face", "0,2"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "DIFFERENT" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "fxplain", "verify", path, path, "--face", "7"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0 and "face=7" in done.stderr
