@@ -20,8 +20,15 @@ Photo sets: ``bald_guys.jpg`` (1986x1545, 24 faces) and the nine PASCAL photos
 
 Usage::
 
-    python benchmarks/bench_photos.py [--upsample 1] [--repeats 3 | --quick] [--threads 2]
-                                      [--photo-set all|bald_guys|PASCAL] [--no-memory]
+    python benchmarks/bench_photos.py [--upsample 1] [--repeats 3] [--dlib-repeats 1] [--quick]
+                                      [--threads 2] [--photo-set all|bald_guys|PASCAL] [--no-memory]
+
+Run time: on the reference machine one dlib run of both sets at upsample 1 takes
+~8 min (bald_guys alone ~5 min), so dlib gets ``--dlib-repeats 1`` by default
+(a run of minutes varies little) and fxplain ``--repeats 3``; the memory
+children add one more run of each side, so the default run takes ~16 min.
+``--upsample 0`` (~4x less detector work), ``--photo-set PASCAL`` or
+``--no-memory`` make it shorter.
 
 What is timed
     Photos are decoded once with PIL into uint8 RGB (H, W, 3) arrays before any
@@ -29,7 +36,8 @@ What is timed
     neither side (dlib's side copies them into a ``matrix<rgb_pixel>``, which is
     timed). Each repeat runs every photo of a set on one side, then on the
     other (``_common.measure``: repeats alternate between the sides, so drift
-    hits both alike); the median repeat is reported. There is no separate
+    hits both alike; once the side with fewer repeats is done the other runs
+    its extra repeats alone); the median repeat is reported. There is no separate
     warm-up on either side (fxplain's first call pays for oneDNN primitive
     creation, dlib's for its allocations), so with ``--quick`` (1 repeat) those
     costs are in the numbers. Model loading (reading and parsing the three model
@@ -376,6 +384,7 @@ def measure_memory(side: str, photo_set: str, args: argparse.Namespace, faces_di
     command = [sys.executable, str(Path(__file__).resolve()), "--side", side, "--measure-memory",
                "--photo-set", photo_set, "--upsample", str(args.upsample), "--threads", str(args.threads),
                "--faces-dir", str(faces_dir), "--model-files", *model_files]
+    print(f"memory child: {side} on {photo_set} ...", file=sys.stderr, flush=True)
     proc = subprocess.run(command, check=False, capture_output=True, text=True)  # failure is reported
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]}
@@ -471,6 +480,7 @@ def main_benchmark(args: argparse.Namespace) -> None:
     print_header(args, pipelines["dlib"], loads)
     summary, rows = [], []
     for name, files in sets.items():
+        print(f"timing {name} ...", file=sys.stderr, flush=True)
         photos = {p.name: decode(p) for p in files}
         history = {side: [] for side in SIDES}
         runs = {side: recording(set_runner(pipelines[side], photos, args.upsample), history[side]) for side in SIDES}

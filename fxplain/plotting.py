@@ -191,13 +191,36 @@ def warp_to_photo(chip_map: np.ndarray, chip_to_photo: np.ndarray, photo_size: t
     return out.reshape(h, w)
 
 
-def plot_on_photos(result, *, alpha: float = 0.6, figsize=None):
+def _view_around(transform: np.ndarray, chip_shape: tuple[int, int], photo_shape: tuple[int, int],
+                 context: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x and y limits of a window ``context`` times the chip's footprint on the photo, centred on it, in the photo."""
+    rows, cols = chip_shape
+    corners = np.array([[0, 0, 1], [cols - 1, 0, 1], [0, rows - 1, 1], [cols - 1, rows - 1, 1]], np.float64)
+    points = corners @ np.asarray(transform, np.float64).T
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    half = context * float((points.max(axis=0) - points.min(axis=0)).max()) / 2
+    limits = []
+    for axis, extent in ((0, photo_shape[1]), (1, photo_shape[0])):
+        low, high = centre[axis] - half, centre[axis] + half
+        if high - low >= extent:
+            low, high = 0.0, float(extent)
+        elif low < 0:
+            low, high = 0.0, high - low
+        elif high > extent:
+            low, high = low - (high - extent), float(extent)
+        limits.append((low - 0.5, high - 0.5))
+    return limits[0], limits[1]
+
+
+def plot_on_photos(result, *, alpha: float = 0.6, figsize=None, context: float | None = 4.0):
     """Each side's similarity and dissimilarity maps warped back onto its photo, with the face's box.
 
     Rows are sides A and B, columns similarity (green) and dissimilarity
     (red), one colour scale for all four maps as :func:`plot_pair`. A side
     given as a chip is drawn on its chip. Needs ``result.faces`` (explanations
-    of photos made in this session). Returns the figure.
+    of photos made in this session). ``context``: show a window this many
+    times the face's chip footprint around it (a small face in a large photo
+    stays visible); ``None`` shows the whole photo. Returns the figure.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
@@ -224,6 +247,10 @@ def plot_on_photos(result, *, alpha: float = 0.6, figsize=None):
                                        edgecolor="yellow", linewidth=1.0))
             ax.imshow(_gray(background), cmap="gray", vmin=0, vmax=1)
             shown = ax.imshow(shown_map, cmap=cmap, vmin=0, vmax=vmax, alpha=alpha)
+            if face is not None and context is not None:
+                x_limits, y_limits = _view_around(transform, chip_map.shape, face.photo.shape[:2], float(context))
+                ax.set_xlim(*x_limits)
+                ax.set_ylim(y_limits[1], y_limits[0])  # image rows grow downward
             ax.set_title(f"{kind_name} {'AB'[row]}")
             ax.set_axis_off()
             if row == 1:

@@ -108,13 +108,14 @@ class PairExplanation:
         return float(np.sqrt(max(-self.threshold, 0.0)))
 
     def plot(self, ax=None, *, side: str = "A", kind: str = "dissimilarity", alpha: float = 0.6,
-             figsize: tuple[float, float] | None = None, on: str = "chip"):
+             figsize: tuple[float, float] | None = None, on: str = "chip", context: float | None = 4.0):
         """Draw the explanation; see :func:`fxplain.plotting.plot_pair`.
 
         ``on="photo"`` draws each side's maps warped back onto the photo its
         face came from, with the face's box (:func:`fxplain.plotting.plot_on_photos`;
         only for photos explained in this session — saved results keep the
-        boxes and transforms, not the photos).
+        boxes and transforms, not the photos), in a window ``context`` times
+        the face's chip footprint around it (``None``: the whole photo).
 
         Without ``ax``, a new figure: both faces with their similarity and
         dissimilarity overlays, one colour scale shared by all four maps so
@@ -127,7 +128,7 @@ class PairExplanation:
         from .plotting import plot_on_photos, plot_pair
 
         if on == "photo":
-            return plot_on_photos(self, alpha=alpha, figsize=figsize)
+            return plot_on_photos(self, alpha=alpha, figsize=figsize, context=context)
         if on != "chip":
             raise InvalidInputError(f"on must be 'chip' or 'photo', got {on!r}")
         return plot_pair(self, ax=ax, side=side, kind=kind, alpha=alpha, figsize=figsize or (9.0, 6.4))

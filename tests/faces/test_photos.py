@@ -105,7 +105,13 @@ def test_explanations_of_photos_keep_their_faces_and_draw_on_the_photos(model, f
     assert r.faces[0].box == tom.box and r.faces[1] is collage[3]
     record = r.extras["faces"][1]
     assert record["box"] == list(collage[3].box) and record["photo_size"] == list(collage[3].photo.shape[:2])
-    assert isinstance(r.plot(on="photo"), Figure)
+    assert isinstance(r.plot(on="photo", context=None), Figure)
+    # by default a window around each face: 4 chip footprints around the collage's face, all of Tom's portrait
+    axes = r.plot(on="photo").axes
+    footprint = 150 * np.hypot(*np.asarray(r.extras["faces"][1]["chip_to_photo"])[:, 0])
+    width = np.diff(axes[2].get_xlim())[0]
+    assert width == pytest.approx(4 * footprint, rel=0.15)
+    assert axes[0].get_xlim() == pytest.approx((-0.5, tom.photo.shape[1] - 0.5))
     # the warp puts a chip pixel where the transform says it came from
     transform = np.asarray(record["chip_to_photo"])
     spot = np.zeros((150, 150))
@@ -160,3 +166,28 @@ def test_cli_face_option(folder):
     done = subprocess.run([sys.executable, "-m", "fxplain", "verify", path, path, "--face", "7"],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode != 0 and "face=7" in done.stderr
+
+
+def _clusters(embeddings: np.ndarray, threshold: float) -> list[frozenset]:
+    """Groups linked by distances below ``threshold`` (single linkage, as dlib's example links faces)."""
+    distance = np.linalg.norm(embeddings[:, None].astype(np.float64) - embeddings[None], axis=-1)
+    label = list(range(len(embeddings)))
+    changed = True
+    while changed:
+        changed = False
+        for i, j in zip(*np.nonzero(distance < threshold)):
+            low = min(label[i], label[j])
+            if label[i] != low or label[j] != low:
+                label[i] = label[j] = low
+                changed = True
+    return sorted({frozenset(k for k in range(len(label)) if label[k] == g) for g in label}, key=min)
+
+
+def test_the_collage_clusters_into_dlibs_four_people(model, folder, photo_oracle):
+    """bald_guys' 24 faces, linked at dlib's 0.6: the 4 people of 6 faces that dlib's own descriptors give."""
+    faces = fxplain.detect_faces(folder / "bald_guys.jpg")
+    assert model.facts["distance_threshold"] == pytest.approx(0.6)
+    got = _clusters(model.embed(faces), 0.6)
+    want = _clusters(np.array([w["descriptor"] for w in photo_oracle["bald_guys.jpg"]["upsample_0"]]), 0.6)
+    assert got == want
+    assert sorted(len(c) for c in got) == [6, 6, 6, 6]
