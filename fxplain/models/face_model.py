@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,18 +60,23 @@ class FaceModel:
         ``"squared_euclidean"`` (score = −‖a − b‖²) or ``"cosine"``.
     threshold : float
         Decision threshold on the score scale: a pair matches iff
-        ``score >= threshold``.
+        ``score >= threshold``. A model loaded without one (an ONNX file
+        carries none) raises :class:`~fxplain.InvalidInputError` saying how
+        to get one (:func:`fxplain.calibrate_threshold`) until it is set:
+        ``model.threshold = t``.
     model_hash : str
         SHA-256 of the architecture and weights; stored with every result.
     """
 
-    def __init__(self, spec: NetworkSpec, *, name: str, metric: str, threshold: float,
+    def __init__(self, spec: NetworkSpec, *, name: str, metric: str, threshold: float | None,
                  source: str | None = None, facts: dict | None = None, precision: str = "fp32"):
         check_metric(metric)
         self.spec = spec
         self.name = name
         self.metric = metric
-        self.threshold = float(threshold)
+        self._threshold: float | None = None
+        if threshold is not None and not math.isnan(float(threshold)):
+            self.threshold = threshold
         self.source = source
         self.facts = dict(facts or {})
         shapes = spec.shapes()
@@ -86,6 +92,31 @@ class FaceModel:
         self._lock = threading.Lock()
         self.precision = "fp32"
         self.set_precision(precision)
+
+    @property
+    def threshold(self) -> float:
+        """The decision threshold on the score scale (see the class docstring)."""
+        if self._threshold is None:
+            raise InvalidInputError(
+                f"model {self.name!r} has no decision threshold (an ONNX file carries none): calibrate one on "
+                "faces of known identity, threshold = fxplain.calibrate_threshold(model, dataset, fmr=1e-3), "
+                "then set model.threshold = threshold (or pass threshold= to load_model)")
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"threshold must be a number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise InvalidInputError(f"threshold must be finite, got {value!r}")
+        self._threshold = value
+
+    @property
+    def has_threshold(self) -> bool:
+        """Whether :attr:`threshold` is set."""
+        return self._threshold is not None
 
     def set_precision(self, precision: str) -> None:
         """Choose the arithmetic of convolutions and dense layers.
@@ -104,7 +135,8 @@ class FaceModel:
 
     def __repr__(self) -> str:
         return (f"FaceModel(name={self.name!r}, input_size={self.input_size}, "
-                f"embedding_size={self.embedding_size}, metric={self.metric!r}, threshold={self.threshold:.4f})")
+                f"embedding_size={self.embedding_size}, metric={self.metric!r}, "
+                f"threshold={f'{self._threshold:.4f}' if self.has_threshold else None})")
 
     def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest") -> np.ndarray:
         """Embeddings of face images.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
+from typing import Any
 
-from .._util.errors import InvalidInputError, ModelFormatError
+from .._util.errors import FxplainWarning, InvalidInputError, ModelFormatError
 from .._util.files import read_untrusted_file
 from .face_model import FaceModel
 from .formats import FORMATS, format_for
@@ -17,9 +19,12 @@ from .formats.dlib import (
     dlib_model_path,
     score_threshold,
 )
+from .formats.onnx_format import OnnxOptions, read_onnx
 
 
-def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") -> FaceModel:
+def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32", threshold: float | None = None,
+               mean: Any = None, std: Any = None, channels: str | None = None,
+               input_size: tuple[int, int] | None = None, metric: str | None = None) -> FaceModel:
     """Load a face-recognition model onto the C core.
 
     Parameters
@@ -27,10 +32,21 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") ->
     model : str or path
         ``"dlib"`` for dlib's ResNet face descriptor (LFW accuracy 99.38 %,
         public domain), or the path of a model file in a registered format
-        (:data:`fxplain.models.formats.FORMATS`): a dlib ``.dat`` network, or
-        fxplain's own network file holding a face model.
+        (:data:`fxplain.models.formats.FORMATS`): a dlib ``.dat`` network,
+        fxplain's own network file holding a face model, or an ONNX model
+        (``.onnx``, opsets 11-18; needs ``pip install fxplain[onnx]``).
     precision : {"fp32", "bf16"}
         Arithmetic of the convolutions; see :meth:`FaceModel.set_precision`.
+    threshold : float, optional
+        The decision threshold on the score scale, instead of the file's (an
+        ONNX file has none: without it, decisions raise until one is set,
+        see :func:`fxplain.calibrate_threshold`).
+    mean, std, channels, input_size, metric
+        ONNX models only (the file does not say): ``x = (pixel - mean) / std``
+        per channel in the model's channel order (default 127.5, 127.5, the
+        ArcFace convention), ``channels`` ``"RGB"`` (default) or ``"BGR"``,
+        ``input_size`` ``(H, W)`` when the graph's is dynamic, ``metric``
+        ``"cosine"`` (default) or ``"squared_euclidean"``.
 
     Returns
     -------
@@ -57,16 +73,31 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32") ->
         name = path.name
         fmt = format_for(path, data[:64])
         if fmt is None:
-            hint = "; ONNX models are not supported yet" if path.suffix.lower() == ".onnx" else ""
-            raise ModelFormatError(f"{path}: not a model file fxplain reads (formats: {', '.join(FORMATS)}){hint}")
+            raise ModelFormatError(f"{path}: not a model file fxplain reads (formats: {', '.join(FORMATS)})")
     else:
         raise InvalidInputError(f"model must be 'dlib' or a path, got {type(model).__name__}")
 
-    loaded = fmt.read(data, str(path))
-    facts, threshold = dict(loaded.facts), loaded.threshold
+    onnx_given = {k: v for k, v in (("mean", mean), ("std", std), ("channels", channels),
+                                    ("input_size", input_size), ("metric", metric)) if v is not None}
+    if fmt.name == "onnx":
+        loaded = read_onnx(data, str(path), OnnxOptions(**onnx_given))
+    elif onnx_given:
+        raise InvalidInputError(f"{', '.join(sorted(onnx_given))}: options of ONNX models; a {fmt.name} file "
+                                "says its own preprocessing and metric")
+    else:
+        loaded = fmt.read(data, str(path))
+    facts, file_threshold = dict(loaded.facts), loaded.threshold
     if name == "dlib":  # the published operating point, whatever the file stores
         facts["distance_threshold"] = DLIB_DISTANCE_THRESHOLD
-        threshold = score_threshold(DLIB_DISTANCE_THRESHOLD)
+        file_threshold = score_threshold(DLIB_DISTANCE_THRESHOLD)
     facts["format"] = fmt.name
-    return FaceModel(loaded.spec, name=name, metric=loaded.metric, threshold=threshold,
-                     source=str(path), facts=facts, precision=precision)
+    model_obj = FaceModel(loaded.spec, name=name, metric=loaded.metric, threshold=file_threshold,
+                          source=str(path), facts=facts, precision=precision)
+    if threshold is not None:
+        model_obj.threshold = threshold
+        model_obj.facts["threshold_source"] = "given"
+    elif fmt.name == "onnx":
+        warnings.warn(f"{path}: an ONNX file carries no decision threshold; scores and maps work, decisions "
+                      "raise until one is set: model.threshold = fxplain.calibrate_threshold(model, dataset)",
+                      FxplainWarning, stacklevel=2)
+    return model_obj

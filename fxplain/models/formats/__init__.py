@@ -4,7 +4,7 @@ A format is a :class:`ModelFormat`: a name, the file suffixes it claims, a
 ``sniff`` test on the file's first bytes, and a reader turning the file's
 bytes into a :class:`LoadedNetwork` (a spec with its metric and threshold).
 Readers treat files as untrusted data (bounds checks, no pickle). A new
-format (ONNX next) is one module here plus one :func:`register_format` call.
+format is one module here plus one :func:`register_format` call.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from .base import LoadedNetwork, ModelFormat
 from .dlib import DLIB_FORMAT
 from .fxspec import FXSPEC_FORMAT
+from .onnx_format import ONNX_FORMAT
 
 __all__ = ["FORMATS", "LoadedNetwork", "ModelFormat", "format_for", "register_format"]
 
@@ -37,3 +38,4 @@ def format_for(path: Path, head: bytes) -> ModelFormat | None:
 
 register_format(DLIB_FORMAT)
 register_format(FXSPEC_FORMAT)
+register_format(ONNX_FORMAT)
