@@ -33,10 +33,10 @@ from ._util.errors import (
     ModelNotFoundError,
     UnverifiedWeightsWarning,
 )
-from .evaluation import EvaluationReport, evaluate
+from .evaluation import EvaluationReport, ThresholdCalibration, calibrate_threshold, evaluate
 from .explainer import Explainer
 from .faces import Face, detect_faces
-from .models import CallableModel, FaceModel, load_model, wrap
+from .models import CallableModel, FaceModel, from_torch, load_model, wrap
 from .reconstruction import Decoder, default_decoder, load_decoder, train_decoder
 from .results import PairExplanation
 from .runtime import NetworkSpec
@@ -59,13 +59,16 @@ __all__ = [
     "ModelNotFoundError",
     "NetworkSpec",
     "PairExplanation",
+    "ThresholdCalibration",
     "UnverifiedWeightsWarning",
     "__version__",
     "backend_info",
+    "calibrate_threshold",
     "default_decoder",
     "detect_faces",
     "evaluate",
     "faces",
+    "from_torch",
     "load_decoder",
     "load_model",
     "train_decoder",

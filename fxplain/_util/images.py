@@ -2,7 +2,8 @@
 
 Accepted: a uint8 or float array ``(H, W, 3)`` or ``(N, H, W, 3)`` (floats
 are pixel values on the 0-255 scale, which is what perturbation methods
-produce), a PIL image, a path to an image file, a :class:`~fxplain.Face`, or
+produce), a torch tensor of the same (or in torch's ``(N, 3, H, W)``
+layout; detached, moved to the CPU), a PIL image, a path to an image file, a :class:`~fxplain.Face`, or
 a list of these. A uint8 photo (array, file or PIL image) that is not of the
 model's size (:func:`is_photo`) is replaced by the aligned chip of one of its
 faces — the largest by default, see :func:`check_face_choice` — by the
@@ -133,7 +134,24 @@ def _aligned(image: np.ndarray, size: tuple[int, int] | None, name: str, face: A
     return _photo_aligner(image, tuple(size), name, face)
 
 
+def _from_tensor(item: Any) -> Any:
+    """A torch tensor as a NumPy array (detached, on the CPU); images (C, H, W) / (N, C, H, W) made channels-last.
+
+    NumPy's layout is channels-last; a tensor whose last axis is not 3 but
+    whose channel axis (0 of 3, 1 of 4) is 3 is taken as torch's CHW layout.
+    """
+    if not (hasattr(item, "detach") and hasattr(item, "cpu") and hasattr(item, "numpy")):
+        return item
+    arr = item.detach().cpu().numpy()
+    if arr.ndim == 3 and arr.shape[-1] != 3 and arr.shape[0] == 3:
+        arr = arr.transpose(1, 2, 0)
+    elif arr.ndim == 4 and arr.shape[-1] != 3 and arr.shape[1] == 3:
+        arr = arr.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(arr)
+
+
 def _array(item: Any, where: str) -> np.ndarray:
+    item = _from_tensor(item)
     try:
         from PIL import Image
 
@@ -177,6 +195,7 @@ def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False,
         Which face of each photo stands for it (:func:`check_face_choice`).
     """
     face = check_face_choice(face)
+    images = _from_tensor(images)
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise InvalidInputError("expected at least one image, got an empty list")

@@ -9,8 +9,9 @@ returns an :class:`EvaluationReport`; the pieces are public too:
 """
 
 from . import baselines, metrics, planted, sanity
+from .calibration import ThresholdCalibration, calibrate_threshold
 from .evaluate import evaluate, load_dataset, sample_pairs
 from .report import BASELINES, EvaluationReport
 
-__all__ = ["BASELINES", "EvaluationReport", "baselines", "evaluate", "load_dataset", "metrics", "planted",
+__all__ = ["BASELINES", "EvaluationReport", "ThresholdCalibration", "baselines", "calibrate_threshold", "evaluate", "load_dataset", "metrics", "planted",
            "sample_pairs", "sanity"]

@@ -16,6 +16,7 @@ from .formats.dlib import dlib_model_path
 from .loading import load_model
 from .protocols import DifferentiableModel, EmbeddingModel
 from .scoring import score_and_embedding_gradient, score_kind
+from .torch_import import from_torch
 
 __all__ = ["CallableModel", "DifferentiableModel", "EmbeddingModel", "FaceModel", "Verification",
-           "dlib_model_path", "load_model", "score_and_embedding_gradient", "score_kind", "wrap"]
+           "dlib_model_path", "from_torch", "load_model", "score_and_embedding_gradient", "score_kind", "wrap"]

@@ -64,7 +64,16 @@ class CallableModel:
             chunk = pixels[start:start + batch_size]
             if self.dtype == "uint8":
                 chunk = np.clip(np.rint(chunk), 0, 255).astype(np.uint8)
-            emb = np.asarray(self.fn(chunk), dtype=np.float32)
+            try:
+                raw = self.fn(chunk)
+            except Exception as exc:  # the user's function: say what it was given
+                raise InvalidInputError(
+                    f"the wrapped function {self.name!r} raised {type(exc).__name__}: "
+                    f"{(str(exc).splitlines() or [''])[0][:200]} when called on a "
+                    f"{chunk.dtype} NumPy array of shape {chunk.shape} (N, H, W, 3 RGB, 0-255); wrap() passes "
+                    "that and expects (N, D) embeddings back. For a torch.nn.Module use fxplain.from_torch "
+                    "(white-box, on the C core), or wrap a function that converts the batch for it") from exc
+            emb = _as_array(raw)
             if emb.ndim != 2 or emb.shape[0] != len(chunk):
                 raise InvalidInputError(f"the wrapped function returned shape {emb.shape} for {len(chunk)} "
                                         "images; expected (N, D)")
@@ -72,6 +81,17 @@ class CallableModel:
                 raise InvalidInputError("the wrapped function returned NaN or infinite embeddings")
             out.append(emb)
         return np.ascontiguousarray(np.concatenate(out))
+
+
+def _as_array(raw: Any) -> np.ndarray:
+    """What the function returned as float32: torch tensors (on any device, requiring grad or not) included."""
+    if hasattr(raw, "detach") and hasattr(raw, "cpu"):
+        raw = raw.detach().cpu().numpy()
+    try:
+        return np.asarray(raw, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"the wrapped function returned {type(raw).__name__}, not an (N, D) array of "
+                                "embeddings") from None
 
 
 def _probe_image(size: tuple[int, int]) -> np.ndarray:
@@ -89,8 +109,10 @@ def wrap(fn: Callable[[np.ndarray], Any], *, input_size: tuple[int, int], thresh
     ----------
     fn : callable
         Takes an ``(N, H, W, 3)`` RGB batch (uint8, or float32 0-255 with
-        ``dtype="float32"``) and returns ``(N, D)`` embeddings (NumPy array or
-        anything ``np.asarray`` accepts, e.g. a CPU torch tensor).
+        ``dtype="float32"``) and returns ``(N, D)`` embeddings (a NumPy
+        array, a torch tensor — on any device, requiring grad or not — or
+        anything ``np.asarray`` accepts). For a ``torch.nn.Module``,
+        :func:`fxplain.from_torch` runs it on the core with every method.
     input_size : (int, int)
         ``(H, W)`` the function expects.
     threshold : float
@@ -102,4 +124,9 @@ def wrap(fn: Callable[[np.ndarray], Any], *, input_size: tuple[int, int], thresh
     dtype : {"uint8", "float32"}
         What the function receives. Perturbed images are rounded for uint8.
     """
+    if type(fn).__module__.startswith("torch") or any(c.__module__.startswith("torch.nn") for c in type(fn).__mro__):
+        raise InvalidInputError(
+            f"wrap() takes a function of (N, H, W, 3) NumPy pixels, got a {type(fn).__name__} module: use "
+            "fxplain.from_torch(module, input_size=..., mean=..., std=...) to run it on the core with every "
+            "method, or wrap a function that turns the pixel batch into the tensor it expects")
     return CallableModel(fn, input_size=input_size, threshold=threshold, metric=metric, name=name, dtype=dtype)

@@ -191,3 +191,42 @@ def test_bad_files_and_graphs_raise_model_format_error(exported, tmp_path):
             _load(bad)
     with pytest.raises(fxplain.ModelNotFoundError):
         _load(tmp_path / "missing.onnx")
+
+
+def test_from_torch_gives_the_modules_embeddings_and_gradients():
+    torch.manual_seed(0)
+    module = randomize(iresnet(18, small=True), seed=3).train()  # from_torch exports in eval mode, restores
+    with pytest.warns(fxplain.FxplainWarning, match="no decision threshold"):
+        model = fxplain.from_torch(module)
+    assert module.training and model.facts["format"] == "torch"
+    module.eval()
+    pixels = _pixels(2)
+    x = torch.tensor(_normalized(pixels), requires_grad=True)
+    want = module(x)
+    assert _relative(model.embed(pixels), want.detach().numpy()) <= TOLERANCE
+    want.sum().backward()
+    assert _relative(model.input_gradient(pixels, np.ones(128, np.float32)),
+                     x.grad.numpy().transpose(0, 2, 3, 1) / 127.5) <= TOLERANCE
+    # torch tensors as images: channels-last as NumPy, or torch's (N, 3, H, W)
+    np.testing.assert_array_equal(model.embed(torch.tensor(pixels)), model.embed(pixels))
+    np.testing.assert_array_equal(model.embed(torch.tensor(pixels).permute(0, 3, 1, 2)), model.embed(pixels))
+    with pytest.raises(fxplain.InvalidInputError, match="torch.nn.Module"):
+        fxplain.from_torch(lambda x: x)
+    with pytest.raises(fxplain.InvalidInputError, match="opset"):
+        fxplain.from_torch(module, opset=9)
+
+
+def test_wrap_says_what_to_pass():
+    module = randomize(iresnet(18, small=True), seed=3)
+    with pytest.raises(fxplain.InvalidInputError, match="from_torch"):
+        fxplain.wrap(module, input_size=(112, 112), threshold=0.3)
+    with pytest.raises(fxplain.InvalidInputError, match=r"raised .* uint8 NumPy array of shape \(1, 112, 112, 3\)"):
+        fxplain.wrap(lambda batch: module(batch), input_size=(112, 112), threshold=0.3)
+
+    def on_tensors(batch):  # returns a tensor that requires grad: taken as it is
+        return module(torch.tensor(_normalized(batch), requires_grad=True))
+
+    wrapped = fxplain.wrap(on_tensors, input_size=(112, 112), threshold=0.3)
+    with torch.no_grad():
+        want = module(torch.tensor(_normalized(_pixels(2)))).numpy()
+    np.testing.assert_allclose(wrapped.embed(_pixels(2)), want, rtol=1e-5, atol=1e-6)
