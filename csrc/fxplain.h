@@ -263,6 +263,12 @@ fx_status fx_face_chip_details(const double landmarks[10], int size, double padd
 fx_status fx_extract_image_chip(int height, int width, const uint8_t *image, const fx_chip_details *details,
                                 uint8_t *chip, double transform[6]);
 
+/* ---- model files: dlib's serialisation (dlib_serial.c) -------------------- */
+
+/* Decode count dlib-serialised integers from data[*pos] on into out; *pos
+ * advances past them, or stays on the first malformed one (error status). */
+fx_status fx_dlib_integers(const uint8_t *data, size_t length, size_t *pos, size_t count, int64_t *out);
+
 /* ---- faces: the CNN detector's input (pyramid.c) -------------------------
  * dlib's input_rgb_image_pyramid<pyramid_down<6>>: the photo and its 5/6
  * downscalings tiled into one image, and dlib's pyramid_up. */

@@ -1,8 +1,10 @@
 /*
  * faces_glue.c - Python wrappers of the face kernels (shape_predictor.c,
- * chip.c): argument checks, result allocation, GIL release.
+ * chip.c, pyramid.c, dlib_serial.c): argument checks, result allocation, GIL release.
  */
 #include "glue.h"
+
+#include <math.h>
 
 /* uint8 (h, w) or (h, w, channels in `allowed`) image, C-contiguous. */
 static PyArrayObject *uint8_image(PyObject *obj, int gray_ok, int *h, int *w, int *c) {
@@ -120,6 +122,48 @@ PyObject *py_face_chip(PyObject *self, PyObject *args) {
     PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c);
     if (!img) return NULL;
     npy_intp chip_shape[3] = {size, size, 3}, tf_shape[2] = {2, 3};
+    chip = PyArray_SimpleNew(3, chip_shape, NPY_UINT8);
+    tf = PyArray_SimpleNew(2, tf_shape, NPY_FLOAT64);
+    if (!chip || !tf) goto fail;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_extract_image_chip(h, w, PyArray_DATA(img), &d, PyArray_DATA((PyArrayObject *)chip),
+                               PyArray_DATA((PyArrayObject *)tf));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        raise_status(st);
+        goto fail;
+    }
+    Py_DECREF(img);
+    return Py_BuildValue("NN", chip, tf);
+fail:
+    Py_DECREF(img);
+    Py_XDECREF(chip);
+    Py_XDECREF(tf);
+    return NULL;
+}
+
+/* extract_chip(image u8[h,w,3], (left, top, right, bottom, angle), rows, cols) -> (u8 (rows, cols, 3), f64 (2, 3)):
+ * dlib's extract_image_chip for any chip_details (templates other than dlib's own, e.g. ArcFace's). */
+PyObject *py_extract_chip(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj, *chip = NULL, *tf = NULL;
+    fx_chip_details d;
+    int h, w, c;
+    if (!PyArg_ParseTuple(args, "O(ddddd)ii", &img_obj, &d.left, &d.top, &d.right, &d.bottom, &d.angle, &d.rows,
+                          &d.cols))
+        return NULL;
+    if (d.rows < 2 || d.rows > 8192 || d.cols < 2 || d.cols > 8192 || !isfinite(d.left) || !isfinite(d.top) ||
+        !isfinite(d.right) || !isfinite(d.bottom) || !isfinite(d.angle) || !(d.right > d.left) ||
+        !(d.bottom > d.top) || fabs(d.left) > 1e7 || fabs(d.top) > 1e7 || fabs(d.right) > 1e7 ||
+        fabs(d.bottom) > 1e7) {
+        PyErr_SetString(InvalidInputError, "extract_chip: chip of 2 to 8192 pixels a side and a finite, "
+                                           "non-empty rectangle within 1e7 pixels");
+        return NULL;
+    }
+    PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c);
+    if (!img) return NULL;
+    npy_intp chip_shape[3] = {d.rows, d.cols, 3}, tf_shape[2] = {2, 3};
     chip = PyArray_SimpleNew(3, chip_shape, NPY_UINT8);
     tf = PyArray_SimpleNew(2, tf_shape, NPY_FLOAT64);
     if (!chip || !tf) goto fail;
@@ -308,5 +352,39 @@ PyObject *py_pyramid_up(PyObject *self, PyObject *args) {
         }
     }
     Py_DECREF(img);
+    return out;
+}
+
+/* dlib_integers(data bytes, pos, count) -> (int64 (count,) or None, pos): None and the position of the first
+ * malformed integer if there is one (the caller reads it again to say why). */
+PyObject *py_dlib_integers(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t pos, count;
+    if (!PyArg_ParseTuple(args, "y*nn", &view, &pos, &count)) return NULL;
+    PyObject *out = NULL;
+    if (pos < 0 || count < 0 || pos > view.len || count > view.len - pos) {
+        /* each integer takes at least one byte */
+        PyErr_Format(InvalidInputError, "dlib_integers: %zd integers cannot start at byte %zd of %zd", count, pos,
+                     view.len);
+        goto done;
+    }
+    npy_intp shape[1] = {count};
+    out = PyArray_SimpleNew(1, shape, NPY_INT64);
+    if (!out) goto done;
+    size_t p = (size_t)pos;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_dlib_integers(view.buf, (size_t)view.len, &p, (size_t)count, PyArray_DATA((PyArrayObject *)out));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(out);
+        out = Py_BuildValue("On", Py_None, (Py_ssize_t)p);
+    } else {
+        PyObject *array = out;
+        out = Py_BuildValue("Nn", array, (Py_ssize_t)p);
+    }
+done:
+    PyBuffer_Release(&view);
     return out;
 }

@@ -69,6 +69,8 @@ PyObject *py_tiled_pyramid(PyObject *self, PyObject *args);
 PyObject *py_pyramid_up(PyObject *self, PyObject *args);
 PyObject *py_pyramid_levels(PyObject *self, PyObject *args);
 PyObject *py_tiled_pyramid_rows(PyObject *self, PyObject *args);
+PyObject *py_dlib_integers(PyObject *self, PyObject *args);
+PyObject *py_extract_chip(PyObject *self, PyObject *args);
 
 #define FACES_METHODS \
     {"shape_predict", py_shape_predict, METH_VARARGS, \
@@ -86,6 +88,10 @@ PyObject *py_tiled_pyramid_rows(PyObject *self, PyObject *args);
      "pyramid_levels(image u8[h,w,3], mean f32[3], rects int32[levels,4]) -> f32 (n,): levels 1.. in turn."}, \
     {"tiled_pyramid_rows", py_tiled_pyramid_rows, METH_VARARGS, \
      "tiled_pyramid_rows(image, mean, rects, store, out_w, row0, row1) -> f32 (row1 - row0, out_w, 3)."}, \
-    {"pyramid_up", py_pyramid_up, METH_VARARGS, "pyramid_up(image u8[h,w,3]) -> u8 (2h+1, 2w+2, 3)."},
+    {"pyramid_up", py_pyramid_up, METH_VARARGS, "pyramid_up(image u8[h,w,3]) -> u8 (2h+1, 2w+2, 3)."}, \
+    {"extract_chip", py_extract_chip, METH_VARARGS, \
+     "extract_chip(image u8[h,w,3], (l, t, r, b, angle), rows, cols) -> (u8 (rows, cols, 3), f64 (2, 3))."}, \
+    {"dlib_integers", py_dlib_integers, METH_VARARGS, \
+     "dlib_integers(data, pos, count) -> (int64 (count,) or None, pos): dlib-serialised integers."},
 
 #endif /* FX_GLUE_H */

@@ -51,15 +51,21 @@ _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 def load_dataset(dataset, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     """Images and identity labels from ``"johns"``, a folder, or ``(images, identities)``.
 
-    A folder holds one sub-folder per identity with aligned face chips of the
-    model's input size.
+    A folder holds one sub-folder per identity with face images: aligned
+    chips of the model's input size, or photos (and chips of another
+    model's size, such as johns' 150x150 dlib chips for a 112x112 model),
+    whose largest face is detected and aligned as the model's chip.
     """
     if isinstance(dataset, str) and dataset == "johns":
         images, identities, _ = load_johns()
+        if images.shape[1:3] != tuple(size):
+            images = _aligned_batch(images, size)
         return images, identities
     if isinstance(dataset, tuple) and len(dataset) == 2:
         images, identities = dataset
-        images = to_pixel_batch(np.asarray(images), size).astype(np.uint8)
+        images = np.asarray(images)
+        images = _aligned_batch(images, size) if images.ndim == 4 and images.shape[1:3] != tuple(size) \
+            else to_pixel_batch(images, size).astype(np.uint8)
         if len(identities) != len(images):
             raise InvalidInputError("need one identity label per image")
         return images, [str(i) for i in identities]
@@ -77,6 +83,11 @@ def load_dataset(dataset, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]
             raise InvalidInputError(f"{root} holds no images in identity sub-folders")
         return np.clip(np.rint(to_pixel_batch(files, size)), 0, 255).astype(np.uint8), identities
     raise InvalidInputError("dataset must be 'johns', a folder path, or (images, identities)")
+
+
+def _aligned_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 images of another size, each taken as a photo: its largest face aligned as a chip of ``size``."""
+    return np.clip(np.rint(to_pixel_batch(list(images), size)), 0, 255).astype(np.uint8)
 
 
 def sample_pairs(identities: list[str], n_pairs: int, seed: int = 0) -> list[tuple[int, int, bool]]:

@@ -104,3 +104,69 @@ def face_chip(image: np.ndarray, landmarks: Any, size: int = 150, padding: float
         image = np.repeat(image[:, :, None], 3, axis=2)
     size, padding = check_chip_args(size, padding)
     return _core.face_chip(image, check_landmarks(landmarks), size, padding)
+
+
+#: insightface's ArcFace template for 112x112 chips (``arcface_dst``): the eye centres, the nose tip and the
+#: mouth corners, image-left first, in chip pixels.
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]])
+
+
+def arcface_points(landmarks68: Any) -> np.ndarray:
+    """The five points of ArcFace's template from dlib's 68 landmarks: eye centres, nose tip, mouth corners.
+
+    The eye centres are the means of each eye's six landmarks (36-41 on the
+    image's left, 42-47 on its right), the nose tip is point 30, the mouth
+    corners 48 and 54 — the points face detectors such as RetinaFace give.
+    """
+    points = np.asarray(landmarks68, np.float64)
+    if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+        raise InvalidInputError(f"landmarks68 must be 68 finite (x, y) points, got shape {points.shape}")
+    return np.stack([points[36:42].mean(axis=0), points[42:48].mean(axis=0), points[30], points[48], points[54]])
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The least-squares similarity (rotation, uniform scale, translation) taking ``source`` onto ``target``.
+
+    Umeyama's method, as ``skimage.transform.SimilarityTransform.estimate``
+    (what insightface's ``norm_crop`` uses). Returns float64 ``(2, 3)``.
+    """
+    src, dst = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    covariance = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(covariance)
+    sign = np.diag([1.0, -1.0 if np.linalg.det(u) * np.linalg.det(vt) < 0 else 1.0])
+    rotation = u @ sign @ vt
+    variance = (src_c ** 2).sum() / len(src)
+    if variance == 0:
+        raise InvalidInputError("the points coincide: no similarity transform")
+    scale = float(np.trace(np.diag(s) @ sign)) / variance
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def arcface_chip(image: np.ndarray, landmarks68: Any, size: int = 112) -> tuple[np.ndarray, np.ndarray]:
+    """The face aligned as ArcFace models expect: the template's five points fitted to the face's, 112x112.
+
+    The similarity from the chip's template points to the face's points
+    (:func:`arcface_points`, :func:`similarity_transform`) becomes dlib's
+    chip rectangle and angle, sampled by the same C kernel as dlib's chips
+    (bilinear, with dlib's ``pyramid_down<2>`` anti-aliasing when the face is
+    large; insightface's ``cv2.warpAffine`` samples without it).
+
+    Returns ``(chip uint8 (size, size, 3), transform float64 (2, 3))``, the
+    transform mapping chip ``(col, row, 1)`` to photo ``(x, y)``.
+    """
+    image = check_image(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if size != 112:
+        raise InvalidInputError(f"the ArcFace template is for 112x112 chips, got size {size}")
+    to_photo = similarity_transform(ARCFACE_TEMPLATE, arcface_points(landmarks68))
+    a, b = to_photo[0, 0], to_photo[1, 0]  # [[a, -b], [b, a]]: scale k, angle theta
+    k, angle = float(np.hypot(a, b)), float(np.arctan2(b, a))
+    centre = to_photo @ np.array([(size - 1) / 2, (size - 1) / 2, 1.0])
+    half = k * (size - 1) / 2  # dlib maps chip column cols-1 to the rectangle's right edge
+    rect = (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half, angle)
+    return _core.extract_chip(image, rect, size, size)

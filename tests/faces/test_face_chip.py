@@ -157,3 +157,48 @@ def test_repeated_calls_do_not_leak(faces):
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+class _Model112:
+    input_size = (112, 112)
+
+
+def test_similarity_transform_is_umeyamas():
+    from fxplain.faces.alignment import similarity_transform
+
+    rng = np.random.default_rng(4)
+    source = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.3, 2.5, np.array([10.0, -4.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    target = scale * source @ rotation.T + shift
+    np.testing.assert_allclose(similarity_transform(source, target), np.hstack([scale * rotation, shift[:, None]]),
+                               atol=1e-10)
+    with pytest.raises(fxplain.InvalidInputError):
+        similarity_transform(np.zeros((5, 2)), target)
+
+
+def test_arcface_chips_put_the_template_on_the_face(faces):
+    """A 112x112 model gets ArcFace's alignment: the least-squares similarity of its template to the 68-point face."""
+    from fxplain.faces.alignment import ARCFACE_TEMPLATE, arcface_points, similarity_transform
+
+    eye_errors = []
+    for photo, found in faces[::12]:
+        face = fxplain.Face(tuple(found["rect_ltrb"]), found["confidence"], np.asarray(found["landmarks_5"], float),
+                            photo)
+        chip, transform = face.chip_and_transform(_Model112())
+        assert chip.shape == (112, 112, 3) and chip.dtype == np.uint8
+        points = arcface_points(face.landmarks68)
+        np.testing.assert_allclose(transform, similarity_transform(ARCFACE_TEMPLATE, points), atol=1e-9)
+        back = np.linalg.solve(np.vstack([transform, [0, 0, 1]]), np.c_[points, np.ones(5)].T)[:2].T
+        eye_errors.extend(np.hypot(*(back[:2] - ARCFACE_TEMPLATE[:2]).T))
+        # the C kernel samples that transform as its NumPy twin does
+        k, angle = np.hypot(transform[0, 0], transform[1, 0]), np.arctan2(transform[1, 0], transform[0, 0])
+        centre = transform @ [55.5, 55.5, 1.0]
+        details = ((centre[0] - 55.5 * k, centre[1] - 55.5 * k, centre[0] + 55.5 * k, centre[1] + 55.5 * k, angle),
+                   112, 112)
+        want, want_transform = reference.extract_image_chip(face.photo, details)
+        np.testing.assert_array_equal(chip, want)
+        np.testing.assert_allclose(transform, want_transform, atol=1e-9)
+    assert np.mean(eye_errors) < 3.0  # on average the eyes land within 3 chip pixels (of 112) of the template's
+    with pytest.raises(fxplain.InvalidInputError, match="68"):
+        arcface_points(np.zeros((5, 2)))
