@@ -86,9 +86,17 @@ def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
 
     ``images`` is ``"johns"``, a folder (searched recursively, so one
     sub-folder per identity works), a list of image files, or an array.
+    Photos, and chips of another model's size (johns' 150x150 dlib chips for
+    a 112x112 model), are taken one by one as photos: their largest face is
+    detected and aligned as this model's chip.
     """
     if isinstance(images, str) and images == "johns":
-        return load_johns()[0]
+        images = load_johns()[0]
+        if images.shape[1:3] == tuple(size):
+            return images
+    if isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1:3] != tuple(size) \
+            and images.dtype == np.uint8:
+        images = list(images)
     if isinstance(images, (str, os.PathLike)):
         root = Path(images)
         if not root.is_dir():

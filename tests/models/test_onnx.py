@@ -230,3 +230,61 @@ def test_wrap_says_what_to_pass():
     with torch.no_grad():
         want = module(torch.tensor(_normalized(_pixels(2)))).numpy()
     np.testing.assert_allclose(wrapped.embed(_pixels(2)), want, rtol=1e-5, atol=1e-6)
+
+
+class _SpecModule(torch.nn.Module):
+    """dlib's network written plainly in PyTorch from its spec (NCHW normalised input), as a user would port it.
+
+    dlib's ``add_prev`` zero-pads both inputs at the end of C, H and W to the larger shape: ``F.pad`` then
+    ``+``, which exports as ONNX Pad + Add.
+    """
+
+    def __init__(self, spec):
+        super().__init__()
+        self.layers = [(layer.kind, layer.inputs, {k: torch.tensor(v) if isinstance(v, np.ndarray) else v
+                                                   for k, v in layer.params.items()}) for layer in spec.layers]
+        self.output = spec.output
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        nodes = [x]
+        for kind, inputs, p in self.layers:
+            a = nodes[inputs[0]]
+            if kind == "conv":
+                y = F.conv2d(a, p["weight"], p.get("bias"), p["stride"], p["padding"])
+            elif kind == "scale_shift":
+                y = a * p["scale"][None, :, None, None] + p["shift"][None, :, None, None]
+            elif kind == "relu":
+                y = F.relu(a)
+            elif kind in ("max_pool", "avg_pool"):
+                pool = F.max_pool2d if kind == "max_pool" else F.avg_pool2d
+                y = pool(a, p["kernel"], p["stride"], p["padding"])
+            elif kind == "sum":
+                b = nodes[inputs[1]]
+                c, h, w = (max(i, j) for i, j in zip(a.shape[1:], b.shape[1:]))
+                a, b = (t if tuple(t.shape[1:]) == (c, h, w) else
+                        F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1])) for t in (a, b))
+                y = a + b
+            elif kind == "global_avg_pool":
+                y = a.mean(dim=(2, 3), keepdim=True)
+            elif kind == "dense":
+                y = F.linear(torch.flatten(a, 1), p["weight"], p.get("bias"))[:, :, None, None]
+            else:  # pragma: no cover - dlib's network has no other kinds
+                raise NotImplementedError(kind)
+            nodes.append(y)
+        return torch.flatten(nodes[self.output], 1)
+
+
+def test_dlibs_network_through_pytorch_and_onnx_reproduces_dlib(model, johns, oracle):
+    """dlib's ResNet ported to PyTorch, through from_torch (ONNX in memory): dlib's own embeddings (oracle)."""
+    std = 1.0 / np.asarray(model.spec.input_scale, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fxplain.FxplainWarning)
+        exported = fxplain.from_torch(_SpecModule(model.spec), input_size=(150, 150),
+                                      mean=tuple(model.spec.input_mean), std=tuple(std),
+                                      metric="squared_euclidean", threshold=model.threshold)
+    images = johns[0]
+    assert np.abs(exported.embed(images) - oracle).max() <= 1e-4
+    assert [exported.verify(images[0], images[k]).match for k in range(1, 12)] == \
+        [model.verify(images[0], images[k]).match for k in range(1, 12)]

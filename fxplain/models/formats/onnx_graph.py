@@ -47,6 +47,7 @@ class Activation:
     node: int
     shape: tuple[int, int, int]
     pad: tuple[int, int, int, int] | None = None  # a zero Pad not yet taken by a convolution (t, l, b, r)
+    pad_channels: int = 0  # channels of zeros a Pad appends, taken by a sum (dlib's add_prev pads the skip)
 
 
 class _Translation:
@@ -115,10 +116,11 @@ class _Translation:
         return layer if layer.kind in kinds and self.producer_of_node.get(act.node) == onnx_name else None
 
     def materialize(self, node: Any, act: Activation) -> Activation:
-        """An activation with a pending Pad that no convolution took: refused (fxplain pads only convolutions)."""
-        if act.pad is not None:
-            raise self.fail(node, "a Pad is followed by something other than a convolution; fxplain folds zero "
-                                  "padding into the next Conv only")
+        """An activation with a pending Pad that no convolution or sum took: refused."""
+        if act.pad is not None or act.pad_channels:
+            raise self.fail(node, "a Pad is followed by something other than a convolution or an Add; fxplain "
+                                  "folds zero padding of H and W into the next Conv, and zero padding at the end "
+                                  "into the sum it feeds")
         return act
 
     # ---- the walk -------------------------------------------------------
@@ -149,7 +151,7 @@ class _Translation:
         out = self.values.get(graph.output[0].name)
         if not isinstance(out, Activation):
             raise ModelFormatError(f"{self.name}: the graph's output does not depend on its input")
-        if out.pad is not None:
+        if out.pad is not None or out.pad_channels:
             raise ModelFormatError(f"{self.name}: the graph ends with a Pad")
         if out.shape[1:] != (1, 1):
             raise ModelFormatError(f"{self.name}: the output has shape {out.shape} per image; a face model's "
@@ -280,6 +282,8 @@ def _conv(t: _Translation, node: Any) -> Activation:
     dilations = tuple(int(v) for v in a.get("dilations", (1, 1)))
     groups = int(a.get("group", 1))
     top, left, bottom, right = _pads(node, a, act.shape[1:], kernel, strides, dilations)
+    if act.pad_channels:
+        raise t.fail(node, "a convolution of an input padded with zero channels is not supported")
     if act.pad is not None:  # a zero Pad before the convolution
         top, left, bottom, right = (top + act.pad[0], left + act.pad[1], bottom + act.pad[2], right + act.pad[3])
     params: dict[str, Any] = {"weight": weight, "bias": None if bias is None else bias.astype(np.float32),
@@ -374,15 +378,29 @@ def _channel_constant(t: _Translation, node: Any, c: np.ndarray, act: Activation
     return None
 
 
+def _padded_shape(act: Activation) -> tuple[int, int, int]:
+    pad = act.pad or (0, 0, 0, 0)
+    return (act.shape[0] + act.pad_channels, act.shape[1] + pad[2], act.shape[2] + pad[3])
+
+
+def _end_padded(t: _Translation, node: Any, act: Activation) -> Activation:
+    """An Add's input: a pending Pad must pad at the end only (the sum pads there)."""
+    if act.pad is not None and (act.pad[0] or act.pad[1]):
+        raise t.fail(node, "an Add of an activation padded at its start; fxplain's sum pads at the end only")
+    return act
+
+
 def _arithmetic(t: _Translation, node: Any) -> Activation:
     op = node.op_type
     x, y = t.value(node, 0), t.value(node, 1)
     if isinstance(x, Activation) and isinstance(y, Activation):
-        x, y = t.materialize(node, x), t.materialize(node, y)
         if op == "Add":
-            if x.shape != y.shape:
-                raise t.fail(node, f"an Add of activations of shapes {x.shape} and {y.shape}")
+            x, y = _end_padded(t, node, x), _end_padded(t, node, y)
+            if _padded_shape(x) != _padded_shape(y):
+                raise t.fail(node, f"an Add of activations of shapes {_padded_shape(x)} and {_padded_shape(y)}")
+            # the core's sum zero-pads both at the end of C, H and W to the larger shape: the Pad's own work
             return t.add(node, "sum", (x.node, y.node), node.output[0])
+        x, y = t.materialize(node, x), t.materialize(node, y)
         if op == "Mul":
             return t.add(node, "mul", (x.node, y.node), node.output[0])
         raise t.unsupported(node, f"{op} of two activations")
@@ -480,11 +498,12 @@ def _pad(t: _Translation, node: Any) -> Activation:
     pads = [int(v) for v in np.ravel(pads)]
     if mode != "constant" or (value is not None and np.any(np.asarray(value) != 0)) or float(a.get("value", 0)):
         raise t.fail(node, f"only zero padding is supported (mode {mode!r})")
-    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
-        raise t.fail(node, f"only non-negative padding of H and W is supported, got pads {pads}")
+    if len(pads) != 8 or any(pads[i] for i in (0, 1, 4)) or min(pads) < 0:
+        raise t.fail(node, f"only non-negative padding of H and W, and of channels at the end, is supported, "
+                           f"got pads {pads}")
     before = act.pad or (0, 0, 0, 0)
     pending = (before[0] + pads[2], before[1] + pads[3], before[2] + pads[6], before[3] + pads[7])
-    return Activation(act.node, act.shape, pending)
+    return Activation(act.node, act.shape, pending, act.pad_channels + pads[5])
 
 
 def _concat(t: _Translation, node: Any) -> Activation:
@@ -530,6 +549,32 @@ def _reshape(t: _Translation, node: Any) -> Activation:
     raise t.fail(node, f"only reshapes to vectors or to (C, H, W) are supported, got {target}")
 
 
+def _vector_view(t: _Translation, node: Any) -> Activation:
+    """Unsqueeze/Squeeze of a vector's trailing unit axes: (N, D) and (N, D, 1, 1) are one thing per image."""
+    act = t.materialize(node, t.activation(node))
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1 and node.input[1]:
+        axes = t.constant(node, 1, "the axes")
+    trailing = {2, 3, -1, -2}  # the unit axes after (N, D)
+    if act.shape[1:] != (1, 1) or axes is None or not {int(v) for v in np.ravel(axes)} <= trailing:
+        raise t.unsupported(node, f"{node.op_type} other than of a vector's trailing unit axes")
+    return act
+
+
+def _slice(t: _Translation, node: Any) -> Activation:
+    """A Slice that keeps everything (exports write ``x[:, :]``): the activation itself; any other is refused."""
+    act = t.materialize(node, t.activation(node))
+    starts, ends = t.constant(node, 1, "starts"), t.constant(node, 2, "ends")
+    axes = t.constant(node, 3, "axes") if len(node.input) > 3 and node.input[3] else np.arange(len(starts))
+    steps = t.constant(node, 4, "steps") if len(node.input) > 4 and node.input[4] else np.ones(len(starts))
+    dims = (1,) + act.shape
+    for start, end, axis, step in zip(np.ravel(starts), np.ravel(ends), np.ravel(axes), np.ravel(steps)):
+        axis = int(axis) % 4
+        if int(step) != 1 or int(start) != 0 or int(end) < dims[axis]:
+            raise t.unsupported(node, "a Slice of an activation that drops values")
+    return act
+
+
 def _alias(t: _Translation, node: Any):
     act = t.activation(node)
     return (act, None) if node.op_type == "Dropout" else act
@@ -540,7 +585,8 @@ _HANDLERS = {
     "Sigmoid": _sigmoid, "Add": _arithmetic, "Sub": _arithmetic, "Mul": _arithmetic, "Div": _arithmetic,
     "MaxPool": _pool, "AveragePool": _pool, "GlobalAveragePool": _global_pool, "ReduceMean": _reduce_mean,
     "Pad": _pad, "Concat": _concat, "Flatten": _flatten, "Reshape": _reshape, "Gemm": _gemm, "MatMul": _matmul,
-    "Dropout": _alias, "Identity": _alias, "Shape": _shape_of,
+    "Dropout": _alias, "Identity": _alias, "Shape": _shape_of, "Unsqueeze": _vector_view, "Squeeze": _vector_view,
+    "Slice": _slice,
 }
 
 
