@@ -61,22 +61,41 @@ class _Op(nn.Module):
         raise NotImplementedError
 
 
-class _Conv(_Op):
-    """Cross-correlation with optional bias (``F.conv2d``)."""
+def _end_padding(padding: Any, padding_end: Any) -> tuple[int, int]:
+    """fxplain's ``padding_end`` (bottom, right); absent or None means ``padding`` (top, left)."""
+    return tuple(int(p) for p in (padding if padding_end is None else padding_end))
 
-    def __init__(self, weight: Any, bias: Any, stride: tuple[int, int], padding: tuple[int, int]):
+
+class _Conv(_Op):
+    """Cross-correlation with optional bias, groups and dilation (``F.conv2d``).
+
+    Asymmetric padding (fxplain's ``padding_end`` differing from ``padding``)
+    has no ``F.conv2d`` argument: the input is zero-padded with ``F.pad`` first,
+    as torch's own ONNX importers do.
+    """
+
+    def __init__(self, weight: Any, bias: Any, stride: tuple[int, int], padding: tuple[int, int],
+                 padding_end: Any = None, dilation: Any = None, groups: Any = None):
         super().__init__()
         self.register_buffer("weight", _tensor(weight))
         self.register_buffer("bias", None if bias is None else _tensor(bias))
         self.stride = tuple(int(s) for s in stride)
         self.padding = tuple(int(p) for p in padding)
+        self.padding_end = _end_padding(padding, padding_end)
+        self.dilation = (1, 1) if dilation is None else tuple(int(d) for d in dilation)
+        self.groups = 1 if groups is None else int(groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # F.conv2d picks the kernel: oneDNN for most layers, but at batch 1 its
         # im2col + MKL GEMM path for small inputs (< 20480 elements). Calling
         # torch.mkldnn_convolution directly was measured slower for those
         # layers (e.g. 256x4x4: 130 vs 220 us), so we leave the choice to torch.
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        padding = self.padding
+        if self.padding_end != self.padding:
+            (top, left), (bottom, right) = self.padding, self.padding_end
+            x = F.pad(x, (left, right, top, bottom))
+            padding = (0, 0)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 class _ScaleShift(_Op):
@@ -112,17 +131,31 @@ class _PReLU(_Op):
 
 
 class _Pool(_Op):
-    """Max or average pooling with floor rounding; average excludes padded cells."""
+    """Max or average pooling with floor rounding; average excludes padded cells.
+
+    With asymmetric padding (``padding_end``) the input is padded explicitly:
+    with -inf for max pooling; for average pooling the sums of the zero-padded
+    input are divided by the counts of real cells (a pooled padded mask).
+    """
 
     def __init__(self, kind: str, kernel: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int]):
+                 padding: tuple[int, int], padding_end: Any = None):
         super().__init__()
         self.kind = kind
         self.kernel = tuple(int(k) for k in kernel)
         self.stride = tuple(int(s) for s in stride)
         self.padding = tuple(int(p) for p in padding)
+        self.padding_end = _end_padding(padding, padding_end)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding_end != self.padding:
+            (top, left), (bottom, right) = self.padding, self.padding_end
+            pads = (left, right, top, bottom)
+            if self.kind == "max_pool":
+                return F.max_pool2d(F.pad(x, pads, value=float("-inf")), self.kernel, self.stride)
+            total = F.avg_pool2d(F.pad(x, pads), self.kernel, self.stride, divisor_override=1)
+            ones = F.pad(torch.ones_like(x[:1, :1]), pads)
+            return total / F.avg_pool2d(ones, self.kernel, self.stride, divisor_override=1)
         if self.kind == "max_pool":
             # Implicit padding is -inf in max_pool2d, so padded cells never win.
             return F.max_pool2d(x, self.kernel, self.stride, self.padding, ceil_mode=False)
@@ -212,18 +245,53 @@ class _Resize(_Op):
         return F.interpolate(x, size=self.size, mode="nearest-exact")
 
 
+class _Sigmoid(_Op):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(x)
+
+
+class _LeakyReLU(_Op):
+    """``x`` where positive, ``alpha * x`` elsewhere."""
+
+    def __init__(self, alpha: float):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.alpha, inplace=self.overwritable[0])
+
+
+class _Mul(_Op):
+    """``a * b``: equal shapes, or a (N, C, 1, 1) gate broadcast over the other (squeeze-excitation)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
+
+
+class _Concat(_Op):
+    """The two inputs stacked along channels."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.cat((a, b), dim=1)
+
+
 _BUILDERS: dict[str, Callable[[dict], _Op]] = {
-    "conv": lambda p: _Conv(p["weight"], p.get("bias"), p["stride"], p["padding"]),
+    "conv": lambda p: _Conv(p["weight"], p.get("bias"), p["stride"], p["padding"], p.get("padding_end"),
+                            p.get("dilation"), p.get("groups")),
     "scale_shift": lambda p: _ScaleShift(p["scale"], p["shift"]),
     "relu": lambda p: _ReLU(),
     "prelu": lambda p: _PReLU(p["slope"]),
-    "max_pool": lambda p: _Pool("max_pool", p["kernel"], p["stride"], p["padding"]),
-    "avg_pool": lambda p: _Pool("avg_pool", p["kernel"], p["stride"], p["padding"]),
+    "max_pool": lambda p: _Pool("max_pool", p["kernel"], p["stride"], p["padding"], p.get("padding_end")),
+    "avg_pool": lambda p: _Pool("avg_pool", p["kernel"], p["stride"], p["padding"], p.get("padding_end")),
     "global_avg_pool": lambda p: _GlobalAvgPool(),
     "sum": lambda p: _PaddedSum(),
     "dense": lambda p: _Dense(p["weight"], p.get("bias")),
     "reshape": lambda p: _Reshape(p["shape"]),
     "resize": lambda p: _Resize(p["size"], p["mode"]),
+    "sigmoid": lambda p: _Sigmoid(),
+    "mul": lambda p: _Mul(),
+    "leaky_relu": lambda p: _LeakyReLU(p["alpha"]),
+    "concat": lambda p: _Concat(),
 }
 
 

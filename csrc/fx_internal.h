@@ -58,6 +58,10 @@ typedef enum {
     FX_LAYER_DENSE,
     FX_LAYER_RESHAPE,
     FX_LAYER_RESIZE,
+    FX_LAYER_SIGMOID,
+    FX_LAYER_MUL,
+    FX_LAYER_LEAKY_RELU,
+    FX_LAYER_CONCAT,
     FX_LAYER_COUNT /* not a kind: the number of kinds */
 } fx_layer_kind;
 
@@ -71,7 +75,11 @@ typedef struct {
     int n_inputs;
     int c, h, w;      /* output shape of one image */
     int flat;         /* output is (N, C): produced by a dense layer */
-    int kernel[2], stride[2], padding[2];
+    int kernel[2], stride[2], padding[2]; /* padding: top, left */
+    int padding_end[2]; /* conv/pool: bottom, right (ONNX pads, ceil_mode as extra end padding) */
+    int dilation[2];    /* conv: 1 = dense kernel (oneDNN's convention is this minus 1) */
+    int groups;         /* conv: weight is (O, I/groups, kh, kw); 1 otherwise */
+    float alpha;        /* leaky_relu: slope below zero */
     fx_resize_kind resize; /* resize layers: nearest or bilinear */
     float *weight;    /* conv [oc][ic][kh][kw]; dense [oc][in]; scale_shift scale[C]; prelu slope[C] */
     float *bias;      /* conv/dense bias [oc] or NULL; scale_shift shift[C] */
@@ -105,6 +113,9 @@ struct fx_net {
 
 /* Assign every node to a group; fold scale/shift into convolutions. */
 fx_status fx_net_fuse(fx_net *net);
+
+/* relu, prelu, leaky_relu, sigmoid: the layers a convolution absorbs as an eltwise/prelu post-op. */
+int fx_is_activation(fx_layer_kind kind);
 
 /* Post-operations of the group headed by `head`, in order. */
 typedef struct {

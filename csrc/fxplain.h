@@ -82,14 +82,39 @@ fx_status fx_net_add_conv(fx_net *net, int input, int out_channels, int kernel_h
                           int stride_h, int stride_w, int pad_h, int pad_w,
                           const float *weight /* [out][in][kh][kw] */,
                           const float *bias /* [out] or NULL */, int *out);
+/* The general convolution (ONNX Conv): padding top/left and bottom/right
+ * separately, dilation (1 = dense kernel), groups (weight [out][in/groups][kh][kw];
+ * depthwise is groups == in == out). out = (in + pad_begin + pad_end -
+ * dil * (k - 1) - 1) / stride + 1, rounded down. fx_net_add_conv is this with
+ * symmetric padding, dilation 1 and one group. */
+fx_status fx_net_add_conv_ex(fx_net *net, int input, int out_channels, int kernel_h, int kernel_w,
+                             int stride_h, int stride_w, int pad_top, int pad_left, int pad_bottom, int pad_right,
+                             int dilation_h, int dilation_w, int groups,
+                             const float *weight /* [out][in/groups][kh][kw] */,
+                             const float *bias /* [out] or NULL */, int *out);
 fx_status fx_net_add_scale_shift(fx_net *net, int input, const float *scale /* [C] */,
                                  const float *shift /* [C] */, int *out);
 fx_status fx_net_add_relu(fx_net *net, int input, int *out);
 fx_status fx_net_add_prelu(fx_net *net, int input, const float *slope /* [C] */, int *out);
 fx_status fx_net_add_pool(fx_net *net, int input, fx_pool_kind kind, int kernel_h, int kernel_w,
                           int stride_h, int stride_w, int pad_h, int pad_w, int *out);
+/* Pooling with padding top/left and bottom/right separately (ONNX pads; a
+ * ceil_mode export is extra end padding). */
+fx_status fx_net_add_pool_ex(fx_net *net, int input, fx_pool_kind kind, int kernel_h, int kernel_w,
+                             int stride_h, int stride_w, int pad_top, int pad_left, int pad_bottom, int pad_right,
+                             int *out);
 fx_status fx_net_add_global_avg_pool(fx_net *net, int input, int *out);
 fx_status fx_net_add_sum(fx_net *net, int a, int b, int *out);
+/* 1 / (1 + exp(-x)). */
+fx_status fx_net_add_sigmoid(fx_net *net, int input, int *out);
+/* x where positive, alpha * x elsewhere (alpha finite). */
+fx_status fx_net_add_leaky_relu(fx_net *net, int input, float alpha, int *out);
+/* a * b elementwise: equal shapes, or one of them C x 1 x 1 scaling the
+ * other's channels (a squeeze-excitation gate), in either order. The output
+ * has the larger shape. */
+fx_status fx_net_add_mul(fx_net *net, int a, int b, int *out);
+/* a and b stacked along channels (a's first); their rows and columns agree. */
+fx_status fx_net_add_concat(fx_net *net, int a, int b, int *out);
 fx_status fx_net_add_dense(fx_net *net, int input, int out_features,
                            const float *weight /* [out][C*H*W] */,
                            const float *bias /* [out] or NULL */, int *out);

@@ -139,7 +139,8 @@ fx_status fx_net_parameter_sizes(const fx_net *net, int node, size_t *weight_cou
     const fx_node *n = &net->nodes[node];
     const fx_node *in = &net->nodes[n->inputs[0]];
     *weight_count = *bias_count = 0;
-    if (n->kind == FX_LAYER_CONV) *weight_count = (size_t)n->c * in->c * n->kernel[0] * n->kernel[1];
+    if (n->kind == FX_LAYER_CONV)
+        *weight_count = (size_t)n->c * (size_t)(in->c / n->groups) * n->kernel[0] * n->kernel[1];
     if (n->kind == FX_LAYER_DENSE) *weight_count = (size_t)n->c * in->c * in->h * in->w;
     if ((n->kind == FX_LAYER_CONV || n->kind == FX_LAYER_DENSE) && n->bias) *bias_count = (size_t)n->c;
     return FX_STATUS_OK;

@@ -4,7 +4,7 @@
  * A convolution or dense layer heads a group and absorbs the chain of layers
  * that follow it while each link has exactly one consumer: a scale/shift is
  * folded into the weights (exact, since nothing non-linear lies between), a
- * relu/prelu becomes an eltwise/prelu post-op, and a sum with a same-shaped
+ * relu/leaky_relu/sigmoid/prelu becomes an eltwise/prelu post-op, and a sum with a same-shaped
  * partner becomes a binary-add post-op. Every other layer is a group of its
  * own. This is what makes the residual blocks of a ResNet cost one pass over
  * memory per convolution.
@@ -15,6 +15,11 @@
 
 static int same_shape(const fx_node *a, const fx_node *b) {
     return a->c == b->c && a->h == b->h && a->w == b->w && a->flat == b->flat;
+}
+
+int fx_is_activation(fx_layer_kind kind) {
+    return kind == FX_LAYER_RELU || kind == FX_LAYER_PRELU || kind == FX_LAYER_LEAKY_RELU ||
+           kind == FX_LAYER_SIGMOID;
 }
 
 /* The single layer reading `node`, or -1. */
@@ -30,7 +35,9 @@ static int sole_consumer(const fx_net *net, int node) {
 static fx_status fold_scale_shift(const fx_net *net, fx_node *head, const fx_node *affine) {
     const fx_node *src = &net->nodes[head->inputs[0]];
     size_t per_output = (size_t)src->c * (size_t)src->h * (size_t)src->w; /* dense */
-    if (head->kind == FX_LAYER_CONV) per_output = (size_t)src->c * head->kernel[0] * head->kernel[1];
+    /* a grouped convolution's output o reads in/groups channels: weight [o][in/groups][kh][kw] */
+    if (head->kind == FX_LAYER_CONV)
+        per_output = (size_t)(src->c / head->groups) * head->kernel[0] * head->kernel[1];
     if (!head->bias) {
         head->bias = calloc((size_t)head->c, sizeof(float));
         if (!head->bias) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot allocate a folded bias");
@@ -70,7 +77,7 @@ fx_status fx_net_fuse(fx_net *net) {
                 fx_status st = fold_scale_shift(net, h, n);
                 if (st) return st;
                 n->folded = 1;
-            } else if ((n->kind == FX_LAYER_RELU || n->kind == FX_LAYER_PRELU) && post_ops < 8) {
+            } else if (fx_is_activation(n->kind) && post_ops < 8) {
                 post_ops++;
             } else if (n->kind == FX_LAYER_SUM) {
                 int other = n->inputs[0] == cur ? n->inputs[1] : n->inputs[0];
@@ -93,7 +100,7 @@ void fx_group_post_chain(const fx_net *net, int head, fx_post_chain *chain) {
     for (int j = head + 1; j < net->n_nodes && chain->count < 8; ++j) {
         const fx_node *n = &net->nodes[j];
         if (n->group != head) continue;
-        if (n->kind == FX_LAYER_RELU || n->kind == FX_LAYER_PRELU || n->kind == FX_LAYER_SUM)
+        if (fx_is_activation(n->kind) || n->kind == FX_LAYER_SUM)
             chain->node[chain->count++] = j;
     }
 }

@@ -121,53 +121,105 @@ static fx_status commit(fx_net *net, fx_node *node, int ok, int *out) {
     return FX_STATUS_OK;
 }
 
-static int window_out(int size, int kernel, int stride, int pad) {
-    return (size + 2 * pad - kernel) / stride + 1;
+/* A sliding window along one axis: its numbers and the input length. */
+typedef struct {
+    int kernel, stride, pad_begin, pad_end, dilation;
+} fx_window;
+
+/* Extent of a (dilated) kernel; callers have bounded kernel and dilation by FX_MAX_DIM. */
+static long long window_extent(const fx_window *win) {
+    return (long long)win->dilation * (win->kernel - 1) + 1;
 }
 
-static fx_status check_window(const fx_node *src, const char *layer, int kh, int kw, int sh,
-                              int sw, int ph, int pw) {
+static int window_out(int size, const fx_window *win) {
+    /* check_window made this positive and bounded by size + 2 * FX_MAX_DIM */
+    return (int)(((long long)size + win->pad_begin + win->pad_end - window_extent(win)) / win->stride + 1);
+}
+
+/* Refuse windows the primitives cannot run (and the shape rule could not
+ * state): hostile model files reach these numbers unchanged, so every one is
+ * bounded before any arithmetic on it. Padding on either side must be
+ * smaller than the (dilated) kernel, so every window overlaps the input
+ * (average pooling never divides by zero cells). */
+static fx_status check_window(const fx_node *src, const char *layer, const fx_window *wh, const fx_window *ww) {
     if (src->flat)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "%s needs a spatial input, got a dense output",
                        layer);
-    if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || ph < 0 || pw < 0 || kh > FX_MAX_DIM ||
-        kw > FX_MAX_DIM || sh > FX_MAX_DIM || sw > FX_MAX_DIM || ph > FX_MAX_DIM || pw > FX_MAX_DIM)
-        return fx_fail(FX_STATUS_INVALID_ARGUMENT,
-                       "%s window must have kernel and stride >= 1 and padding >= 0, got kernel "
-                       "%dx%d stride %dx%d padding %dx%d",
-                       layer, kh, kw, sh, sw, ph, pw);
-    if (ph >= kh || pw >= kw)
-        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "%s padding %dx%d must be smaller than kernel %dx%d",
-                       layer, ph, pw, kh, kw);
-    if (src->h + 2 * ph < kh || src->w + 2 * pw < kw)
-        return fx_fail(FX_STATUS_INVALID_ARGUMENT,
-                       "%s kernel %dx%d does not fit the %dx%d input with padding %dx%d", layer, kh,
-                       kw, src->h, src->w, ph, pw);
+    const fx_window *wins[2] = {wh, ww};
+    for (int a = 0; a < 2; ++a) {
+        const fx_window *w = wins[a];
+        if (w->kernel < 1 || w->stride < 1 || w->pad_begin < 0 || w->pad_end < 0 || w->dilation < 1 ||
+            w->kernel > FX_MAX_DIM || w->stride > FX_MAX_DIM || w->pad_begin > FX_MAX_DIM ||
+            w->pad_end > FX_MAX_DIM || w->dilation > FX_MAX_DIM)
+            return fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                           "%s window must have kernel, stride and dilation >= 1 and padding >= 0, got kernel "
+                           "%dx%d stride %dx%d padding %dx%d (end %dx%d) dilation %dx%d",
+                           layer, wh->kernel, ww->kernel, wh->stride, ww->stride, wh->pad_begin, ww->pad_begin,
+                           wh->pad_end, ww->pad_end, wh->dilation, ww->dilation);
+    }
+    for (int a = 0; a < 2; ++a) {
+        const fx_window *w = wins[a];
+        const long long extent = window_extent(w);
+        const int size = a == 0 ? src->h : src->w;
+        if (extent > FX_MAX_DIM)
+            return fx_fail(FX_STATUS_INVALID_ARGUMENT, "%s dilated kernel spans %lld cells, more than %d", layer,
+                           extent, FX_MAX_DIM);
+        if (w->pad_begin >= extent || w->pad_end >= extent)
+            return fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                           "%s padding %dx%d (end %dx%d) must be smaller than kernel %dx%d", layer, wh->pad_begin,
+                           ww->pad_begin, wh->pad_end, ww->pad_end, wh->kernel, ww->kernel);
+        if ((long long)size + w->pad_begin + w->pad_end < extent)
+            return fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                           "%s kernel %dx%d does not fit the %dx%d input with padding %dx%d (end %dx%d)", layer,
+                           wh->kernel, ww->kernel, src->h, src->w, wh->pad_begin, ww->pad_begin, wh->pad_end,
+                           ww->pad_end);
+    }
     return FX_STATUS_OK;
 }
 
-fx_status fx_net_add_conv(fx_net *net, int input, int out_channels, int kh, int kw, int sh, int sw,
-                          int ph, int pw, const float *weight, const float *bias, int *out) {
+static void set_window(fx_node *node, const fx_window *wh, const fx_window *ww) {
+    node->kernel[0] = wh->kernel, node->kernel[1] = ww->kernel;
+    node->stride[0] = wh->stride, node->stride[1] = ww->stride;
+    node->padding[0] = wh->pad_begin, node->padding[1] = ww->pad_begin;
+    node->padding_end[0] = wh->pad_end, node->padding_end[1] = ww->pad_end;
+    node->dilation[0] = wh->dilation, node->dilation[1] = ww->dilation;
+    node->h = window_out(node->h, wh);
+    node->w = window_out(node->w, ww);
+}
+
+fx_status fx_net_add_conv_ex(fx_net *net, int input, int out_channels, int kh, int kw, int sh, int sw, int pt,
+                             int pl, int pb, int pr, int dh, int dw, int groups, const float *weight,
+                             const float *bias, int *out) {
     fx_status st = check_open(net, input, "conv");
     if (st) return st;
     if (!weight || !out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "conv weight must not be NULL");
     if (out_channels < 1 || out_channels > FX_MAX_DIM)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "conv needs >= 1 output channels, got %d",
                        out_channels);
-    st = check_window(&net->nodes[input], "conv", kh, kw, sh, sw, ph, pw);
+    const int in_channels = net->nodes[input].c;
+    /* groups split both channel counts evenly; the weight holds in/groups inputs per output */
+    if (groups < 1 || in_channels % groups != 0 || out_channels % groups != 0)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                       "conv groups %d must be >= 1 and divide its %d input and %d output channels", groups,
+                       in_channels, out_channels);
+    const fx_window wh = {kh, sh, pt, pb, dh}, ww = {kw, sw, pl, pr, dw};
+    st = check_window(&net->nodes[input], "conv", &wh, &ww);
     if (st) return st;
     fx_node *node = append(net, FX_LAYER_CONV, input);
     if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
-    size_t count = (size_t)out_channels * (size_t)node->c * (size_t)kh * (size_t)kw;
+    /* at most 2^16 * 2^16 * 2^16 * 2^16: fits size_t on the 64-bit targets */
+    size_t count = (size_t)out_channels * (size_t)(in_channels / groups) * (size_t)kh * (size_t)kw;
     node->weight = copy_floats(weight, count);
     node->bias = bias ? copy_floats(bias, (size_t)out_channels) : NULL;
-    node->kernel[0] = kh, node->kernel[1] = kw;
-    node->stride[0] = sh, node->stride[1] = sw;
-    node->padding[0] = ph, node->padding[1] = pw;
-    node->h = window_out(node->h, kh, sh, ph);
-    node->w = window_out(node->w, kw, sw, pw);
+    node->groups = groups;
+    set_window(node, &wh, &ww);
     node->c = out_channels;
     return commit(net, node, node->weight && (!bias || node->bias), out);
+}
+
+fx_status fx_net_add_conv(fx_net *net, int input, int out_channels, int kh, int kw, int sh, int sw,
+                          int ph, int pw, const float *weight, const float *bias, int *out) {
+    return fx_net_add_conv_ex(net, input, out_channels, kh, kw, sh, sw, ph, pw, ph, pw, 1, 1, 1, weight, bias, out);
 }
 
 fx_status fx_net_add_scale_shift(fx_net *net, int input, const float *scale, const float *shift,
@@ -202,23 +254,25 @@ fx_status fx_net_add_prelu(fx_net *net, int input, const float *slope, int *out)
     return commit(net, node, node->weight != NULL, out);
 }
 
-fx_status fx_net_add_pool(fx_net *net, int input, fx_pool_kind kind, int kh, int kw, int sh,
-                          int sw, int ph, int pw, int *out) {
+fx_status fx_net_add_pool_ex(fx_net *net, int input, fx_pool_kind kind, int kh, int kw, int sh, int sw, int pt,
+                             int pl, int pb, int pr, int *out) {
     fx_status st = check_open(net, input, "pool");
     if (st) return st;
     if (kind != FX_POOL_MAX && kind != FX_POOL_AVG)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "unknown pooling kind %d", (int)kind);
     if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
-    st = check_window(&net->nodes[input], "pool", kh, kw, sh, sw, ph, pw);
+    const fx_window wh = {kh, sh, pt, pb, 1}, ww = {kw, sw, pl, pr, 1};
+    st = check_window(&net->nodes[input], "pool", &wh, &ww);
     if (st) return st;
     fx_node *node = append(net, kind == FX_POOL_MAX ? FX_LAYER_MAX_POOL : FX_LAYER_AVG_POOL, input);
     if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
-    node->kernel[0] = kh, node->kernel[1] = kw;
-    node->stride[0] = sh, node->stride[1] = sw;
-    node->padding[0] = ph, node->padding[1] = pw;
-    node->h = window_out(node->h, kh, sh, ph);
-    node->w = window_out(node->w, kw, sw, pw);
+    set_window(node, &wh, &ww);
     return commit(net, node, 1, out);
+}
+
+fx_status fx_net_add_pool(fx_net *net, int input, fx_pool_kind kind, int kh, int kw, int sh,
+                          int sw, int ph, int pw, int *out) {
+    return fx_net_add_pool_ex(net, input, kind, kh, kw, sh, sw, ph, pw, ph, pw, out);
 }
 
 fx_status fx_net_add_global_avg_pool(fx_net *net, int input, int *out) {
@@ -231,6 +285,7 @@ fx_status fx_net_add_global_avg_pool(fx_net *net, int input, int *out) {
     if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
     node->kernel[0] = node->h, node->kernel[1] = node->w;
     node->stride[0] = node->stride[1] = 1;
+    node->dilation[0] = node->dilation[1] = 1;
     node->h = node->w = 1;
     return commit(net, node, 1, out);
 }
@@ -252,6 +307,80 @@ fx_status fx_net_add_sum(fx_net *net, int a, int b, int *out) {
     node->inputs[1] = b;
     node->n_inputs = 2;
     node->c = c, node->h = h, node->w = w;
+    return commit(net, node, 1, out);
+}
+
+fx_status fx_net_add_sigmoid(fx_net *net, int input, int *out) {
+    fx_status st = check_open(net, input, "sigmoid");
+    if (st) return st;
+    if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
+    fx_node *node = append(net, FX_LAYER_SIGMOID, input);
+    if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
+    return commit(net, node, 1, out);
+}
+
+fx_status fx_net_add_leaky_relu(fx_net *net, int input, float alpha, int *out) {
+    fx_status st = check_open(net, input, "leaky_relu");
+    if (st) return st;
+    if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
+    /* a NaN or infinite slope would poison every output below zero */
+    if (!(alpha == alpha) || alpha > 3.4e38f || alpha < -3.4e38f)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "leaky_relu alpha must be finite, got %g", (double)alpha);
+    fx_node *node = append(net, FX_LAYER_LEAKY_RELU, input);
+    if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
+    node->alpha = alpha;
+    return commit(net, node, 1, out);
+}
+
+fx_status fx_net_add_mul(fx_net *net, int a, int b, int *out) {
+    fx_status st = check_open(net, a, "mul");
+    if (st) return st;
+    st = check_open(net, b, "mul");
+    if (st) return st;
+    if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
+    const fx_node *na = &net->nodes[a], *nb = &net->nodes[b];
+    const int same = na->c == nb->c && na->h == nb->h && na->w == nb->w;
+    /* a gate is C x 1 x 1 (a dense output counts as one) scaling a spatial node's channels */
+    const int a_gate = na->c == nb->c && na->h == 1 && na->w == 1 && !nb->flat;
+    const int b_gate = na->c == nb->c && nb->h == 1 && nb->w == 1 && !na->flat;
+    if (!same && !a_gate && !b_gate)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                       "mul needs equal shapes or a %dx1x1 gate, got %dx%dx%d and %dx%dx%d", na->c, na->c, na->h,
+                       na->w, nb->c, nb->h, nb->w);
+    const int full = b_gate || same ? a : b; /* the input whose shape the product has */
+    fx_node *node = append(net, FX_LAYER_MUL, full);
+    if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
+    node->inputs[0] = a;
+    node->inputs[1] = b;
+    node->n_inputs = 2;
+    /* a product of two dense outputs stays (N, C); anything else is spatial */
+    node->flat = na->flat && nb->flat;
+    return commit(net, node, 1, out);
+}
+
+fx_status fx_net_add_concat(fx_net *net, int a, int b, int *out) {
+    fx_status st = check_open(net, a, "concat");
+    if (st) return st;
+    st = check_open(net, b, "concat");
+    if (st) return st;
+    if (!out) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "out must not be NULL");
+    const fx_node *na = &net->nodes[a], *nb = &net->nodes[b];
+    /* a dense output counts as C x 1 x 1 (viewed so when the other input is spatial) */
+    if (na->h != nb->h || na->w != nb->w)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT,
+                       "concat needs inputs of the same rows and columns, got %dx%dx%d and %dx%dx%d", na->c, na->h,
+                       na->w, nb->c, nb->h, nb->w);
+    /* both counts are at most FX_MAX_DIM * 16 (dense), so the sum fits an int */
+    const long long c = (long long)na->c + nb->c;
+    if (c > FX_MAX_DIM * 16)
+        return fx_fail(FX_STATUS_INVALID_ARGUMENT, "concat output has %lld channels, more than %d", c,
+                       FX_MAX_DIM * 16);
+    fx_node *node = append(net, FX_LAYER_CONCAT, a);
+    if (!node) return fx_fail(FX_STATUS_OUT_OF_MEMORY, "cannot grow the network");
+    node->inputs[1] = b;
+    node->n_inputs = 2;
+    node->c = (int)c;
+    node->flat = na->flat && nb->flat;
     return commit(net, node, 1, out);
 }
 

@@ -24,6 +24,10 @@ static const fxi_layer_ops layers[] = {
     [FX_LAYER_DENSE] = {"dense", fxi_forward_conv_or_dense, fxi_backward_conv_or_dense},
     [FX_LAYER_RESHAPE] = {"reshape", fxi_forward_reshape, fxi_backward_reshape},
     [FX_LAYER_RESIZE] = {"resize", fxi_forward_resize, fxi_backward_resize},
+    [FX_LAYER_SIGMOID] = {"sigmoid", fxi_forward_elementwise, fxi_backward_elementwise},
+    [FX_LAYER_MUL] = {"mul", fxi_forward_mul, fxi_backward_mul},
+    [FX_LAYER_LEAKY_RELU] = {"leaky_relu", fxi_forward_elementwise, fxi_backward_elementwise},
+    [FX_LAYER_CONCAT] = {"concat", fxi_forward_concat, fxi_backward_concat},
 };
 
 /* A kind added at the end of fx_layer_kind without a row here fails to compile. */

@@ -1,7 +1,8 @@
 /*
  * net_layers_forward.c - the forward builders of the layer kinds that map to
  * one oneDNN primitive each: conv and dense (with their fused post-ops),
- * pooling, relu/prelu/scale_shift, sum, and reshape (a view). The resize
+ * pooling, relu/leaky_relu/sigmoid/prelu/scale_shift, sum, mul (binary,
+ * broadcasting a gate), concat, and reshape (a view). The resize
  * layer has its own file (net_resize.c). net_layers.c lists which builder
  * serves which kind; the driver (net_plan.c) calls them through that table.
  *
@@ -49,6 +50,10 @@ static fx_status build_post_ops(fx_plan *plan, const fx_net *net, int head, fx_p
         const fx_node *n = &net->nodes[chain.node[i]];
         if (n->kind == FX_LAYER_RELU) {
             FX_DNNL(dnnl_post_ops_append_eltwise(po->ops, dnnl_eltwise_relu, 0.0f, 0.0f));
+        } else if (n->kind == FX_LAYER_LEAKY_RELU) {
+            FX_DNNL(dnnl_post_ops_append_eltwise(po->ops, dnnl_eltwise_relu, n->alpha, 0.0f));
+        } else if (n->kind == FX_LAYER_SIGMOID) {
+            FX_DNNL(dnnl_post_ops_append_eltwise(po->ops, dnnl_eltwise_logistic, 0.0f, 0.0f));
         } else if (n->kind == FX_LAYER_PRELU) {
             FX_DNNL(dnnl_post_ops_append_prelu(po->ops, 1 << 1));
             dnnl_dims_t dims = {n->c};
@@ -106,11 +111,11 @@ fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head) 
     for (int attempt = 0; attempt < 2; ++attempt) {
         dnnl_status_t s;
         if (conv) {
-            dnnl_dims_t strides = {n->stride[0], n->stride[1]}, dil = {0, 0};
-            dnnl_dims_t pad = {n->padding[0], n->padding[1]};
+            dnnl_dims_t strides, dil, pad_l, pad_r;
+            fxi_plan_window(n, strides, dil, pad_l, pad_r);
             s = dnnl_convolution_forward_primitive_desc_create(
                 &pd, plan->engine, prop_kind(plan), dnnl_convolution_direct, src_md, w_md,
-                b_md, dst_want, strides, dil, pad, pad, attr);
+                b_md, dst_want, strides, dil, pad_l, pad_r, attr);
         } else {
             s = dnnl_inner_product_forward_primitive_desc_create(
                 &pd, plan->engine, prop_kind(plan), src_md, w_md, b_md, dst_want, attr);
@@ -126,7 +131,7 @@ fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head) 
 
     dnnl_memory_t src = NULL, weights = NULL, bias = NULL, dst = NULL;
     FX_TRY(fxi_plan_as_layout(plan, plan->node_mem[n->inputs[0]], fxi_plan_pd_md(pd, dnnl_query_src_md), &src));
-    FX_TRY(fxi_plan_param_memory(plan, n->weight, w_nd, w_dims, conv ? dnnl_oihw : (w_nd == 4 ? dnnl_oihw : dnnl_ab),
+    FX_TRY(fxi_plan_param_memory(plan, n->weight, w_nd, w_dims, fxi_plan_weight_tag(w_nd),
                                  fxi_plan_pd_md(pd, dnnl_query_weights_md), &weights));
     if (n->bias)
         FX_TRY(fxi_plan_param_memory(plan, n->bias, 1, b_dims, dnnl_a,
@@ -163,15 +168,15 @@ fx_status fxi_forward_pool(fx_plan *plan, const fx_net *net, int id) {
     dnnl_memory_desc_t dst_md = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_dims_t strides = {n->stride[0], n->stride[1]}, kernel = {n->kernel[0], n->kernel[1]};
-    dnnl_dims_t dil = {0, 0}, pad = {n->padding[0], n->padding[1]};
+    dnnl_dims_t strides, kernel = {n->kernel[0], n->kernel[1]}, dil, pad_l, pad_r;
     dnnl_alg_kind_t alg = n->kind == FX_LAYER_MAX_POOL ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    fxi_plan_window(n, strides, dil, pad_l, pad_r);
 
     FX_TRY(fxi_plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
     FX_TRY(fxi_plan_new_attr(&attr));
     FX_DNNL(dnnl_pooling_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan), alg,
-                                                       fxi_plan_md_of(src), dst_md, strides, kernel, dil, pad,
-                                                       pad, attr));
+                                                       fxi_plan_md_of(src), dst_md, strides, kernel, dil, pad_l,
+                                                       pad_r, attr));
     FX_TRY(fxi_plan_new_memory(plan, fxi_plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
     dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, NULL}};
     int n_args = 2;
@@ -190,7 +195,7 @@ cleanup:
     return st;
 }
 
-/* relu, prelu and scale/shift that could not be fused into a convolution. */
+/* relu, leaky_relu, sigmoid, prelu and scale/shift that could not be fused into a convolution. */
 fx_status fxi_forward_elementwise(fx_plan *plan, const fx_net *net, int id) {
     fx_status st = FX_STATUS_OK;
     const fx_node *n = &net->nodes[id];
@@ -205,13 +210,11 @@ fx_status fxi_forward_elementwise(fx_plan *plan, const fx_net *net, int id) {
     FX_TRY(fxi_plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
     FX_TRY(fxi_plan_new_attr(&attr));
     FX_DNNL(dnnl_memory_desc_create_with_tag(&chan_md, nd, chan_dims, dnnl_f32, nd == 4 ? dnnl_abcd : dnnl_ab));
-    if (n->kind == FX_LAYER_RELU) {
-        /* the use-dst variant lets the backward pass work from the output alone */
-        FX_DNNL(dnnl_eltwise_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan),
-                                                           plan->training ? dnnl_eltwise_relu_use_dst_for_bwd
-                                                                          : dnnl_eltwise_relu,
-                                                           fxi_plan_md_of(src), dst_md,
-                                                           0.0f, 0.0f, attr));
+    if (n->kind == FX_LAYER_RELU || n->kind == FX_LAYER_LEAKY_RELU || n->kind == FX_LAYER_SIGMOID) {
+        /* the use-dst variants let the backward pass work from the output alone */
+        const fx_eltwise_alg e = fxi_plan_eltwise_alg(n, plan->training);
+        FX_DNNL(dnnl_eltwise_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan), e.alg,
+                                                           fxi_plan_md_of(src), dst_md, e.alpha, 0.0f, attr));
     } else if (n->kind == FX_LAYER_PRELU) {
         FX_DNNL(dnnl_prelu_forward_primitive_desc_create(&pd, plan->engine, prop_kind(plan),
                                                          fxi_plan_md_of(src), chan_md, dst_md, attr));
@@ -289,6 +292,67 @@ fx_status fxi_forward_sum(fx_plan *plan, const fx_net *net, int id) {
         FX_TRY(accumulate_into(plan, a, dst));
         FX_TRY(accumulate_into(plan, b, dst));
     }
+    plan->node_mem[id] = dst;
+cleanup:
+    dnnl_memory_desc_destroy(dst_md);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* a * b: one binary primitive, broadcasting a gate over the rows and columns. */
+fx_status fxi_forward_mul(fx_plan *plan, const fx_net *net, int id) {
+    fx_status st = FX_STATUS_OK;
+    const fx_node *n = &net->nodes[id];
+    dnnl_memory_desc_t dst_md = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t src0, src1, dst;
+    int full, other;
+    fxi_plan_mul_roles(net, id, &full, &other);
+    /* both operands of the rank of the product (a dense gate is viewed as N x C x 1 x 1) */
+    src0 = plan->node_mem[full];
+    src1 = plan->node_mem[other];
+    if (!n->flat) {
+        FX_TRY(fxi_plan_as_4d(plan, &net->nodes[full], src0, &src0));
+        FX_TRY(fxi_plan_as_4d(plan, &net->nodes[other], src1, &src1));
+    }
+    FX_TRY(fxi_plan_node_md(plan, n, dnnl_format_tag_any, dnnl_format_tag_any, &dst_md));
+    FX_TRY(fxi_plan_new_attr(&attr));
+    FX_DNNL(dnnl_binary_primitive_desc_create(&pd, plan->engine, dnnl_binary_mul, fxi_plan_md_of(src0),
+                                              fxi_plan_md_of(src1), dst_md, attr));
+    FX_TRY(fxi_plan_new_memory(plan, fxi_plan_pd_md(pd, dnnl_query_dst_md), NULL, &dst));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC_0, src0}, {DNNL_ARG_SRC_1, src1}, {DNNL_ARG_DST, dst}};
+    FX_TRY(fxi_plan_add_step(plan, pd, args, 3, NULL));
+    plan->node_mem[id] = dst;
+cleanup:
+    dnnl_memory_desc_destroy(dst_md);
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+/* a and b stacked along channels, into a channels-last (plain) buffer so that
+   the backward pass can read each input's slice as a sub-memory at any
+   channel offset. */
+fx_status fxi_forward_concat(fx_plan *plan, const fx_net *net, int id) {
+    fx_status st = FX_STATUS_OK;
+    const fx_node *n = &net->nodes[id];
+    dnnl_memory_desc_t dst_md = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_t a = plan->node_mem[n->inputs[0]], b = plan->node_mem[n->inputs[1]], dst;
+    if (!n->flat) { /* a dense input beside a spatial one: viewed as N x C x 1 x 1 */
+        FX_TRY(fxi_plan_as_4d(plan, &net->nodes[n->inputs[0]], a, &a));
+        FX_TRY(fxi_plan_as_4d(plan, &net->nodes[n->inputs[1]], b, &b));
+    }
+    const_dnnl_memory_desc_t srcs[2] = {fxi_plan_md_of(a), fxi_plan_md_of(b)};
+    FX_TRY(fxi_plan_node_md(plan, n, dnnl_nhwc, dnnl_nc, &dst_md));
+    FX_TRY(fxi_plan_new_attr(&attr));
+    FX_DNNL(dnnl_concat_primitive_desc_create(&pd, plan->engine, dst_md, 2, 1, srcs, attr));
+    FX_TRY(fxi_plan_new_memory(plan, dst_md, NULL, &dst));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_MULTIPLE_SRC, a}, {DNNL_ARG_MULTIPLE_SRC + 1, b}, {DNNL_ARG_DST, dst}};
+    FX_TRY(fxi_plan_add_step(plan, pd, args, 3, NULL));
     plan->node_mem[id] = dst;
 cleanup:
     dnnl_memory_desc_destroy(dst_md);

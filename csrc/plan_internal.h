@@ -68,9 +68,17 @@ const_dnnl_memory_desc_t fxi_plan_md_of(const_dnnl_memory_t mem);
 const_dnnl_memory_desc_t fxi_plan_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what);
 /* Dims of a node's output for this batch: NCHW, or NC for dense outputs; returns their count. */
 int fxi_plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims);
-/* Dims of a conv/dense layer's weights as the user gave them, (out, in, kh, kw)
-   or (out, C[, H, W]); returns their count. */
+/* Dims of a conv/dense layer's weights as the user gave them, (out, in, kh, kw),
+   (groups, out/groups, in/groups, kh, kw) for a grouped conv, or (out, C[, H, W]);
+   returns their count. */
 int fxi_plan_weight_dims(const fx_net *net, int node, dnnl_dims_t dims);
+/* The user layout tag of weights with `nd` dims from fxi_plan_weight_dims:
+   goihw (grouped conv), oihw, or ab (dense). */
+dnnl_format_tag_t fxi_plan_weight_tag(int nd);
+/* Strides, dilates (oneDNN's convention: 0 = dense), and begin/end padding
+   of a conv or pooling node, for its primitive descriptors. */
+void fxi_plan_window(const fx_node *n, dnnl_dims_t strides, dnnl_dims_t dilates, dnnl_dims_t pad_l,
+                     dnnl_dims_t pad_r);
 fx_status fxi_plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt, dnnl_format_tag_t tag4,
                                  dnnl_format_tag_t tag2, dnnl_memory_desc_t *md);
 /* The activation type: f32, or bf16 in FX_MATH_BF16 mode. */
@@ -92,6 +100,19 @@ fx_status fxi_plan_add_reorder(fx_plan *plan, dnnl_memory_t src, const_dnnl_memo
    remembered for fx_plan_refresh_parameters. */
 fx_status fxi_plan_param_memory(fx_plan *plan, const float *data, int nd, const dnnl_dims_t dims,
                                 dnnl_format_tag_t tag, const_dnnl_memory_desc_t want, dnnl_memory_t *out);
+
+/* The eltwise algorithm and slope of a relu/leaky_relu/sigmoid node, and
+   whether its backward reads the forward's output (else its input). */
+typedef struct {
+    dnnl_alg_kind_t alg;
+    float alpha;
+    int use_dst;
+} fx_eltwise_alg;
+fx_eltwise_alg fxi_plan_eltwise_alg(const fx_node *n, int training);
+/* A node's output as a 4-D tensor: a dense output (N, C) viewed as (N, C, 1, 1). */
+fx_status fxi_plan_as_4d(fx_plan *plan, const fx_node *node, dnnl_memory_t mem, dnnl_memory_t *out);
+/* The input of mul node `id` with the product's shape, and the other (possibly a gate). */
+void fxi_plan_mul_roles(const fx_net *net, int id, int *full, int *other);
 
 /* ---- the layer builders ------------------------------------------------ */
 
@@ -121,9 +142,13 @@ typedef struct {
 const fxi_layer_ops *fxi_layer_ops_of(fx_layer_kind kind);
 
 /* net_layers_forward.c */
+
 fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head);
 fx_status fxi_forward_pool(fx_plan *plan, const fx_net *net, int id);
-fx_status fxi_forward_elementwise(fx_plan *plan, const fx_net *net, int id); /* relu, prelu, scale_shift */
+fx_status fxi_forward_elementwise(fx_plan *plan, const fx_net *net, int id); /* relu, prelu, scale_shift,
+                                                                               leaky_relu, sigmoid */
+fx_status fxi_forward_mul(fx_plan *plan, const fx_net *net, int id);
+fx_status fxi_forward_concat(fx_plan *plan, const fx_net *net, int id);
 fx_status fxi_forward_sum(fx_plan *plan, const fx_net *net, int id);
 fx_status fxi_forward_reshape(fx_plan *plan, const fx_net *net, int id);
 
@@ -133,6 +158,8 @@ fx_status fxi_backward_pool(fx_backward *b, int id);
 fx_status fxi_backward_elementwise(fx_backward *b, int id);
 fx_status fxi_backward_sum(fx_backward *b, int id);
 fx_status fxi_backward_reshape(fx_backward *b, int id);
+fx_status fxi_backward_mul(fx_backward *b, int id);
+fx_status fxi_backward_concat(fx_backward *b, int id);
 /* Start a backward pass: allocate b->has_diff (the caller frees it) and seed
    the output's gradient from the caller's buffer. */
 fx_status fxi_backward_begin(fx_backward *b);

@@ -63,11 +63,32 @@ int fxi_plan_node_dims(const fx_node *node, int batch, dnnl_dims_t dims) {
 int fxi_plan_weight_dims(const fx_net *net, int node, dnnl_dims_t dims) {
     const fx_node *n = &net->nodes[node];
     const fx_node *in = &net->nodes[n->inputs[0]];
+    if (n->kind == FX_LAYER_CONV && n->groups > 1) {
+        /* (O, I/g, kh, kw) row-major is oneDNN's goihw (g, O/g, I/g, kh, kw): the same bytes */
+        dims[0] = n->groups, dims[1] = n->c / n->groups, dims[2] = in->c / n->groups;
+        dims[3] = n->kernel[0], dims[4] = n->kernel[1];
+        return 5;
+    }
     if (n->kind == FX_LAYER_CONV) {
         dims[0] = n->c, dims[1] = in->c, dims[2] = n->kernel[0], dims[3] = n->kernel[1];
         return 4;
     }
     return fxi_plan_node_dims(in, n->c, dims); /* dense: (out, C[, H, W]) */
+}
+
+dnnl_format_tag_t fxi_plan_weight_tag(int nd) {
+    return nd == 5 ? dnnl_goihw : nd == 4 ? dnnl_oihw : dnnl_ab;
+}
+
+void fxi_plan_window(const fx_node *n, dnnl_dims_t strides, dnnl_dims_t dilates, dnnl_dims_t pad_l,
+                     dnnl_dims_t pad_r) {
+    for (int a = 0; a < 2; ++a) {
+        strides[a] = n->stride[a];
+        /* oneDNN counts the cells skipped between kernel taps: 0 for a dense kernel */
+        dilates[a] = n->dilation[a] > 1 ? n->dilation[a] - 1 : 0;
+        pad_l[a] = n->padding[a];
+        pad_r[a] = n->padding_end[a];
+    }
 }
 
 fx_status fxi_plan_node_md_typed(const fx_node *node, int batch, dnnl_data_type_t dt,
@@ -219,4 +240,55 @@ cleanup:
     dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_desc_destroy(pd);
     return st;
+}
+
+/* The eltwise algorithm of a standalone activation. Training plans pick the
+   variant whose backward works from the output alone where one exists (relu,
+   leaky relu with alpha >= 0, sigmoid); a negative slope flips signs, so its
+   backward needs the input. */
+fx_eltwise_alg fxi_plan_eltwise_alg(const fx_node *n, int training) {
+    fx_eltwise_alg e = {dnnl_eltwise_relu, 0.0f, 0};
+    if (n->kind == FX_LAYER_SIGMOID) {
+        e.alg = training ? dnnl_eltwise_logistic_use_dst_for_bwd : dnnl_eltwise_logistic;
+        e.use_dst = training;
+    } else {
+        e.alpha = n->kind == FX_LAYER_LEAKY_RELU ? n->alpha : 0.0f;
+        e.use_dst = training && e.alpha >= 0.0f;
+        if (e.use_dst) e.alg = dnnl_eltwise_relu_use_dst_for_bwd;
+    }
+    return e;
+}
+
+/* A node's output as a 4-D (N, C, 1, 1) tensor: itself when it is spatial; a
+   dense output (N, C) reordered to plain order if needed and viewed so, for
+   primitives that need operands of equal rank. */
+fx_status fxi_plan_as_4d(fx_plan *plan, const fx_node *node, dnnl_memory_t mem, dnnl_memory_t *out) {
+    fx_status st = FX_STATUS_OK;
+    dnnl_memory_desc_t plain_md = NULL, view_md = NULL;
+    dnnl_memory_t plain;
+    void *handle = NULL;
+    *out = mem;
+    if (!node->flat) return FX_STATUS_OK;
+    fx_node spatial = *node;
+    spatial.flat = 0;
+    spatial.h = spatial.w = 1;
+    FX_TRY(fxi_plan_node_md(plan, node, dnnl_nchw, dnnl_nc, &plain_md));
+    FX_TRY(fxi_plan_as_layout(plan, mem, plain_md, &plain));
+    FX_TRY(fxi_plan_node_md(plan, &spatial, dnnl_nchw, dnnl_nc, &view_md));
+    FX_DNNL(dnnl_memory_get_data_handle(plain, &handle));
+    FX_TRY(fxi_plan_new_memory(plan, view_md, handle, out));
+cleanup:
+    dnnl_memory_desc_destroy(plain_md);
+    dnnl_memory_desc_destroy(view_md);
+    return st;
+}
+
+/* Which input of a mul has the product's shape (`full`) and which may be a
+   C x 1 x 1 gate broadcast over its rows and columns (`other`). */
+void fxi_plan_mul_roles(const fx_net *net, int id, int *full, int *other) {
+    const fx_node *n = &net->nodes[id];
+    const fx_node *na = &net->nodes[n->inputs[0]];
+    const int a_small = na->h * na->w == 1 && n->h * n->w > 1;
+    *full = a_small ? n->inputs[1] : n->inputs[0];
+    *other = a_small ? n->inputs[0] : n->inputs[1];
 }

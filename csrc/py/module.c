@@ -131,23 +131,66 @@ static PyObject *Net_set_input_normalization(NetObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Net_add_conv(NetObject *self, PyObject *args) {
-    int input, sh, sw, ph, pw, out;
-    PyObject *w_obj, *b_obj;
-    if (!ready(self) || !PyArg_ParseTuple(args, "iOO(ii)(ii)", &input, &w_obj, &b_obj, &sh, &sw, &ph, &pw))
+/* An optional (int, int) keyword argument: `fallback` when absent or None. */
+static int optional_pair(PyObject *obj, const char *name, const int fallback[2], int out[2]) {
+    if (!obj || obj == Py_None) {
+        out[0] = fallback[0], out[1] = fallback[1];
+        return 0;
+    }
+    if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != 2) {
+        PyErr_Format(InvalidInputError, "%s must be a tuple of 2 integers, got %R", name, obj);
+        return -1;
+    }
+    for (int k = 0; k < 2; ++k) {
+        PyObject *item = PyTuple_GET_ITEM(obj, k);
+        int overflow = 0;
+        long v = PyLong_Check(item) ? PyLong_AsLongAndOverflow(item, &overflow) : -1;
+        if (!PyLong_Check(item) || PyBool_Check(item) || overflow || v < INT32_MIN || v > INT32_MAX) {
+            PyErr_Clear();
+            PyErr_Format(InvalidInputError, "%s must be a tuple of 2 integers (int32), got %R", name, obj);
+            return -1;
+        }
+        out[k] = (int)v;
+    }
+    return 0;
+}
+
+static PyObject *Net_add_conv(NetObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"input", "weight", "bias", "stride", "padding", "padding_end", "dilation", "groups",
+                             NULL};
+    int input, sh, sw, ph, pw, groups = 1, out;
+    PyObject *w_obj, *b_obj, *end_obj = NULL, *dil_obj = NULL;
+    if (!ready(self) || !PyArg_ParseTupleAndKeywords(args, kwds, "iOO(ii)(ii)|OOi", kwlist, &input, &w_obj, &b_obj,
+                                                     &sh, &sw, &ph, &pw, &end_obj, &dil_obj, &groups))
+        return NULL;
+    const int begin[2] = {ph, pw}, dense[2] = {1, 1};
+    int end[2], dil[2];
+    if (optional_pair(end_obj, "padding_end", begin, end) || optional_pair(dil_obj, "dilation", dense, dil))
         return NULL;
     npy_intp c;
     if (node_channels(self, input, &c, NULL)) return NULL;
-    npy_intp wshape[4] = {-1, c, -1, -1};
+    if (groups < 1 || c % groups != 0) {
+        PyErr_Format(InvalidInputError, "conv groups %d must be >= 1 and divide the input's %zd channels", groups,
+                     (Py_ssize_t)c);
+        return NULL;
+    }
+    /* the weight holds in/groups input channels per output; the core checks groups divides the outputs */
+    npy_intp wshape[4] = {-1, c / groups, -1, -1};
     PyArrayObject *w = float_array(w_obj, "conv weight", 4, wshape), *b = NULL;
     if (!w) return NULL;
     npy_intp oc = PyArray_DIM(w, 0);
+    if (oc > INT32_MAX || PyArray_DIM(w, 2) > INT32_MAX || PyArray_DIM(w, 3) > INT32_MAX) {
+        Py_DECREF(w);
+        PyErr_SetString(InvalidInputError, "conv weight is too large");
+        return NULL;
+    }
     if (b_obj != Py_None && !(b = float_array(b_obj, "conv bias", 1, &oc))) {
         Py_DECREF(w);
         return NULL;
     }
-    fx_status st = fx_net_add_conv(self->net, input, (int)oc, (int)PyArray_DIM(w, 2), (int)PyArray_DIM(w, 3),
-                                   sh, sw, ph, pw, PyArray_DATA(w), b ? PyArray_DATA(b) : NULL, &out);
+    fx_status st = fx_net_add_conv_ex(self->net, input, (int)oc, (int)PyArray_DIM(w, 2), (int)PyArray_DIM(w, 3),
+                                      sh, sw, ph, pw, end[0], end[1], dil[0], dil[1], groups, PyArray_DATA(w),
+                                      b ? PyArray_DATA(b) : NULL, &out);
     Py_DECREF(w);
     Py_XDECREF(b);
     if (st) return raise_status(st);
@@ -199,9 +242,13 @@ static PyObject *Net_add_prelu(NetObject *self, PyObject *args) {
 static PyObject *Net_add_pool(NetObject *self, PyObject *args) {
     int input, kh, kw, sh, sw, ph, pw, out;
     const char *kind;
+    PyObject *end_obj = NULL;
     if (!ready(self) ||
-        !PyArg_ParseTuple(args, "is(ii)(ii)(ii)", &input, &kind, &kh, &kw, &sh, &sw, &ph, &pw))
+        !PyArg_ParseTuple(args, "is(ii)(ii)(ii)|O", &input, &kind, &kh, &kw, &sh, &sw, &ph, &pw, &end_obj))
         return NULL;
+    const int begin[2] = {ph, pw};
+    int end[2];
+    if (optional_pair(end_obj, "padding_end", begin, end)) return NULL;
     fx_pool_kind k;
     if (strcmp(kind, "max") == 0) k = FX_POOL_MAX;
     else if (strcmp(kind, "avg") == 0) k = FX_POOL_AVG;
@@ -209,7 +256,7 @@ static PyObject *Net_add_pool(NetObject *self, PyObject *args) {
         PyErr_Format(InvalidInputError, "pool kind must be 'max' or 'avg', got %R", PyTuple_GET_ITEM(args, 1));
         return NULL;
     }
-    fx_status st = fx_net_add_pool(self->net, input, k, kh, kw, sh, sw, ph, pw, &out);
+    fx_status st = fx_net_add_pool_ex(self->net, input, k, kh, kw, sh, sw, ph, pw, end[0], end[1], &out);
     if (st) return raise_status(st);
     return PyLong_FromLong(out);
 }
@@ -226,6 +273,44 @@ static PyObject *Net_add_sum(NetObject *self, PyObject *args) {
     int a, b, out;
     if (!ready(self) || !PyArg_ParseTuple(args, "ii", &a, &b)) return NULL;
     fx_status st = fx_net_add_sum(self->net, a, b, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_sigmoid(NetObject *self, PyObject *args) {
+    int input, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "i", &input)) return NULL;
+    fx_status st = fx_net_add_sigmoid(self->net, input, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_leaky_relu(NetObject *self, PyObject *args) {
+    int input, out;
+    double alpha;
+    if (!ready(self) || !PyArg_ParseTuple(args, "id", &input, &alpha)) return NULL;
+    /* a finite double can still overflow float32: refuse it here rather than pass inf */
+    if (!isfinite(alpha) || fabs(alpha) > 3.4e38) {
+        PyErr_Format(InvalidInputError, "leaky_relu alpha must be a finite float32, got %g", alpha);
+        return NULL;
+    }
+    fx_status st = fx_net_add_leaky_relu(self->net, input, (float)alpha, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_mul(NetObject *self, PyObject *args) {
+    int a, b, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "ii", &a, &b)) return NULL;
+    fx_status st = fx_net_add_mul(self->net, a, b, &out);
+    if (st) return raise_status(st);
+    return PyLong_FromLong(out);
+}
+
+static PyObject *Net_add_concat(NetObject *self, PyObject *args) {
+    int a, b, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "ii", &a, &b)) return NULL;
+    fx_status st = fx_net_add_concat(self->net, a, b, &out);
     if (st) return raise_status(st);
     return PyLong_FromLong(out);
 }
@@ -578,14 +663,21 @@ static PyObject *Net_add_resize(NetObject *self, PyObject *args) {
 static PyMethodDef Net_methods[] = {
     {"set_input_normalization", (PyCFunction)Net_set_input_normalization, METH_VARARGS,
      "set_input_normalization(mean, scale): x = (pixel - mean[c]) * scale[c]."},
-    {"add_conv", (PyCFunction)Net_add_conv, METH_VARARGS,
-     "add_conv(input, weight[O,I,kh,kw], bias[O] or None, (sh, sw), (ph, pw)) -> node id."},
+    {"add_conv", (PyCFunction)(void (*)(void))Net_add_conv, METH_VARARGS | METH_KEYWORDS,
+     "add_conv(input, weight[O,I/groups,kh,kw], bias[O] or None, (sh, sw), (ph, pw), padding_end=(ph, pw), "
+     "dilation=(1, 1), groups=1) -> node id. padding is top, left; padding_end bottom, right."},
     {"add_scale_shift", (PyCFunction)Net_add_scale_shift, METH_VARARGS,
      "add_scale_shift(input, scale[C], shift[C]) -> node id."},
     {"add_relu", (PyCFunction)Net_add_relu, METH_VARARGS, "add_relu(input) -> node id."},
     {"add_prelu", (PyCFunction)Net_add_prelu, METH_VARARGS, "add_prelu(input, slope[C]) -> node id."},
     {"add_pool", (PyCFunction)Net_add_pool, METH_VARARGS,
-     "add_pool(input, 'max'|'avg', (kh, kw), (sh, sw), (ph, pw)) -> node id."},
+     "add_pool(input, 'max'|'avg', (kh, kw), (sh, sw), (ph, pw)[, (pad_bottom, pad_right)]) -> node id."},
+    {"add_sigmoid", (PyCFunction)Net_add_sigmoid, METH_VARARGS, "add_sigmoid(input) -> node id."},
+    {"add_leaky_relu", (PyCFunction)Net_add_leaky_relu, METH_VARARGS,
+     "add_leaky_relu(input, alpha) -> node id (x if x > 0 else alpha * x)."},
+    {"add_mul", (PyCFunction)Net_add_mul, METH_VARARGS,
+     "add_mul(a, b) -> node id (equal shapes, or one of them a Cx1x1 gate)."},
+    {"add_concat", (PyCFunction)Net_add_concat, METH_VARARGS, "add_concat(a, b) -> node id (along channels)."},
     {"add_global_avg_pool", (PyCFunction)Net_add_global_avg_pool, METH_VARARGS,
      "add_global_avg_pool(input) -> node id."},
     {"add_sum", (PyCFunction)Net_add_sum, METH_VARARGS, "add_sum(a, b) -> node id (zero-padded sum)."},

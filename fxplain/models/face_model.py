@@ -58,12 +58,6 @@ class FaceModel:
         Length D of an embedding.
     metric : str
         ``"squared_euclidean"`` (score = −‖a − b‖²) or ``"cosine"``.
-    threshold : float
-        Decision threshold on the score scale: a pair matches iff
-        ``score >= threshold``. A model loaded without one (an ONNX file
-        carries none) raises :class:`~fxplain.InvalidInputError` saying how
-        to get one (:func:`fxplain.calibrate_threshold`) until it is set:
-        ``model.threshold = t``.
     model_hash : str
         SHA-256 of the architecture and weights; stored with every result.
     """
@@ -95,7 +89,13 @@ class FaceModel:
 
     @property
     def threshold(self) -> float:
-        """The decision threshold on the score scale (see the class docstring)."""
+        """Decision threshold on the score scale: a pair matches iff ``score >= threshold``.
+
+        A model loaded without one (an ONNX file carries none) raises
+        :class:`~fxplain.InvalidInputError` saying how to get one
+        (:func:`fxplain.calibrate_threshold`) until it is set:
+        ``model.threshold = t``.
+        """
         if self._threshold is None:
             raise InvalidInputError(
                 f"model {self.name!r} has no decision threshold (an ONNX file carries none): calibrate one on "

@@ -66,8 +66,8 @@ def _swap_part(img: np.ndarray, donor: np.ndarray, rng) -> np.ndarray:
     feather = 4.0 * sy
     inside_y = np.clip(np.minimum(ys - top, bottom - ys) / feather, 0, 1)
     inside_x = np.clip(np.minimum(xs - left, right - xs) / feather, 0, 1)
-    alpha = (inside_y * inside_x)[..., None]
-    return img * (1 - alpha) + donor * alpha
+    alpha = (inside_y * inside_x)[..., None].astype(np.float32)
+    return (img * (1 - alpha) + donor * alpha).astype(np.float32)
 
 
 def _geometric(img: np.ndarray, rng, aug: Augmentation) -> np.ndarray:
@@ -86,7 +86,8 @@ def _geometric(img: np.ndarray, rng, aug: Augmentation) -> np.ndarray:
     a, b, d, e = cos, sin, -sin, cos
     c = cx - a * (cx + tx) - b * (cy + ty)
     f = cy - d * (cx + tx) - e * (cy + ty)
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., k]), mode="F")
+    # mode "F" is float32: a float64 plane would be read as float32 bytes (garbage; NaN at some sizes)
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., k], dtype=np.float32), mode="F")
                            .transform((w, h), Image.AFFINE, (a, b, c, d, e, f), resample=Image.BILINEAR,
                                       fillcolor=float(img[..., k].mean())))
                 for k in range(3)]

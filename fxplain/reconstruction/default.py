@@ -16,7 +16,9 @@ from .training import DecoderTraining, train_decoder
 
 #: The recipe of the default decoder (see docs/reconstruction.md). Changing it
 #: changes the cache key, so a stale default is never reused.
-DEFAULT_RECIPE = {"images": "johns", "steps": 1500, "seed": 0}
+DEFAULT_RECIPE = {"images": "johns", "steps": 1500, "seed": 0,
+                  # 2: part-swapped chips were garbage before (float64 planes read as float32 by PIL)
+                  "augmentation_fix": 2}
 
 
 def default_decoder_path(model) -> Path:

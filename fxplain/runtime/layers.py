@@ -39,20 +39,38 @@ def _bias(params: dict) -> np.ndarray | None:
 _MAX_WINDOW = 1 << 16
 
 
-def _windowed(size: int, kernel: int, stride: int, pad: int, node: int) -> int:
+def _windowed(size: int, kernel: int, stride: int, pad: int, node: int, pad_end: int | None = None,
+              dilation: int = 1) -> int:
     """Output length of a sliding window (floor rounding), checking the window's numbers.
 
-    The same rules as the C core's ``check_window`` (net_graph.c), so that a
-    file the core would refuse is refused when it is read, naming the layer.
+    ``out = (size + pad + pad_end - dilation * (kernel - 1) - 1) // stride + 1``, ``pad_end``
+    defaulting to ``pad``. The same rules as the C core's ``check_window`` (net_graph.c), so
+    that a file the core would refuse is refused when it is read, naming the layer.
     """
-    if not (1 <= kernel <= _MAX_WINDOW and 1 <= stride <= _MAX_WINDOW and 0 <= pad <= _MAX_WINDOW):
-        raise ModelFormatError(f"layer {node}: invalid window (kernel {kernel}, stride {stride}, padding {pad})")
-    if pad >= kernel:
-        raise ModelFormatError(f"layer {node}: padding {pad} must be smaller than the kernel {kernel}")
-    out = (size + 2 * pad - kernel) // stride + 1
+    pad_end = pad if pad_end is None else pad_end
+    if not (1 <= kernel <= _MAX_WINDOW and 1 <= stride <= _MAX_WINDOW and 0 <= pad <= _MAX_WINDOW
+            and 0 <= pad_end <= _MAX_WINDOW and 1 <= dilation <= _MAX_WINDOW):
+        raise ModelFormatError(f"layer {node}: invalid window (kernel {kernel}, stride {stride}, padding {pad}, "
+                               f"end padding {pad_end}, dilation {dilation})")
+    extent = dilation * (kernel - 1) + 1
+    if extent > _MAX_WINDOW:
+        raise ModelFormatError(f"layer {node}: a kernel of {kernel} dilated by {dilation} is too wide")
+    if pad >= extent or pad_end >= extent:
+        raise ModelFormatError(f"layer {node}: padding {pad} (end {pad_end}) must be smaller than the kernel {extent}")
+    out = (size + pad + pad_end - extent) // stride + 1
     if out < 1:
-        raise ModelFormatError(f"layer {node}: a {kernel}-wide window does not fit an input of size {size}")
+        raise ModelFormatError(f"layer {node}: a {extent}-wide window does not fit an input of size {size}")
     return out
+
+
+def _end(p: dict, axis: int) -> int:
+    """End (bottom/right) padding of a conv or pool: ``padding_end``, else ``padding``."""
+    end = p.get("padding_end")
+    return int((p["padding"] if end is None else end)[axis])
+
+
+def _dilation(p: dict, axis: int) -> int:
+    return int((p.get("dilation") or (1, 1))[axis])
 
 
 def _same_shape(shapes: list[Shape], params: dict, node: int) -> Shape:
@@ -90,9 +108,16 @@ def check_params(kind: LayerKind, params: dict, node: int) -> None:
         if code.startswith("array"):
             ok = (value is None and name in optional) or (
                 isinstance(value, np.ndarray) and value.ndim == int(code[5:]) and value.dtype.kind == "f")
+        elif value is None and name in optional:
+            ok = True  # an optional parameter given as None means its default
         elif code in ("pair", "triple"):
             ok = isinstance(value, (tuple, list)) and len(value) == (2 if code == "pair" else 3) and all(
                 isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+        elif code == "int":
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        elif code == "scalar":
+            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+                and bool(np.isfinite(value)) and abs(float(value)) <= _MAX_FLOAT32
         else:
             ok = isinstance(value, str)
         if not ok:
@@ -102,7 +127,11 @@ def check_params(kind: LayerKind, params: dict, node: int) -> None:
 
 
 _DESCRIBE = {"array1": "a 1-D float array", "array2": "a 2-D float array", "array4": "a 4-D float array",
-             "pair": "2 integers", "triple": "3 integers", "mode": "a string"}
+             "pair": "2 integers", "triple": "3 integers", "int": "an integer", "mode": "a string",
+             "scalar": "a finite number (float32 range)"}
+
+#: Largest float32: a "scalar" parameter must survive the conversion to the core's float.
+_MAX_FLOAT32 = float(np.finfo(np.float32).max)
 
 
 def _no_flops(shapes: list[Shape], out: Shape, params: dict) -> int:
@@ -135,8 +164,11 @@ class LayerKind:
     params : dict
         The parameters the kind takes and their types (``"array1"``: a 1-D
         array, ``"array1?"``: one or None, ``"array2"``, ``"array4"``,
-        ``"pair"``/``"triple"``: 2 or 3 integers, ``"mode"``: a string),
-        checked by :func:`check_params` before the shape rule runs.
+        ``"pair"``/``"triple"``: 2 or 3 integers, ``"int"``: an integer,
+        ``"scalar"``: a finite number within float32's range, ``"mode"``: a
+        string; a trailing ``"?"`` makes any of them optional: absent or None
+        means its default), checked by :func:`check_params` before the shape
+        rule runs.
     """
 
     name: str
@@ -157,24 +189,43 @@ class LayerKind:
 
 # ---- conv -------------------------------------------------------------------
 
+def _groups(p: dict) -> int:
+    return 1 if p.get("groups") is None else int(p["groups"])
+
+
 def _conv_shape(shapes, p, node):
     c, h, w = shapes[0]
     o, i, kh, kw = p["weight"].shape
-    if i != c:
-        raise ModelFormatError(f"layer {node} (conv) expects {i} input channels, its input has {c}")
+    groups = _groups(p)
+    if not 1 <= groups <= c or c % groups or o % groups:
+        raise ModelFormatError(f"layer {node} (conv): groups {groups} must divide its {c} input and {o} output "
+                               "channels")
+    if i * groups != c:
+        raise ModelFormatError(f"layer {node} (conv) expects {i * groups} input channels ({i} per group x "
+                               f"{groups}), its input has {c}")
     _expect_length(p.get("bias"), o, "bias", node)
-    return (o, _windowed(h, kh, p["stride"][0], p["padding"][0], node),
-            _windowed(w, kw, p["stride"][1], p["padding"][1], node))
+    return (o, _windowed(h, kh, p["stride"][0], p["padding"][0], node, _end(p, 0), _dilation(p, 0)),
+            _windowed(w, kw, p["stride"][1], p["padding"][1], node, _end(p, 1), _dilation(p, 1)))
+
+
+def _conv_window(p: dict) -> dict:
+    """The optional window parameters of a conv, with their defaults, as keyword arguments."""
+    return {"padding_end": (_end(p, 0), _end(p, 1)), "dilation": (_dilation(p, 0), _dilation(p, 1)),
+            "groups": _groups(p)}
 
 
 _CONV = LayerKind(
-    "conv", 1, _conv_shape, params={"weight": "array4", "bias": "array1?", "stride": "pair", "padding": "pair"},
+    "conv", 1, _conv_shape,
+    params={"weight": "array4", "bias": "array1?", "stride": "pair", "padding": "pair", "padding_end": "pair?",
+            "dilation": "pair?", "groups": "int?"},
     build=lambda net, src, p: net.add_conv(src[0], _f32(p["weight"]), _bias(p), tuple(p["stride"]),
-                                           tuple(p["padding"])),
-    forward=lambda x, p: ops.conv2d(x[0], p["weight"], p.get("bias"), p["stride"], p["padding"]),
-    backward=lambda x, y, dy, p: [ops.conv2d_backward(dy, p["weight"], p["stride"], p["padding"], x[0].shape)],
+                                           tuple(p["padding"]), **_conv_window(p)),
+    forward=lambda x, p: ops.conv2d(x[0], p["weight"], p.get("bias"), p["stride"], p["padding"], **_conv_window(p)),
+    backward=lambda x, y, dy, p: [ops.conv2d_backward(dy, p["weight"], p["stride"], p["padding"], x[0].shape,
+                                                      **_conv_window(p))],
     parameter_gradients=lambda x, dy, p: ops.conv2d_weight_gradient(x, dy, p["weight"].shape[2:], p["stride"],
-                                                                    p["padding"]),
+                                                                    p["padding"], **_conv_window(p)),
+    # the weight holds I/groups inputs per output, so its size already counts a grouped conv's work
     flops=lambda shapes, out, p: 2 * int(np.prod(p["weight"].shape)) * out[1] * out[2],
 )
 
@@ -201,23 +252,38 @@ _PRELU = LayerKind(
     backward=lambda x, y, dy, p: [np.where(x[0] > 0, dy, dy * np.asarray(p["slope"], np.float64)[None, :, None, None])],
 )
 
+_LEAKY_RELU = LayerKind(
+    "leaky_relu", 1, _same_shape, params={"alpha": "scalar"},
+    build=lambda net, src, p: net.add_leaky_relu(src[0], float(p["alpha"])),
+    forward=lambda x, p: ops.leaky_relu(x[0], p["alpha"]),
+    backward=lambda x, y, dy, p: [np.where(x[0] > 0, dy, dy * float(p["alpha"]))],
+)
+
+_SIGMOID = LayerKind(
+    "sigmoid", 1, _same_shape,
+    build=lambda net, src, p: net.add_sigmoid(src[0]),
+    forward=lambda x, p: ops.sigmoid(x[0]),
+    backward=lambda x, y, dy, p: [dy * y * (1.0 - y)],  # from the output, as the core does
+)
+
 # ---- pooling ----------------------------------------------------------------
 
 def _pool_shape(shapes, p, node):
     c, h, w = shapes[0]
     kh, kw = p["kernel"]
-    return (c, _windowed(h, kh, p["stride"][0], p["padding"][0], node),
-            _windowed(w, kw, p["stride"][1], p["padding"][1], node))
+    return (c, _windowed(h, kh, p["stride"][0], p["padding"][0], node, _end(p, 0)),
+            _windowed(w, kw, p["stride"][1], p["padding"][1], node, _end(p, 1)))
 
 
 def _pool(name: str, kernel: Callable) -> LayerKind:
     short = name[:3]  # "max" / "avg", as the core and pool_backward name them
     return LayerKind(
-        name, 1, _pool_shape, params={"kernel": "pair", "stride": "pair", "padding": "pair"},
+        name, 1, _pool_shape, params={"kernel": "pair", "stride": "pair", "padding": "pair", "padding_end": "pair?"},
         build=lambda net, src, p: net.add_pool(src[0], short, tuple(p["kernel"]), tuple(p["stride"]),
-                                               tuple(p["padding"])),
-        forward=lambda x, p: kernel(x[0], p["kernel"], p["stride"], p["padding"]),
-        backward=lambda x, y, dy, p: [ops.pool_backward(x[0], dy, short, p["kernel"], p["stride"], p["padding"])],
+                                               tuple(p["padding"]), (_end(p, 0), _end(p, 1))),
+        forward=lambda x, p: kernel(x[0], p["kernel"], p["stride"], p["padding"], (_end(p, 0), _end(p, 1))),
+        backward=lambda x, y, dy, p: [ops.pool_backward(x[0], dy, short, p["kernel"], p["stride"], p["padding"],
+                                                        (_end(p, 0), _end(p, 1)))],
     )
 
 
@@ -235,6 +301,41 @@ _SUM = LayerKind(
     build=lambda net, src, p: net.add_sum(src[0], src[1]),
     forward=lambda x, p: ops.padded_sum(x[0], x[1]),
     backward=lambda x, y, dy, p: [dy[tuple(slice(0, s) for s in t.shape)] for t in x],
+)
+
+# ---- product and concatenation of two nodes --------------------------------
+
+def _mul_shape(shapes, p, node):
+    a, b = shapes
+    if a == b:
+        return a
+    for full, gate in ((a, b), (b, a)):
+        if gate == (full[0], 1, 1):
+            return full
+    raise ModelFormatError(f"layer {node} (mul) needs equal shapes or a (C, 1, 1) gate of the other's "
+                           f"channels, got {a} and {b}")
+
+
+_MUL = LayerKind(
+    "mul", 2, _mul_shape,
+    build=lambda net, src, p: net.add_mul(src[0], src[1]),
+    forward=lambda x, p: ops.mul(x[0], x[1]),
+    backward=lambda x, y, dy, p: ops.mul_backward(x[0], x[1], dy),
+)
+
+
+def _concat_shape(shapes, p, node):
+    a, b = shapes
+    if a[1:] != b[1:]:
+        raise ModelFormatError(f"layer {node} (concat) needs inputs of the same rows and columns, got {a} and {b}")
+    return (a[0] + b[0],) + a[1:]
+
+
+_CONCAT = LayerKind(
+    "concat", 2, _concat_shape,
+    build=lambda net, src, p: net.add_concat(src[0], src[1]),
+    forward=lambda x, p: np.concatenate(x, axis=1),
+    backward=lambda x, y, dy, p: [dy[:, :x[0].shape[1]], dy[:, x[0].shape[1]:]],
 )
 
 # ---- dense ------------------------------------------------------------------
@@ -293,7 +394,7 @@ _RESIZE = LayerKind(
 #: Every layer kind, by name, in the order of the C core's ``fx_layer_kind`` enum.
 LAYERS: dict[str, LayerKind] = {kind.name: kind for kind in (
     _CONV, _SCALE_SHIFT, _RELU, _PRELU, _pool("max_pool", ops.max_pool), _pool("avg_pool", ops.avg_pool),
-    _GLOBAL_AVG_POOL, _SUM, _DENSE, _RESHAPE, _RESIZE,
+    _GLOBAL_AVG_POOL, _SUM, _DENSE, _RESHAPE, _RESIZE, _SIGMOID, _MUL, _LEAKY_RELU, _CONCAT,
 )}
 
 #: The names of :data:`LAYERS`.

@@ -17,35 +17,53 @@ def normalize_input(pixels: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> 
     return x.transpose(0, 3, 1, 2)
 
 
-def _windows(x: np.ndarray, kernel, stride, padding, fill: float) -> np.ndarray:
-    """Sliding windows of an NCHW array: (N, C, OH, OW, KH, KW)."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
-    view = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))
-    oh = (x.shape[2] + 2 * ph - kh) // sh + 1
-    ow = (x.shape[3] + 2 * pw - kw) // sw + 1
+def _pads(padding, padding_end) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right): ``padding_end`` defaults to ``padding`` (symmetric)."""
+    end = padding if padding_end is None else padding_end
+    return int(padding[0]), int(padding[1]), int(end[0]), int(end[1])
+
+
+def _windows(x: np.ndarray, kernel, stride, padding, fill: float, padding_end=None,
+             dilation=(1, 1)) -> np.ndarray:
+    """Sliding windows of an NCHW array: (N, C, OH, OW, KH, KW), taps ``dilation`` apart."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    pt, pl, pb, pr = _pads(padding, padding_end)
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    padded = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=fill)
+    view = np.lib.stride_tricks.sliding_window_view(padded, (eh, ew), axis=(2, 3))[..., ::dh, ::dw]
+    oh = (x.shape[2] + pt + pb - eh) // sh + 1
+    ow = (x.shape[3] + pl + pr - ew) // sw + 1
     return view[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
 
 
-def conv2d(x, weight, bias, stride, padding):
-    """Cross-correlation: ``y[n,o] = sum_{i,u,v} w[o,i,u,v] x[n,i,s*h+u-p,s*w+v-p] + b[o]``."""
-    win = _windows(x, weight.shape[2:], stride, padding, 0.0)
-    y = np.einsum("nchwuv,ocuv->nohw", win, np.asarray(weight, np.float64), optimize=True)
+def conv2d(x, weight, bias, stride, padding, padding_end=None, dilation=(1, 1), groups=1):
+    """Grouped, dilated cross-correlation.
+
+    ``y[n,o] = sum_{i,u,v} w[o,i,u,v] x[n, g*I/G + i, s*h + d*u - p, s*w + d*v - p] + b[o]`` where
+    output ``o`` belongs to group ``g = o // (O/G)`` and reads that group's ``I/G`` input channels.
+    """
+    weight = np.asarray(weight, np.float64)
+    o, i, kh, kw = weight.shape
+    win = _windows(x, (kh, kw), stride, padding, 0.0, padding_end, dilation)
+    n, c, oh, ow = win.shape[:4]
+    win = win.reshape(n, groups, c // groups, oh, ow, kh, kw)
+    y = np.einsum("ngchwuv,gocuv->ngohw", win, weight.reshape(groups, o // groups, i, kh, kw), optimize=True)
+    y = y.reshape(n, o, oh, ow)
     if bias is not None:
         y = y + np.asarray(bias, np.float64)[None, :, None, None]
     return y
 
 
-def max_pool(x, kernel, stride, padding):
+def max_pool(x, kernel, stride, padding, padding_end=None):
     """Maximum over each window; padded cells never win."""
-    return _windows(x, kernel, stride, padding, -np.inf).max(axis=(4, 5))
+    return _windows(x, kernel, stride, padding, -np.inf, padding_end).max(axis=(4, 5))
 
 
-def avg_pool(x, kernel, stride, padding):
+def avg_pool(x, kernel, stride, padding, padding_end=None):
     """Mean over each window, counting only cells inside the input."""
-    total = _windows(x, kernel, stride, padding, 0.0).sum(axis=(4, 5))
+    total = _windows(x, kernel, stride, padding, 0.0, padding_end).sum(axis=(4, 5))
     ones = np.ones((1, 1) + x.shape[2:])
-    count = _windows(ones, kernel, stride, padding, 0.0).sum(axis=(4, 5))
+    count = _windows(ones, kernel, stride, padding, 0.0, padding_end).sum(axis=(4, 5))
     return total / count
 
 
@@ -67,6 +85,29 @@ def relu(x):
 def prelu(x, slope):
     """``x`` where positive, ``slope[c] * x`` elsewhere."""
     return np.where(x > 0, x, x * np.asarray(slope, np.float64)[None, :, None, None])
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``, without overflow for large ``|x|``."""
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def leaky_relu(x, alpha):
+    """``x`` where positive, ``alpha * x`` elsewhere."""
+    return np.where(x > 0, x, x * float(alpha))
+
+
+def mul(a, b):
+    """``a * b``: equal shapes, or one of them (N, C, 1, 1) broadcast over the other's rows and columns."""
+    return a * b
+
+
+def mul_backward(a, b, dy):
+    """Gradients of :func:`mul`: ``dy * b`` and ``dy * a``, each summed back to its input's shape."""
+    def reduce(grad, shape):
+        axes = tuple(k for k in (2, 3) if shape[k] == 1 and grad.shape[k] != 1)
+        return grad.sum(axis=axes, keepdims=True) if axes else grad
+    return [reduce(dy * b, a.shape), reduce(dy * a, b.shape)]
 
 
 def padded_sum(a, b):
@@ -116,28 +157,32 @@ def resize(x, size, mode):
 # ---- backward: vector-Jacobian products -----------------------------------
 
 
-def conv2d_backward(dy, weight, stride, padding, input_shape):
-    """Gradient of a cross-correlation with respect to its input."""
+def conv2d_backward(dy, weight, stride, padding, input_shape, padding_end=None, dilation=(1, 1), groups=1):
+    """Gradient of a (grouped, dilated) cross-correlation with respect to its input."""
     n, c, h, w = input_shape
-    (sh, sw), (ph, pw) = stride, padding
-    _, _, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    pt, pl, pb, pr = _pads(padding, padding_end)
+    o, i, kh, kw = weight.shape
     oh, ow = dy.shape[2:]
-    dx = np.zeros((n, c, h + 2 * ph + sh, w + 2 * pw + sw))
-    wt = np.asarray(weight, np.float64)
+    dx = np.zeros((n, groups, i, h + pt + pb + sh + dh * kh, w + pl + pr + sw + dw * kw))
+    wt = np.asarray(weight, np.float64).reshape(groups, o // groups, i, kh, kw)
+    dyg = dy.reshape(n, groups, o // groups, oh, ow)
     for u in range(kh):
         for v in range(kw):
-            dx[:, :, u:u + sh * oh:sh, v:v + sw * ow:sw] += np.einsum("nohw,oc->nchw", dy, wt[:, :, u, v])
-    return dx[:, :, ph:ph + h, pw:pw + w]
+            dx[..., u * dh:u * dh + sh * oh:sh, v * dw:v * dw + sw * ow:sw] += np.einsum(
+                "ngohw,goc->ngchw", dyg, wt[..., u, v])
+    return dx.reshape(n, c, dx.shape[3], dx.shape[4])[:, :, pt:pt + h, pl:pl + w]
 
 
-def pool_backward(x, dy, kind, kernel, stride, padding):
+def pool_backward(x, dy, kind, kernel, stride, padding, padding_end=None):
     """Gradient of a max or average pool (``kind`` "max" / "avg") with respect to its input."""
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    (kh, kw), (sh, sw) = kernel, stride
+    pt, pl, pb, pr = _pads(padding, padding_end)
     n, c, h, w = x.shape
     oh, ow = dy.shape[2:]
-    dx = np.zeros((n, c, h + 2 * ph + kh, w + 2 * pw + kw))
+    dx = np.zeros((n, c, h + pt + pb + kh, w + pl + pr + kw))
     if kind == "max":
-        padded = np.pad(x, ((0, 0), (0, 0), (ph, ph + kh), (pw, pw + kw)), constant_values=-np.inf)
+        padded = np.pad(x, ((0, 0), (0, 0), (pt, pb + kh), (pl, pr + kw)), constant_values=-np.inf)
         for i in range(oh):
             for j in range(ow):
                 window = padded[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].reshape(n, c, -1)
@@ -146,19 +191,24 @@ def pool_backward(x, dy, kind, kernel, stride, padding):
                 nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
                 np.add.at(dx, (nn, cc, i * sh + u, j * sw + v), dy[:, :, i, j])
     else:
-        inside = np.zeros((h + 2 * ph + kh, w + 2 * pw + kw))
-        inside[ph:ph + h, pw:pw + w] = 1
+        inside = np.zeros((h + pt + pb + kh, w + pl + pr + kw))
+        inside[pt:pt + h, pl:pl + w] = 1
         for i in range(oh):
             for j in range(ow):
                 cells = inside[i * sh:i * sh + kh, j * sw:j * sw + kw]
                 dx[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw] += dy[:, :, i:i + 1, j:j + 1] * cells / cells.sum()
-    return dx[:, :, ph:ph + h, pw:pw + w]
+    return dx[:, :, pt:pt + h, pl:pl + w]
 
 
-def conv2d_weight_gradient(x, dy, kernel, stride, padding):
-    """Gradients of a cross-correlation's weights ``(O, I, kh, kw)`` and bias ``(O,)``."""
-    win = _windows(x, kernel, stride, padding, 0.0)
-    return np.einsum("nohw,nchwuv->ocuv", dy, win, optimize=True), dy.sum(axis=(0, 2, 3))
+def conv2d_weight_gradient(x, dy, kernel, stride, padding, padding_end=None, dilation=(1, 1), groups=1):
+    """Gradients of a (grouped, dilated) cross-correlation's weights ``(O, I/G, kh, kw)`` and bias ``(O,)``."""
+    win = _windows(x, kernel, stride, padding, 0.0, padding_end, dilation)
+    n, c, oh, ow, kh, kw = win.shape
+    o = dy.shape[1]
+    win = win.reshape(n, groups, c // groups, oh, ow, kh, kw)
+    dyg = dy.reshape(n, groups, o // groups, oh, ow)
+    dw = np.einsum("ngohw,ngchwuv->gocuv", dyg, win, optimize=True).reshape(o, c // groups, kh, kw)
+    return dw, dy.sum(axis=(0, 2, 3))
 
 
 def dense_weight_gradient(x, dy):

@@ -15,7 +15,9 @@ Conventions
   computes ``x = (pixel - input_mean[c]) * input_scale[c]``.
 * Tensors are NCHW; convolutions are cross-correlations with weights
   ``(out_channels, in_channels, kh, kw)``.
-* Pooling uses floor rounding: ``out = (in + 2 * pad - kernel) // stride + 1``;
+* Convolution and pooling use floor rounding:
+  ``out = (in + pad + pad_end - dilation * (kernel - 1) - 1) // stride + 1``
+  (``pad_end`` = ``padding_end``, default ``padding``; dilation 1 for pools);
   average pooling excludes padded cells from the count.
 * ``sum`` adds two nodes; when their shapes differ, each is zero-padded at the
   end of every axis (channels, rows, columns) to the larger shape, as dlib's
@@ -28,15 +30,24 @@ Layer kinds and their ``params``:
 =================  ===========================================================
 kind               params
 =================  ===========================================================
-conv               weight (O, I, kh, kw), bias (O,) or None, stride (sh, sw),
-                   padding (ph, pw)
+conv               weight (O, I/groups, kh, kw), bias (O,) or None, stride (sh, sw),
+                   padding (top, left); optional padding_end (bottom, right,
+                   default padding), dilation (dh, dw, default (1, 1)),
+                   groups (default 1; depthwise: groups == I == O)
 scale_shift        scale (C,), shift (C,)   -- y = x * scale[c] + shift[c]
 relu               --
 prelu              slope (C,)               -- y = x if x > 0 else slope[c] * x
-max_pool           kernel (kh, kw), stride (sh, sw), padding (ph, pw)
-avg_pool           kernel (kh, kw), stride (sh, sw), padding (ph, pw)
+leaky_relu         alpha (a finite float)   -- y = x if x > 0 else alpha * x
+sigmoid            --                       -- y = 1 / (1 + exp(-x))
+max_pool           kernel (kh, kw), stride (sh, sw), padding (top, left);
+                   optional padding_end (bottom, right, default padding)
+avg_pool           as max_pool
 global_avg_pool    --
 sum                -- (two inputs)
+mul                -- (two inputs) a * b: equal shapes, or one of them
+                   (C, 1, 1) scaling the other's channels (either order)
+concat             -- (two inputs) stacked along channels, a first; rows
+                   and columns must agree
 dense              weight (O, C*H*W), bias (O,) or None
 reshape            shape (C, H, W)          -- the input's values, flattened in
                    C, H, W order, viewed in a new shape (same count)

@@ -82,8 +82,10 @@ def _check_against_references(path: Path, module) -> None:
 
 
 @pytest.mark.parametrize("opset", [11, 17])
-def test_iresnet_matches_onnxruntime_and_autograd(exported, opset):
-    _check_against_references(*exported("iresnet18_small", opset))
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_architectures_match_onnxruntime_and_autograd(exported, name, opset):
+    """IResNet, IResNet with squeeze-excitation (sigmoid gate x activation) and MobileFaceNet (depthwise convs)."""
+    _check_against_references(*exported(name, opset))
 
 
 def test_full_size_iresnet50(tmp_path):
