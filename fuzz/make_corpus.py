@@ -12,7 +12,10 @@ files of each kind, so that mutations start from inside the format:
   face model in version 2;
 * results: a small saved explanation (version 2), and the same in version 1;
 * image: tiny PNG, JPEG, GIF, BMP and WebP files, and a PNG header claiming a
-  huge size (a decompression bomb).
+  huge size (a decompression bomb);
+* onnx: tiny face-model graphs built with onnx.helper (conv, batch norm,
+  PReLU, a residual Add, a squeeze-excitation gate, pooling, flatten, Gemm;
+  static and dynamic input size).
 
 Long fuzzing runs add the inputs that found new coverage (scripts/fuzz.sh
 merges them in); this script only writes the seeds.
@@ -114,6 +117,59 @@ def main() -> None:
     bomb = bytearray(buffer.getvalue())
     bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height (its CRC no longer matches)
     _write("image", "bomb_header.png", bytes(bomb))
+    for name, graph in _onnx_seeds().items():
+        _write("onnx", name, graph)
+
+
+def _onnx_seeds() -> dict[str, bytes]:
+    """Tiny ONNX face-model graphs (16x16 input, 4-d embedding) covering the operators the import maps."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+
+    def const(name: str, shape) -> object:
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+
+    def model(nodes, initializers, input_dims, opset=17) -> bytes:
+        graph = helper.make_graph(nodes, "seed", [helper.make_tensor_value_info("image", TensorProto.FLOAT, input_dims)],
+                                  [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 4])],
+                                  initializers)
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        proto.ir_version = 8  # what onnxruntime and torch's exporter read and write
+        return proto.SerializeToString()
+
+    bn = [const("g", (4,)), const("b", (4,)), const("m", (4,)),
+          numpy_helper.from_array(np.ones(4, np.float32), "v")]
+    residual = model([
+        helper.make_node("Conv", ["image", "w1"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("BatchNormalization", ["c1", "g", "b", "m", "v"], ["n1"]),
+        helper.make_node("PRelu", ["n1", "slope"], ["p1"]),
+        helper.make_node("Conv", ["p1", "w2"], ["c2"], pads=[1, 1, 1, 1], group=2),
+        helper.make_node("Add", ["c2", "p1"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["gp"]),
+        helper.make_node("Sigmoid", ["gp"], ["gate"]),
+        helper.make_node("Mul", ["r", "gate"], ["se"]),
+        helper.make_node("MaxPool", ["se"], ["mp"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        helper.make_node("Flatten", ["mp"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc", "fcb"], ["embedding"], transB=1),
+    ], [const("w1", (4, 3, 3, 3)), *bn, const("slope", (4, 1, 1)), const("w2", (4, 2, 3, 3)),
+        const("fc", (4, 64)), const("fcb", (4,))], ["N", 3, 16, 16])
+    shapes = model([
+        helper.make_node("Pad", ["image", "pads"], ["pd"], mode="constant"),
+        helper.make_node("Conv", ["pd", "w1"], ["c1"], dilations=[2, 2]),
+        helper.make_node("LeakyRelu", ["c1"], ["l1"], alpha=0.1),
+        helper.make_node("Concat", ["l1", "l1"], ["cat"], axis=1),
+        helper.make_node("ReduceMean", ["cat"], ["rm"], axes=[2, 3], keepdims=1),
+        helper.make_node("Shape", ["rm"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "zero"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["rm", "target"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "mm"], ["embedding"]),
+    ], [numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"), const("w1", (4, 3, 3, 3)),
+        numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+        const("mm", (8, 4))], [1, 3, 16, 16], opset=13)
+    return {"residual_se.onnx": residual, "shape_chain.onnx": shapes}
 
 
 if __name__ == "__main__":

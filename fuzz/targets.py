@@ -144,6 +144,17 @@ def image(data: bytes) -> None:
         pass
 
 
+def onnx_model(data: bytes) -> None:
+    """Any bytes as an ONNX file (``load_model("x.onnx")``), then an embedding of a small chip, which must be finite."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fxplain.FxplainWarning)  # no threshold in the file: expected
+            model = fxplain.load_model(_as_file(data, ".onnx"), input_size=(16, 16))
+        model.embed(_CHIP[:16, :16])  # raises CoreError itself when it is not finite
+    except fxplain.FxplainError:
+        pass
+
+
 #: name -> target, in the order the tests run them.
 TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "shape_predictor": shape_predictor,
-           "face_detector": face_detector, "results": results, "image": image}
+           "face_detector": face_detector, "results": results, "image": image, "onnx": onnx_model}

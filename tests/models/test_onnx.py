@@ -290,3 +290,15 @@ def test_dlibs_network_through_pytorch_and_onnx_reproduces_dlib(model, johns, or
     assert np.abs(exported.embed(images) - oracle).max() <= 1e-4
     assert [exported.verify(images[0], images[k]).match for k in range(1, 12)] == \
         [model.verify(images[0], images[k]).match for k in range(1, 12)]
+
+
+@pytest.mark.parametrize("name", ["residual_se.onnx", "shape_chain.onnx"])
+def test_small_graphs_of_every_mapped_operator_match_onnxruntime(name):
+    """The fuzz seeds: grouped/dilated conv, Pad folded into a conv, ceil_mode pooling, Shape/Gather/Concat/Reshape
+    chain, LeakyRelu, Concat, ReduceMean, MatMul, Gemm, a sigmoid gate (fuzz/make_corpus.py)."""
+    path = Path(__file__).resolve().parents[2] / "fuzz" / "corpus" / "onnx" / name
+    model = _load(path, input_size=(16, 16))
+    pixels = _pixels(1, size=16)  # shape_chain.onnx has a static batch of 1
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"image": _normalized(pixels)})[0]
+    assert _relative(model.embed(pixels), want) <= TOLERANCE

@@ -54,12 +54,11 @@ class _Translation:
     """The state of one graph's translation (see the module docstring)."""
 
     def __init__(self, graph: Any, spec: NetworkSpec, input_name: str, name: str, bgr: bool = False):
-        from onnx import numpy_helper
 
         self.name = name
         self.bgr = bgr  # the model reads BGR: the convolutions reading the input take RGB with flipped weights
         self.spec = spec
-        self.values: dict[str, Any] = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        self.values: dict[str, Any] = {init.name: _tensor_value(init, name) for init in graph.initializer}
         self.values[input_name] = Activation(0, spec.input_shape)
         self.readers = Counter(i for node in graph.node for i in node.input if i)
         for out in graph.output:
@@ -98,6 +97,15 @@ class _Translation:
         if not isinstance(v, np.ndarray):
             raise self.fail(node, f"{what} (input {index}) must be a constant, not computed from the image")
         return v
+
+    def weights(self, node: Any, index: int, what: str) -> np.ndarray:
+        """A constant that becomes layer parameters: floating point and finite, as float64."""
+        v = self.constant(node, index, what)
+        if v.dtype.kind != "f":
+            raise self.fail(node, f"{what} (input {index}) must be floating point, got {v.dtype}")
+        if not np.all(np.isfinite(v)):
+            raise self.fail(node, f"{what} (input {index}) holds NaN or infinite values")
+        return v.astype(np.float64)
 
     def add(self, node: Any, kind: str, inputs, out_name: str, **params: Any) -> Activation:
         spec_node = self.spec.add(kind, inputs, **params)
@@ -139,7 +147,14 @@ class _Translation:
                 handler = _HANDLERS.get(node.op_type)
                 if handler is None:
                     raise self.unsupported(node)
-                outputs = handler(self, node)
+                try:
+                    outputs = handler(self, node)
+                except ModelFormatError:
+                    raise
+                except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                    # attributes the checker lets through but the operator cannot have (a pads list of 3)
+                    raise self.fail(node, f"malformed attributes or inputs ({type(exc).__name__}: "
+                                          f"{str(exc)[:200]})") from None
                 if not isinstance(outputs, tuple):
                     outputs = (outputs,)
             for name, value in zip(node.output, outputs):
@@ -159,6 +174,20 @@ class _Translation:
         return out
 
 
+def _tensor_value(tensor: Any, name: str) -> np.ndarray:
+    """An initializer or Constant tensor as NumPy; a damaged or oversized one raises ModelFormatError."""
+    from onnx import numpy_helper
+
+    dims = [int(d) for d in tensor.dims]
+    if any(d < 0 for d in dims) or int(np.prod(dims, dtype=np.float64)) > MAX_CONSTANT_VALUES:
+        raise ModelFormatError(f"{name}: tensor {tensor.name!r} of shape {dims} is negative or too large")
+    try:
+        return np.asarray(numpy_helper.to_array(tensor))
+    except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError, ... on damaged tensors
+        raise ModelFormatError(f"{name}: tensor {tensor.name!r} is damaged ({type(exc).__name__}: "
+                               f"{str(exc)[:200]})") from None
+
+
 def _attrs(node: Any) -> dict[str, Any]:
     from onnx import helper
 
@@ -169,74 +198,83 @@ def _attrs(node: Any) -> dict[str, Any]:
 
 def _fold(t: _Translation, node: Any, inputs: list) -> tuple:
     """Evaluate a node on constants (or a Shape of an activation)."""
-    from onnx import numpy_helper
 
     op, a = node.op_type, _attrs(node)
     if op == "Constant":
         if "value" not in a:
             raise t.fail(node, f"only tensor constants are supported, got attributes {sorted(a)}")
-        return (numpy_helper.to_array(a["value"]),)
+        return (_tensor_value(a["value"], t.name),)
     if op not in FOLDED_OPS:
         raise t.unsupported(node, "operator not supported on constants")
     x = inputs[0] if inputs else None
     try:
-        if op == "Shape":
-            return (np.array(x.shape, np.int64),)
-        if op in ("Identity", "Cast"):
-            if op == "Cast":
-                from onnx import helper
-
-                return (np.asarray(x).astype(helper.tensor_dtype_to_np_dtype(a["to"])),)
-            return (x,)
-        if op == "Gather":
-            return (np.take(x, inputs[1], axis=a.get("axis", 0)),)
-        if op == "Unsqueeze":
-            axes = a.get("axes", inputs[1] if len(inputs) > 1 else None)
-            out = np.asarray(x)
-            for axis in sorted(int(v) % (out.ndim + len(axes)) for v in np.ravel(axes)):
-                out = np.expand_dims(out, axis)
-            return (out,)
-        if op == "Squeeze":
-            axes = a.get("axes", inputs[1] if len(inputs) > 1 else None)
-            return (np.squeeze(x, axis=None if axes is None else tuple(int(v) for v in np.ravel(axes))),)
-        if op == "Concat":
-            return (np.concatenate([np.atleast_1d(v) for v in inputs], axis=a["axis"]),)
-        if op == "Reshape":
-            target = [int(v) for v in inputs[1]]
-            target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
-            return (np.reshape(x, target),)
-        if op == "Slice":
-            starts, ends = inputs[1], inputs[2]
-            axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else range(len(starts))
-            steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
-            index = [slice(None)] * np.ndim(x)
-            for s, e, ax, st in zip(starts, ends, axes, steps):
-                index[int(ax)] = slice(int(s), int(e), int(st))
-            return (np.asarray(x)[tuple(index)],)
-        if op in ("Add", "Sub", "Mul", "Div"):
-            b = inputs[1]
-            if op == "Div" and np.issubdtype(np.asarray(x).dtype, np.integer):
-                return ((np.asarray(x) // b).astype(np.asarray(x).dtype),)
-            fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
-            return (fn(x, b).astype(np.result_type(x, b)),)
-        if op == "ConstantOfShape":
-            shape = [int(v) for v in np.ravel(x)]
-            if int(np.prod(shape)) > MAX_CONSTANT_VALUES:
-                raise t.fail(node, f"a constant of shape {shape} is too large")
-            fill = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
-            return (np.full(shape, fill.ravel()[0], fill.dtype),)
-        if op == "Transpose":
-            return (np.transpose(x, a.get("perm")),)
-        if op == "Range":
-            return (np.arange(inputs[0], inputs[1], inputs[2]),)
-        if op == "Neg":
-            return (-np.asarray(x),)
-        if op == "Sqrt":
-            return (np.sqrt(x),)
+        with np.errstate(all="raise"):  # overflow or NaN in a file's shape arithmetic: refused, not warned
+            return _fold_op(t, node, op, a, x, inputs)
     except ModelFormatError:
         raise
-    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, FloatingPointError, OverflowError,
+            MemoryError) as exc:
         raise t.fail(node, f"cannot evaluate on its constant inputs: {type(exc).__name__}: {exc}") from None
+
+
+def _fold_op(t: _Translation, node: Any, op: str, a: dict, x: Any, inputs: list) -> tuple:
+    """One folded operator (see FOLDED_OPS); numpy errors are turned into ModelFormatError by the caller."""
+    if op == "Shape":
+        return (np.array(x.shape, np.int64),)
+    if op in ("Identity", "Cast"):
+        if op == "Cast":
+            from onnx import helper
+
+            return (np.asarray(x).astype(helper.tensor_dtype_to_np_dtype(a["to"])),)
+        return (x,)
+    if op == "Gather":
+        return (np.take(x, inputs[1], axis=a.get("axis", 0)),)
+    if op == "Unsqueeze":
+        axes = np.ravel(a.get("axes", inputs[1] if len(inputs) > 1 else None))
+        out = np.asarray(x)
+        for axis in sorted(int(v) % (out.ndim + axes.size) for v in axes):
+            out = np.expand_dims(out, axis)
+        return (out,)
+    if op == "Squeeze":
+        axes = a.get("axes", inputs[1] if len(inputs) > 1 else None)
+        return (np.squeeze(x, axis=None if axes is None else tuple(int(v) for v in np.ravel(axes))),)
+    if op == "Concat":
+        return (np.concatenate([np.atleast_1d(v) for v in inputs], axis=a["axis"]),)
+    if op == "Reshape":
+        target = [int(v) for v in inputs[1]]
+        target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
+        return (np.reshape(x, target),)
+    if op == "Slice":
+        starts, ends = inputs[1], inputs[2]
+        axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else range(len(starts))
+        steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
+        index = [slice(None)] * np.ndim(x)
+        for s, e, ax, st in zip(starts, ends, axes, steps):
+            index[int(ax)] = slice(int(s), int(e), int(st))
+        return (np.asarray(x)[tuple(index)],)
+    if op in ("Add", "Sub", "Mul", "Div"):
+        b = inputs[1]
+        if op == "Div" and np.issubdtype(np.asarray(x).dtype, np.integer):
+            return ((np.asarray(x) // b).astype(np.asarray(x).dtype),)
+        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+        return (fn(x, b).astype(np.result_type(x, b)),)
+    if op == "ConstantOfShape":
+        shape = [int(v) for v in np.ravel(x)]
+        if int(np.prod(shape)) > MAX_CONSTANT_VALUES:
+            raise t.fail(node, f"a constant of shape {shape} is too large")
+        fill = _tensor_value(a["value"], t.name) if "value" in a else np.zeros(1, np.float32)
+        return (np.full(shape, fill.ravel()[0], fill.dtype),)
+    if op == "Transpose":
+        return (np.transpose(x, a.get("perm")),)
+    if op == "Range":
+        start, limit, delta = (float(np.ravel(v)[0]) for v in inputs[:3])
+        if delta == 0 or not 0 <= (limit - start) / delta <= MAX_CONSTANT_VALUES:
+            raise t.fail(node, f"a Range of ({start}, {limit}, {delta}) is empty-stepped or too long")
+        return (np.arange(inputs[0], inputs[1], inputs[2]),)
+    if op == "Neg":
+        return (-np.asarray(x),)
+    if op == "Sqrt":
+        return (np.sqrt(x),)
     raise t.unsupported(node)  # pragma: no cover - every FOLDED_OPS entry returns above
 
 
@@ -254,8 +292,12 @@ def _pads(node: Any, attrs: dict, in_hw: tuple[int, int], kernel, strides, dilat
     auto = attrs.get("auto_pad", b"NOTSET")
     auto = auto.decode() if isinstance(auto, bytes) else auto
     if auto in ("NOTSET", "VALID"):
-        pads = list(attrs.get("pads", [0, 0, 0, 0])) if auto == "NOTSET" else [0, 0, 0, 0]
-        return int(pads[0]), int(pads[1]), int(pads[2]), int(pads[3])
+        pads = [int(v) for v in attrs.get("pads", [0, 0, 0, 0])] if auto == "NOTSET" else [0, 0, 0, 0]
+        if len(pads) != 4 or min(pads) < 0:
+            raise ModelFormatError(f"node {node.name!r} ({node.op_type}): pads {pads}: expected 4 values >= 0")
+        return pads[0], pads[1], pads[2], pads[3]
+    if auto not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ModelFormatError(f"node {node.name!r} ({node.op_type}): unknown auto_pad {auto!r}")
     begin, end = [], []
     for size, k, s, d in zip(in_hw, kernel, strides, dilations):
         out = -(-size // s)
@@ -266,20 +308,26 @@ def _pads(node: Any, attrs: dict, in_hw: tuple[int, int], kernel, strides, dilat
     return begin[0], begin[1], end[0], end[1]
 
 
+def _pair(t: _Translation, node: Any, attrs: dict, name: str) -> tuple[int, int]:
+    """A 2-D window attribute (strides, dilations, kernel_shape): two integers >= 1 (default 1, 1)."""
+    values = tuple(int(v) for v in attrs.get(name, (1, 1)))
+    if len(values) != 2 or min(values) < 1:
+        raise t.fail(node, f"{name} {list(values)}: expected 2 values >= 1 (2-D images)")
+    return values
+
+
 def _conv(t: _Translation, node: Any) -> Activation:
     act = t.activation(node)
-    weight = t.constant(node, 1, "the weight").astype(np.float32)
+    weight = t.weights(node, 1, "the weight").astype(np.float32)
     if act.node == 0 and t.bgr:
         weight = np.ascontiguousarray(weight[:, ::-1])
-    bias = t.value(node, 2)
-    if bias is not None and not isinstance(bias, np.ndarray):
-        raise t.fail(node, "the bias must be a constant")
+    bias = t.weights(node, 2, "the bias") if t.value(node, 2) is not None else None
     a = _attrs(node)
     if weight.ndim != 4:
         raise t.fail(node, f"only 2-D convolutions are supported (weight of shape {weight.shape})")
     kernel = tuple(weight.shape[2:])
-    strides = tuple(int(v) for v in a.get("strides", (1, 1)))
-    dilations = tuple(int(v) for v in a.get("dilations", (1, 1)))
+    strides = _pair(t, node, a, "strides")
+    dilations = _pair(t, node, a, "dilations")
     groups = int(a.get("group", 1))
     top, left, bottom, right = _pads(node, a, act.shape[1:], kernel, strides, dilations)
     if act.pad_channels:
@@ -312,18 +360,16 @@ def _gemm(t: _Translation, node: Any) -> Activation:
     if a.get("transA", 0):
         raise t.fail(node, "transA=1 is not supported")
     act = t.activation(node)
-    b = t.constant(node, 1, "B").astype(np.float64) * float(a.get("alpha", 1.0))
+    b = t.weights(node, 1, "B") * float(a.get("alpha", 1.0))
     weight = b if a.get("transB", 0) else b.T
-    c = t.value(node, 2)
-    if c is not None and not isinstance(c, np.ndarray):
-        raise t.fail(node, "C must be a constant")
+    c = t.weights(node, 2, "C") if t.value(node, 2) is not None else None
     bias = None if c is None else np.broadcast_to(np.ravel(c) * float(a.get("beta", 1.0)), (weight.shape[0],))
     return _dense(t, node, act, weight, bias)
 
 
 def _matmul(t: _Translation, node: Any) -> Activation:
     act = t.activation(node)
-    b = t.constant(node, 1, "the right-hand matrix")
+    b = t.weights(node, 1, "the right-hand matrix")
     if b.ndim != 2:
         raise t.fail(node, f"only an activation times a constant matrix is supported (got {b.shape})")
     return _dense(t, node, act, b.T, None)
@@ -352,7 +398,7 @@ def _affine(t: _Translation, node: Any, act: Activation, scale: np.ndarray, shif
 
 def _batch_norm(t: _Translation, node: Any) -> Activation:
     act = t.activation(node)
-    gamma, beta, mean, var = (t.constant(node, i, what).astype(np.float64) for i, what in
+    gamma, beta, mean, var = (t.weights(node, i, what) for i, what in
                               ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
     eps = float(_attrs(node).get("epsilon", 1e-5))
     if not (gamma.shape == beta.shape == mean.shape == var.shape == (act.shape[0],)):
@@ -405,6 +451,7 @@ def _arithmetic(t: _Translation, node: Any) -> Activation:
             return t.add(node, "mul", (x.node, y.node), node.output[0])
         raise t.unsupported(node, f"{op} of two activations")
     act, c, act_first = (x, y, True) if isinstance(x, Activation) else (y, x, False)
+    c = t.weights(node, 1 if act_first else 0, "the constant")
     per_channel = _channel_constant(t, node, c, act)
     if per_channel is None:
         raise t.fail(node, f"a constant of shape {np.shape(c)} does not broadcast per channel over {act.shape}")
@@ -439,7 +486,7 @@ def _leaky_relu(t: _Translation, node: Any) -> Activation:
 
 def _prelu(t: _Translation, node: Any) -> Activation:
     act = t.materialize(node, t.activation(node))
-    slope = _channel_constant(t, node, t.constant(node, 1, "the slope"), act)
+    slope = _channel_constant(t, node, t.weights(node, 1, "the slope"), act)
     if slope is None:
         raise t.fail(node, "the slope must be shared or one per channel")
     return t.add(node, "prelu", act.node, node.output[0], slope=slope.astype(np.float32))
@@ -450,9 +497,11 @@ def _prelu(t: _Translation, node: Any) -> Activation:
 def _pool(t: _Translation, node: Any) -> Activation:
     act = t.materialize(node, t.activation(node))
     a = _attrs(node)
-    kernel = tuple(int(v) for v in a["kernel_shape"])
-    strides = tuple(int(v) for v in a.get("strides", (1, 1)))
-    if len(kernel) != 2 or tuple(a.get("dilations", (1, 1))) != (1, 1):
+    if "kernel_shape" not in a:
+        raise t.fail(node, "kernel_shape is missing")
+    kernel = _pair(t, node, a, "kernel_shape")
+    strides = _pair(t, node, a, "strides")
+    if _pair(t, node, a, "dilations") != (1, 1):
         raise t.fail(node, "only 2-D pooling without dilation is supported")
     top, left, bottom, right = _pads(node, a, act.shape[1:], kernel, strides, (1, 1))
     if a.get("ceil_mode", 0):  # ceil rounding = floor rounding with enough extra padding at the end
