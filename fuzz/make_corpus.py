@@ -8,6 +8,7 @@ files of each kind, so that mutations start from inside the format:
 * dlib_patches: a few patch lists (offsets into the stem's headers);
 * shape_predictor: the landmark tests' tiny predictor, and a prefix of dlib's;
 * face_detector: prefixes of dlib's CNN face detector file;
+* face_detector_patches: patch lists of the published detector (its options, an early and a late weight);
 * fxd: the version-1 test fixture, the same decoder in version 2, and a tiny
   face model in version 2;
 * results: a small saved explanation (version 2), and the same in version 1;
@@ -75,6 +76,9 @@ def main() -> None:
     for name, patches in {"stem_stride": [(19768 | 1 << 31, 3)], "weight_exponent": [(355 | 1 << 31, 0x7E)],
                           "two_patches": [(94290 | 1 << 31, 0xA3), (5_000_000, 0x01)]}.items():
         _write("dlib_patches", name, b"".join(o.to_bytes(4, "little") + bytes([v]) for o, v in patches))
+    for name, patches in {"options_version": [(15 | 1 << 31, 9)], "early_weight": [(1200 | 1 << 31, 0x7E)],
+                          "late_weight": [(600_000, 0x01), (40 | 1 << 31, 0x02)]}.items():
+        _write("face_detector_patches", name, b"".join(o.to_bytes(4, "little") + bytes([v]) for o, v in patches))
 
     _write("shape_predictor", "tiny.dat", _tiny_shape_predictor())
     _write("shape_predictor", "prefix_4096.dat", shape_predictor_path().read_bytes()[:4096])

@@ -73,14 +73,8 @@ def dlib_patches(data: bytes) -> None:
     must either warn that its weights are unverified or compute the same.
     """
     published, _ = _published_dlib()
-    patched = bytearray(published)
-    for start in range(0, min(len(data), 40) - 4, 5):
-        offset = int.from_bytes(data[start:start + 4], "little")
-        # half the patches aim at the first 64 KiB (the headers and small layers), half anywhere
-        offset = offset % (1 << 16) if offset & 0x80000000 else offset % len(patched)
-        patched[offset] = data[start + 4]
     try:
-        _load_dlib(_as_file(bytes(patched), ".dat"))
+        _load_dlib(_as_file(_patched(published, data), ".dat"))
     except fxplain.FxplainError:
         pass
 
@@ -126,6 +120,41 @@ def face_detector(data: bytes) -> None:
         raise AssertionError(f"a detector loaded and found faces with non-finite confidence {found}")
 
 
+def _patched(original: bytes, data: bytes) -> bytes:
+    """``original`` with up to 8 byte patches from 5-byte records (4-byte offset, value); offsets with the top bit set
+    aim at the first 64 KiB (headers, small layers), the others anywhere."""
+    patched = bytearray(original)
+    for start in range(0, min(len(data), 40) - 4, 5):
+        offset = int.from_bytes(data[start:start + 4], "little")
+        offset = offset % min(1 << 16, len(patched)) if offset & 0x80000000 else offset % len(patched)
+        patched[offset] = data[start + 4]
+    return bytes(patched)
+
+
+@functools.lru_cache(maxsize=1)
+def _published_detector() -> bytes:
+    from fxplain.faces.detector import face_detector_path
+
+    return face_detector_path().read_bytes()
+
+
+def face_detector_patches(data: bytes) -> None:
+    """dlib's published face detector with up to 8 byte patches (as ``dlib_patches``), then a detection on a photo.
+
+    The whole file parses, so patches reach the options, the architecture
+    check and the weights; a patched detector that loads must give finite
+    confidences and boxes of integers.
+    """
+    from fxplain.faces import load_face_detector
+
+    try:
+        found = load_face_detector(_as_file(_patched(_published_detector(), data), ".dat")).detect(_CHIP)
+    except fxplain.FxplainError:
+        return
+    if not all(np.isfinite(confidence) and all(isinstance(v, int) for v in box) for box, confidence in found):
+        raise AssertionError(f"a patched detector loaded and found {found}")
+
+
 def results(data: bytes) -> None:
     """Any bytes as a saved explanation (``PairExplanation.load``)."""
     try:
@@ -157,4 +186,5 @@ def onnx_model(data: bytes) -> None:
 
 #: name -> target, in the order the tests run them.
 TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "shape_predictor": shape_predictor,
-           "face_detector": face_detector, "results": results, "image": image, "onnx": onnx_model}
+           "face_detector": face_detector, "face_detector_patches": face_detector_patches, "results": results,
+           "image": image, "onnx": onnx_model}
