@@ -107,27 +107,19 @@ PyObject *py_face_chip_details(PyObject *self, PyObject *args) {
     return Py_BuildValue("(ddddd)ii", d.left, d.top, d.right, d.bottom, d.angle, d.rows, d.cols);
 }
 
-PyObject *py_face_chip(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *img_obj, *lm_obj, *chip = NULL, *tf = NULL;
-    int size, h, w, c;
-    double padding;
-    if (!PyArg_ParseTuple(args, "OOid", &img_obj, &lm_obj, &size, &padding)) return NULL;
-    if (size < 2 || size > 8192) {
-        PyErr_Format(InvalidInputError, "size must be between 2 and 8192, got %d", size);
-        return NULL;
-    }
-    fx_chip_details d;
-    if (!chip_details_args(lm_obj, size, padding, &d)) return NULL;
+/* The chip of `details` from an RGB image object, and its chip -> photo transform: (u8 (rows, cols, 3), f64 (2, 3)). */
+static PyObject *chip_and_transform(PyObject *img_obj, const fx_chip_details *d) {
+    int h, w, c;
+    PyObject *chip = NULL, *tf = NULL;
     PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c);
     if (!img) return NULL;
-    npy_intp chip_shape[3] = {size, size, 3}, tf_shape[2] = {2, 3};
+    npy_intp chip_shape[3] = {d->rows, d->cols, 3}, tf_shape[2] = {2, 3};
     chip = PyArray_SimpleNew(3, chip_shape, NPY_UINT8);
     tf = PyArray_SimpleNew(2, tf_shape, NPY_FLOAT64);
     if (!chip || !tf) goto fail;
     fx_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = fx_extract_image_chip(h, w, PyArray_DATA(img), &d, PyArray_DATA((PyArrayObject *)chip),
+    st = fx_extract_image_chip(h, w, PyArray_DATA(img), d, PyArray_DATA((PyArrayObject *)chip),
                                PyArray_DATA((PyArrayObject *)tf));
     Py_END_ALLOW_THREADS
     if (st) {
@@ -143,13 +135,27 @@ fail:
     return NULL;
 }
 
+PyObject *py_face_chip(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *img_obj, *lm_obj;
+    int size;
+    double padding;
+    if (!PyArg_ParseTuple(args, "OOid", &img_obj, &lm_obj, &size, &padding)) return NULL;
+    if (size < 2 || size > 8192) {
+        PyErr_Format(InvalidInputError, "size must be between 2 and 8192, got %d", size);
+        return NULL;
+    }
+    fx_chip_details d;
+    if (!chip_details_args(lm_obj, size, padding, &d)) return NULL;
+    return chip_and_transform(img_obj, &d);
+}
+
 /* extract_chip(image u8[h,w,3], (left, top, right, bottom, angle), rows, cols) -> (u8 (rows, cols, 3), f64 (2, 3)):
  * dlib's extract_image_chip for any chip_details (templates other than dlib's own, e.g. ArcFace's). */
 PyObject *py_extract_chip(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *img_obj, *chip = NULL, *tf = NULL;
+    PyObject *img_obj;
     fx_chip_details d;
-    int h, w, c;
     if (!PyArg_ParseTuple(args, "O(ddddd)ii", &img_obj, &d.left, &d.top, &d.right, &d.bottom, &d.angle, &d.rows,
                           &d.cols))
         return NULL;
@@ -161,28 +167,7 @@ PyObject *py_extract_chip(PyObject *self, PyObject *args) {
                                            "non-empty rectangle within 1e7 pixels");
         return NULL;
     }
-    PyArrayObject *img = uint8_image(img_obj, 0, &h, &w, &c);
-    if (!img) return NULL;
-    npy_intp chip_shape[3] = {d.rows, d.cols, 3}, tf_shape[2] = {2, 3};
-    chip = PyArray_SimpleNew(3, chip_shape, NPY_UINT8);
-    tf = PyArray_SimpleNew(2, tf_shape, NPY_FLOAT64);
-    if (!chip || !tf) goto fail;
-    fx_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = fx_extract_image_chip(h, w, PyArray_DATA(img), &d, PyArray_DATA((PyArrayObject *)chip),
-                               PyArray_DATA((PyArrayObject *)tf));
-    Py_END_ALLOW_THREADS
-    if (st) {
-        raise_status(st);
-        goto fail;
-    }
-    Py_DECREF(img);
-    return Py_BuildValue("NN", chip, tf);
-fail:
-    Py_DECREF(img);
-    Py_XDECREF(chip);
-    Py_XDECREF(tf);
-    return NULL;
+    return chip_and_transform(img_obj, &d);
 }
 
 /* tiled_pyramid_layout(height, width, padding, outer_padding) -> (int32 (levels, 4), out_height, out_width) */

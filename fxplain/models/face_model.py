@@ -21,6 +21,7 @@ from .._util.images import pair_face_choices, to_pixel_batch
 from .._util.validation import check_positive_int
 from ..runtime.core_net import build_core_net
 from ..runtime.spec import NetworkSpec
+from .dimension_occlusion import occlusion_dimension_maps
 from .scoring import check_embeddings, check_metric, score_and_embedding_gradient, score_embeddings
 
 
@@ -232,22 +233,40 @@ class FaceModel:
                 result[start:start + len(chunk)] = self._net.input_gradient(chunk, g)[1]
         return self._finite(result, "gradients")
 
-    def dimension_maps(self, image: Any, *, batch_size: int = 32) -> np.ndarray:
-        """Which pixels drive each embedding dimension: ``R_k = |∂f_k/∂x|`` summed over colour.
+    def dimension_maps(self, image: Any, *, method: str = "gradient", patch: int | None = None,
+                       stride: int | None = None, batch_size: int = 32) -> np.ndarray:
+        """Which pixels drive each embedding dimension: one map ``R_k`` per dimension k.
 
-        All D gradients come from batched backward passes through the C core
-        (one unit vector each) that share a single forward pass. Each map is
-        normalised to sum to 1 over the pixels, so maps of different dimensions
-        compare.
+        ``method="gradient"`` (default): ``R_k = |∂f_k/∂x|`` summed over
+        colour; all D gradients come from batched backward passes through the
+        C core (one unit vector each) that share a single forward pass.
+
+        ``method="occlusion"``: the model's own sensitivity without gradients.
+        One sweep of square patches (``patch`` pixels, default a sixth of the
+        chip's side, every ``stride`` pixels, default a third of the patch)
+        filled with the image's mean colour gives the change
+        ``|f_k(occluded) - f_k(x)|`` of every dimension for every patch, so all
+        D maps cost one sweep; each pixel gets the mean change of the patches
+        covering it. This is the reference the decoder's region maps are
+        checked against.
+
+        Each map is normalised to sum to 1 over the pixels, so maps of
+        different dimensions (and methods) compare.
 
         Returns
         -------
         numpy.ndarray
             float32 ``(D, H, W)``, non-negative.
         """
+        if method not in ("gradient", "occlusion"):
+            raise InvalidInputError(f"method must be 'gradient' or 'occlusion', got {method!r}")
+        if method == "gradient" and (patch is not None or stride is not None):
+            raise InvalidInputError("patch and stride are parameters of method='occlusion'")
         pixels = to_pixel_batch(image, self.input_size)
         if len(pixels) != 1:
             raise InvalidInputError(f"dimension_maps takes one image, got {len(pixels)}")
+        if method == "occlusion":
+            return occlusion_dimension_maps(self, pixels, patch=patch, stride=stride, batch_size=batch_size)
         d = self.embedding_size
         out_shape = self._net.output_shape()
         eye = np.eye(d, dtype=np.float32)
