@@ -6,6 +6,7 @@ alike) and reports the median and the best repeat.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import statistics
@@ -89,3 +90,11 @@ def measure(runs: dict[str, Callable[[], Any]], repeats: int, min_time: float | 
             seconds, timings[name].result = time_repeat(run, iterations[name])
             timings[name].seconds.append(seconds)
     return timings
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    """``--batch-sizes``: positive integers separated by commas."""
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return sizes

@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import measure, start_benchmark
+from _common import measure, parse_batch_sizes, start_benchmark
 from torch_network import DEFAULT_CHANNELS_LAST, build_torch_module
 
 #: FP32 peak of the reference machine with both cores busy (GFLOP/s).
@@ -52,13 +52,6 @@ def peak_fraction(images_per_second: float, flops_per_image: float, threads: int
     """Achieved FP32 FLOP/s as a fraction of the machine's peak for ``threads`` cores."""
     peak = PEAK_GFLOPS_2_CORES * 1e9 * threads / 2
     return images_per_second * flops_per_image / peak
-
-
-def parse_batch_sizes(text: str) -> list[int]:
-    sizes = [int(part) for part in text.split(",") if part.strip()]
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
-    return sizes
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

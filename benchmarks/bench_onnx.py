@@ -120,7 +120,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCHMARKS))
 sys.path.insert(0, str(BENCHMARKS.parent / "tests" / "models"))
 
-from _common import Timing, measure, start_benchmark
+from _common import Timing, measure, parse_batch_sizes, start_benchmark
 
 INPUT_SIZE = 112
 MEAN = STD = 127.5
@@ -212,13 +212,6 @@ def torch_explain_pair(module: torch.nn.Module, pixels: np.ndarray, *, steps: in
 
 
 # ---- command line --------------------------------------------------------------
-
-
-def parse_batch_sizes(text: str) -> list[int]:
-    sizes = [int(part) for part in text.split(",") if part.strip()]
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
-    return sizes
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -177,6 +177,12 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def align_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``(N, H, W, 3)`` images of another size, each taken as a photo: its largest face aligned as a chip of
+    ``size``, as uint8 (johns' 150x150 dlib chips for a 112x112 model)."""
+    return np.clip(np.rint(to_pixel_batch(list(images), size)), 0, 255).astype(np.uint8)
+
+
 def to_pixel_batch(images: Any, size: tuple[int, int], *, resize: bool = False,
                    face: Any = "largest") -> np.ndarray:
     """Convert ``images`` to a C-contiguous float32 array ``(N, H, W, 3)`` of 0-255 pixels.

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from .._util.images import to_pixel_batch
+from .._util.images import align_batch, to_pixel_batch
 from .._util.progress import Progress
 from ..datasets import load_johns
 from ..explainer import Explainer
@@ -59,12 +59,12 @@ def load_dataset(dataset, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]
     if isinstance(dataset, str) and dataset == "johns":
         images, identities, _ = load_johns()
         if images.shape[1:3] != tuple(size):
-            images = _aligned_batch(images, size)
+            images = align_batch(images, size)
         return images, identities
     if isinstance(dataset, tuple) and len(dataset) == 2:
         images, identities = dataset
         images = np.asarray(images)
-        images = _aligned_batch(images, size) if images.ndim == 4 and images.shape[1:3] != tuple(size) \
+        images = align_batch(images, size) if images.ndim == 4 and images.shape[1:3] != tuple(size) \
             else to_pixel_batch(images, size).astype(np.uint8)
         if len(identities) != len(images):
             raise InvalidInputError("need one identity label per image")
@@ -83,11 +83,6 @@ def load_dataset(dataset, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]
             raise InvalidInputError(f"{root} holds no images in identity sub-folders")
         return np.clip(np.rint(to_pixel_batch(files, size)), 0, 255).astype(np.uint8), identities
     raise InvalidInputError("dataset must be 'johns', a folder path, or (images, identities)")
-
-
-def _aligned_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 images of another size, each taken as a photo: its largest face aligned as a chip of ``size``."""
-    return np.clip(np.rint(to_pixel_batch(list(images), size)), 0, 255).astype(np.uint8)
 
 
 def sample_pairs(identities: list[str], n_pairs: int, seed: int = 0) -> list[tuple[int, int, bool]]:

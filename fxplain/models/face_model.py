@@ -364,9 +364,11 @@ class FaceModel:
         ``(choice_a, choice_b)`` pair.
         """
         face_a, face_b = pair_face_choices(face)
-        emb = np.concatenate([self.embed(image_a, face=face_a), self.embed(image_b, face=face_b)])
-        if len(emb) != 2:
-            raise InvalidInputError(f"verify takes one image per side, got {len(emb)} images")
+        pixels = np.concatenate([to_pixel_batch(image_a, self.input_size, face=face_a),
+                                 to_pixel_batch(image_b, self.input_size, face=face_b)])
+        if len(pixels) != 2:
+            raise InvalidInputError(f"verify takes one image per side, got {len(pixels)} images")
+        emb = self.embed_pixels(pixels)  # both sides in one forward pass
         score = self.score(emb[0], emb[1])
         distance = float(np.linalg.norm(emb[0].astype(np.float64) - emb[1]))
         return Verification(score=score, threshold=self.threshold, match=score >= self.threshold,

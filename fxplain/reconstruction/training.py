@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError, ModelFormatError
-from .._util.images import to_pixel_batch
+from .._util.images import align_batch, to_pixel_batch
 from .._util.progress import Progress
 from .._util.validation import check_positive_int
 from ..datasets import load_johns
@@ -96,7 +96,7 @@ def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
             return images
     if isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1:3] != tuple(size) \
             and images.dtype == np.uint8:
-        images = list(images)
+        return align_batch(images, size)
     if isinstance(images, (str, os.PathLike)):
         root = Path(images)
         if not root.is_dir():
