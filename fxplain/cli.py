@@ -192,6 +192,13 @@ def _demo_reconstruction(model, decoder, images, ids, emb, chosen, out) -> None:
         plotting.plot_dimension_grid(images[a], decoder.dimension_maps(emb[a]), c).savefig(figure, dpi=100)
         print(f"  {label} pair: {np.sum(c > 0)} dimensions argue for, {np.sum(c < 0)} against; "
               f"strongest for/against with their regions: {figure}")
+    # the atlas over two faces of each identity: which region each dimension encodes, dataset-wide
+    spread = [i for name in sorted(set(ids)) for i in [j for j, n in enumerate(ids) if n == name][:2]]
+    atlas = decoder.region_atlas(emb[spread])
+    atlas.plot().savefig(out / "region_atlas.png", dpi=100)
+    print(f"  region atlas over {atlas.faces} faces, dimensions per region: "
+          + ", ".join(f"{name} {n}" for name, n in atlas.counts().items())
+          + f"; mean share on the face {atlas.face_mass().mean():.2f} (uniform 0.45): {out / 'region_atlas.png'}")
 
 
 def _cmd_train_decoder(args: argparse.Namespace) -> int:
@@ -199,7 +206,8 @@ def _cmd_train_decoder(args: argparse.Namespace) -> int:
 
     model = fxplain.load_model(args.model)
     options = {"batch_size": args.batch_size, "learning_rate": args.learning_rate,
-               "identity_weight": args.identity_weight, "pixel_loss": args.pixel_loss}
+               "identity_weight": args.identity_weight, "pixel_loss": args.pixel_loss,
+               "background": args.background}
     start = time.perf_counter()
     decoder = fxplain.train_decoder(model, args.images, steps=args.steps, seed=args.seed,
                                     checkpoint=args.checkpoint, show_progress=not args.quiet, **options)
@@ -226,6 +234,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = fxplain.evaluate(model, args.dataset, methods=methods, pairs=args.pairs, seed=args.seed,
                               steps=args.steps, fill=args.fill, planted_per_region=args.planted,
                               sanity_pairs=args.sanity, method_params=params,
+                              correspondence_faces=args.correspondence,
                               cache_dir=args.cache or (f"{args.output}/cache"), show_progress=True)
     out = report.save(args.output)
     print(report.to_markdown())
@@ -249,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from . import __version__
     from .methods.base import METHODS
+    from .reconstruction.augment import BACKGROUNDS
+    from .reconstruction.training import DecoderTraining
 
     parser = argparse.ArgumentParser(prog="fxplain", description="Explain face-recognition decisions.")
     parser.add_argument("--version", action="version", version=f"fxplain {__version__}")
@@ -305,11 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--planted", type=int, default=5, help="planted-difference hybrids per region")
     evaluate.add_argument("--sanity", type=int, default=2, help="pairs for the randomisation test")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--correspondence", type=int, default=None,
+                          help="faces for the correspondence table of per-dimension maps (default: 3 with "
+                               "--methods including reconstruction, else 0)")
     evaluate.add_argument("-o", "--output", default="report", help="folder for report.md, results.csv, curves.png")
     evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
     train = command("train-decoder", _cmd_train_decoder,
                     help="train a face-reconstruction decoder on a folder of aligned chips")
-    train.add_argument("images", help="'johns' or a folder of aligned chips (sub-folders per identity are fine)")
+    train.add_argument("images", help="'johns', 'photos' (every face in the example photos), 'johns+photos', or "
+                                      "a folder of aligned chips and/or photos (sub-folders per identity are fine)")
     train.add_argument("-o", "--output", default="decoder.fxd", help="decoder file to write (default decoder.fxd)")
     train.add_argument("--steps", type=int, default=1500)
     train.add_argument("--seed", type=int, default=0)
@@ -317,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--identity-weight", type=float, default=0.1, help="weight of the identity loss (0: off)")
     train.add_argument("--pixel-loss", default="l1", choices=("l1", "l2"))
+    train.add_argument("--background", default=DecoderTraining.background, choices=BACKGROUNDS,
+                       help="what training does outside the face ellipse (see docs/reconstruction.md)")
     train.add_argument("--checkpoint", help="resumable checkpoint (.npz); an interrupted run resumes from it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     demo = command("demo", _cmd_demo, help="explain a genuine and an impostor johns pair with each method, "

@@ -4,14 +4,16 @@
 returns an :class:`EvaluationReport`; the pieces are public too:
 :mod:`~fxplain.evaluation.metrics` (region scores, deletion/insertion),
 :mod:`~fxplain.evaluation.planted` (planted-difference hybrids),
+:mod:`~fxplain.evaluation.correspondence` (per-dimension region maps against
+the model's occlusion maps),
 :mod:`~fxplain.evaluation.sanity` (model randomisation) and
 :mod:`~fxplain.evaluation.baselines`.
 """
 
-from . import baselines, metrics, planted, sanity
+from . import baselines, correspondence, metrics, planted, sanity
 from .calibration import ThresholdCalibration, calibrate_threshold
 from .evaluate import evaluate, load_dataset, sample_pairs
 from .report import BASELINES, EvaluationReport
 
-__all__ = ["BASELINES", "EvaluationReport", "ThresholdCalibration", "baselines", "calibrate_threshold", "evaluate", "load_dataset", "metrics", "planted",
+__all__ = ["BASELINES", "EvaluationReport", "ThresholdCalibration", "baselines", "calibrate_threshold", "correspondence", "evaluate", "load_dataset", "metrics", "planted",
            "sample_pairs", "sanity"]

@@ -17,6 +17,9 @@ Metrics (see docs/evaluation.md):
   the hybrid's dissimilarity map.
 * sanity: Spearman correlation between the maps of the model and of a copy
   whose last layers are randomised (must drop well below 1).
+* correspondence (a table of its own, ``report.tables["correspondence"]``):
+  do per-dimension region maps (decoder, gradient, occlusion) lie on the face
+  and agree with the model's occlusion maps?
 * baselines ``"random"`` and ``"center"`` (a centred Gaussian) go through the
   same metrics.
 """
@@ -34,6 +37,7 @@ import numpy as np
 from .._util.errors import InvalidInputError
 from .._util.images import align_batch, to_pixel_batch
 from .._util.progress import Progress
+from .._util.validation import check_positive_int
 from ..datasets import load_johns
 from ..explainer import Explainer
 from ..models.face_model import FaceModel
@@ -41,6 +45,7 @@ from ..results import PairExplanation
 from ..runtime.layers import LAYERS
 from . import metrics
 from .baselines import center_gaussian_map
+from .correspondence import correspondence_table
 from .planted import planted_difference_pairs
 from .report import BASELINES, EvaluationReport
 from .sanity import randomized_model
@@ -151,7 +156,8 @@ def _margin_curves(model, image, partner_emb, saliency, steps, fill, base_margin
 def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient"), *, pairs: int = 20,
              seed: int = 0, steps: int = 20, fill: str = "mean", planted_per_region: int = 3,
              sanity_pairs: int = 1, method_params: dict[str, dict] | None = None,
-             cache_dir: str | os.PathLike | None = None, show_progress: bool = False) -> EvaluationReport:
+             cache_dir: str | os.PathLike | None = None, correspondence_faces: int | None = None,
+             show_progress: bool = False) -> EvaluationReport:
     """Measure how faithful explanation methods are on a dataset of aligned faces.
 
     Parameters
@@ -181,6 +187,16 @@ def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient
         Parameters per method, e.g. ``{"corrrise": {"n_masks": 1000}}``.
     cache_dir : path, optional
         Explanations are stored here and reused, so an interrupted run resumes.
+    correspondence_faces : int, optional
+        Faces (one per identity first) for the ``"correspondence"`` table of
+        :attr:`EvaluationReport.tables`: for the per-dimension region maps of
+        the reconstruction decoder (when ``"reconstruction"`` is among the
+        methods, with its ``decoder`` parameter), the model's gradients and
+        its occlusion sweep, the share of their mass on the face and their
+        rank correlation with the occlusion maps
+        (:mod:`fxplain.evaluation.correspondence`). None (default): 3 faces
+        when ``"reconstruction"`` is evaluated, else none; 0 skips it. Needs
+        a model on fxplain's core.
     show_progress : bool
         Print which method and stage is running.
 
@@ -206,12 +222,31 @@ def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient
                                                  sanity_pairs if name not in BASELINES else 0, seed)
             rows.append({"method": name, **row})
             progress.update(1)
+    tables = {}
+    n_faces = correspondence_faces if correspondence_faces is not None else (3 if "reconstruction" in names else 0)
+    if n_faces and isinstance(model, FaceModel):
+        tables["correspondence"] = _correspondence(model, images, identities, n_faces, names, method_params)
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rows = [{k: row.get(k, float("nan")) for k in keys} for row in rows]  # baselines have no sanity score
     settings = {"dataset": str(dataset) if not isinstance(dataset, tuple) else "arrays", "pairs": pairs,
                 "seed": seed, "steps": steps, "fill": fill, "planted_per_region": planted_per_region,
-                "sanity_pairs": sanity_pairs, "method_params": method_params, "model_hash": model.model_hash}
-    return EvaluationReport(rows, curves, settings)
+                "sanity_pairs": sanity_pairs, "method_params": method_params, "model_hash": model.model_hash,
+                "correspondence_faces": n_faces}
+    return EvaluationReport(rows, curves, settings, tables)
+
+
+def _correspondence(model, images, identities, n_faces, names, method_params) -> list[dict[str, Any]]:
+    """The correspondence table on ``n_faces`` faces, taken one per identity in turn."""
+    check_positive_int("correspondence_faces", n_faces)
+    order = sorted(range(len(identities)), key=lambda i: (identities[:i].count(identities[i]), i))
+    chosen = order[:n_faces]
+    sources = ["gradient", "occlusion"]
+    decoder = None
+    if "reconstruction" in names:
+        method = Explainer(model, method="reconstruction", **method_params.get("reconstruction", {})).method
+        decoder = method.decoder_for(model)
+        sources.insert(0, "decoder")
+    return correspondence_table(model, images[chosen], decoder=decoder, methods=sources)
 
 
 def _ranking(source, similarity, dissimilarity, genuine):

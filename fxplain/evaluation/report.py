@@ -16,11 +16,17 @@ BASELINES = ("random", "center")
 
 @dataclass
 class EvaluationReport:
-    """Results of :func:`evaluate`: a table of metrics and the curves behind it."""
+    """Results of :func:`evaluate`: a table of metrics and the curves behind it.
+
+    ``tables`` holds further tables by name, each a list of rows: today
+    ``"correspondence"`` (per source of per-dimension region maps, see
+    :mod:`fxplain.evaluation.correspondence`) when it was measured.
+    """
 
     rows: list[dict[str, Any]]
     curves: dict[str, dict[str, np.ndarray]]
     settings: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def table(self):
@@ -32,13 +38,12 @@ class EvaluationReport:
         return pd.DataFrame(self.rows).set_index("method")
 
     def to_markdown(self) -> str:
-        """The table as Markdown (no dependency on pandas)."""
-        keys = [k for k in self.rows[0] if k != "method"]
-        lines = ["| method | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-        for row in self.rows:
-            cells = [f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
-            lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        """The table (and any further :attr:`tables`, each under its name) as Markdown (no pandas needed)."""
+        parts = [_markdown(self.rows, "method")]
+        for name, rows in self.tables.items():
+            if rows:
+                parts.append(f"## {name}\n\n" + _markdown(rows, "method"))
+        return "\n\n".join(parts)
 
     def plot(self):
         """Deletion and insertion curves (normalised margin) of every method, one panel per map kind."""
@@ -64,14 +69,30 @@ class EvaluationReport:
         return fig
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``report.md``, ``results.csv``, ``curves.png`` and ``settings.json`` into ``folder``."""
+        """Write ``report.md``, ``results.csv`` (and ``<table>.csv`` per further table), ``curves.png`` and
+        ``settings.json`` into ``folder``."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text("# fxplain evaluation\n\n" + self.to_markdown() + "\n\nSettings: `"
                                        + json.dumps(self.settings) + "`\n")
-        keys = list(self.rows[0])
-        csv = [",".join(keys)] + [",".join(str(row[k]) for k in keys) for row in self.rows]
-        (out / "results.csv").write_text("\n".join(csv) + "\n")
+        (out / "results.csv").write_text(_csv(self.rows))
+        for name, rows in self.tables.items():
+            if rows:
+                (out / f"{name}.csv").write_text(_csv(rows))
         (out / "settings.json").write_text(json.dumps(self.settings, indent=2))
         self.plot().savefig(out / "curves.png", dpi=90)
         return out
+
+
+def _markdown(rows: list[dict[str, Any]], first: str) -> str:
+    keys = [k for k in rows[0] if k != first]
+    lines = [f"| {first} | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for row in rows:
+        cells = [f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
+        lines.append(f"| {row[first]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    keys = list(rows[0])
+    return "\n".join([",".join(keys)] + [",".join(str(row[k]) for k in keys) for row in rows]) + "\n"

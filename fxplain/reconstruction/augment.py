@@ -100,3 +100,38 @@ def _colour(img: np.ndarray, rng, aug: Augmentation) -> np.ndarray:
     contrast = 1.0 + rng.uniform(-aug.contrast, aug.contrast)
     mean = img.mean()
     return np.clip(((img - mean) * contrast + mean) * gain.astype(np.float32), 0, 255)
+
+
+#: What training does outside the aligned face (:func:`separate_background`).
+BACKGROUNDS = ("keep", "neutral", "random")
+#: Width (pixels at 150 px) of the ramp between face and neutralised background.
+BACKGROUND_FEATHER = 6.0
+#: The neutral colour: mid grey, the decoder's output 0 on its ``value/255 - 0.5`` scale.
+NEUTRAL_GREY = 127.5
+
+
+def separate_background(images: np.ndarray, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """What the model embeds and what the decoder must rebuild, from augmented chips (float32 NHWC).
+
+    The background and borders of aligned chips vary from photo to photo and
+    carry no identity; a decoder asked to rebuild them spends its feature on
+    them and draws its region maps there. Outside the face ellipse
+    (:func:`fxplain.models.regions.face_ellipse`, feathered):
+
+    * ``"keep"`` — nothing changes: inputs and targets are the chips;
+    * ``"neutral"`` — inputs and targets get a mid-grey background;
+    * ``"random"`` — the targets get the grey background, but the model
+      embeds each face in front of another chip's background, so whatever the
+      background does to the feature is noise the decoder learns to ignore.
+    """
+    if mode == "keep":
+        return images, images
+    from ..models.regions import face_ellipse
+
+    alpha = face_ellipse(images.shape[1:3], feather=BACKGROUND_FEATHER)[None, :, :, None]
+    target = np.ascontiguousarray(images * alpha + np.float32(NEUTRAL_GREY) * (1 - alpha), np.float32)
+    if mode == "neutral":
+        return target, target
+    donors = images[(np.arange(len(images)) + rng.integers(1, max(2, len(images)), len(images))) % len(images)]
+    inputs = np.ascontiguousarray(images * alpha + donors * (1 - alpha), np.float32)
+    return inputs, target

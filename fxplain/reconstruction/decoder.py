@@ -13,7 +13,8 @@ What it explains:
   encodes, ``R_k = |G(f) − G(f − δ_k e_k)|`` summed over colour, for all k in
   one decoder batch (δ_k is ``delta`` standard deviations of dimension k over
   the decoder's training set);
-* :meth:`Decoder.average_region_maps` — the same averaged over a dataset;
+* :meth:`Decoder.region_atlas` — the same averaged over a dataset, with the
+  region each dimension encodes most (:class:`~fxplain.reconstruction.RegionAtlas`);
 * method ``"reconstruction"`` of :class:`fxplain.Explainer` — these maps
   through the margin-decomposition combiner (:mod:`fxplain.methods.decomposition`).
 
@@ -181,11 +182,22 @@ class Decoder:
 
     def average_region_maps(self, embeddings: Any, *, delta: float = 1.0) -> np.ndarray:
         """Dataset-level region maps: :meth:`dimension_maps` averaged over many embeddings, ``(D, H, W)``."""
+        return self.region_atlas(embeddings, delta=delta).maps
+
+    def region_atlas(self, embeddings: Any, *, delta: float = 1.0):
+        """Which region each dimension encodes over a set of faces: a :class:`~fxplain.reconstruction.RegionAtlas`.
+
+        ``embeddings`` ``(N, D)`` of aligned faces (``model.embed(images)``);
+        every face's :meth:`dimension_maps` are averaged, each dimension is
+        named after the region (eyes, nose, mouth, rest of face, background)
+        where its mean map is densest, and the atlas draws the maps over the
+        decoder's rebuilt mean face (``atlas.plot()``).
+        """
+        from .atlas import RegionAtlas
+
         e = self._embeddings(embeddings)
-        total = np.zeros((self.embedding_size,) + self.output_size)
-        for f in e:
-            total += self.dimension_maps(f, delta=delta)
-        return (total / len(e)).astype(np.float32)
+        return RegionAtlas.from_maps((self.dimension_maps(f, delta=delta) for f in e),
+                                     backdrop=self.reconstruct(e.mean(axis=0)), source="decoder")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the decoder (weights and :attr:`info`) to ``path`` in fxplain's weight format."""

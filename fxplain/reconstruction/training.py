@@ -32,13 +32,14 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError, ModelFormatError
-from .._util.images import align_batch, to_pixel_batch
+from .._util.images import align_batch, load_photo, to_pixel_batch
 from .._util.progress import Progress
 from .._util.validation import check_positive_int
 from ..datasets import load_johns
+from ..faces.collection import example_faces, faces_in_photos
 from ..models.face_model import FaceModel
 from ..runtime.layers import LAYERS
-from .augment import Augmentation
+from .augment import BACKGROUNDS, Augmentation, separate_background
 from .augment import augment as _augment_images
 from .decoder import Decoder, decoder_spec
 
@@ -61,18 +62,28 @@ class DecoderTraining:
     pool_size: int = 256
     refresh_every: int = 100
     augmentation: Augmentation = field(default_factory=Augmentation)
+    background: str = "keep"
+    dimension_weight: float = 0.0
+    dimension_pairs: int = 8
+    dimension_delta: float = 1.0
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "pool_size", "refresh_every"):
+        for name in ("steps", "batch_size", "pool_size", "refresh_every", "dimension_pairs"):
             check_positive_int(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.background not in BACKGROUNDS:
+            raise InvalidInputError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if self.pixel_loss not in ("l1", "l2"):
             raise InvalidInputError(f"pixel_loss must be 'l1' or 'l2', got {self.pixel_loss!r}")
-        for name in ("learning_rate", "pixel_weight", "identity_weight"):
+        if self.dimension_pairs > self.batch_size:
+            raise InvalidInputError(f"dimension_pairs ({self.dimension_pairs}) must not exceed batch_size "
+                                    f"({self.batch_size})")
+        for name in ("learning_rate", "pixel_weight", "identity_weight", "dimension_weight", "dimension_delta"):
             value = getattr(self, name)
-            if not np.isfinite(value) or value < 0 or (name == "learning_rate" and value == 0):
-                raise InvalidInputError(f"{name} must be a finite number >= 0 (> 0 for the rate), got {value!r}")
+            if not np.isfinite(value) or value < 0 or (name in ("learning_rate", "dimension_delta") and value == 0):
+                raise InvalidInputError(f"{name} must be a finite number >= 0 (> 0 for the rate and the delta), "
+                                        f"got {value!r}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -81,22 +92,30 @@ class DecoderTraining:
         return out
 
 
+#: Named training sets: dlib's johns chips, every face in the photos that ship with
+#: fxplain's dependencies (:func:`fxplain.faces.collection.example_photos`), or both.
+TRAINING_SETS = ("johns", "photos", "johns+photos")
+
+
 def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
     """Aligned chips for training as uint8 ``(N, H, W, 3)``.
 
-    ``images`` is ``"johns"``, a folder (searched recursively, so one
-    sub-folder per identity works), a list of image files, or an array.
-    Photos, and chips of another model's size (johns' 150x150 dlib chips for
-    a 112x112 model), are taken one by one as photos: their largest face is
-    detected and aligned as this model's chip.
+    ``images`` is a named set (:data:`TRAINING_SETS`), a folder (searched
+    recursively, so one sub-folder per identity works), a list of image files
+    or arrays, or a uint8 array ``(N, H, W, 3)``. Images of the model's input
+    size are taken as aligned chips. Any other image is a photo: *every* face
+    the detector finds in it is aligned as a chip
+    (:func:`fxplain.faces.collection.faces_in_photos`) — except in an
+    ``(N, H, W, 3)`` array of another size (johns' 150x150 dlib chips for a
+    112x112 model), where each image is one face and its largest is aligned.
     """
-    if isinstance(images, str) and images == "johns":
-        images = load_johns()[0]
-        if images.shape[1:3] == tuple(size):
-            return images
-    if isinstance(images, np.ndarray) and images.ndim == 4 and images.shape[1:3] != tuple(size) \
-            and images.dtype == np.uint8:
-        return align_batch(images, size)
+    size = tuple(int(s) for s in size)
+    if isinstance(images, str) and images in TRAINING_SETS:
+        return np.concatenate([_named_set(name, size) for name in images.split("+")])
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        if images.shape[1:3] != size and images.dtype == np.uint8:
+            return align_batch(images, size)
+        return np.clip(np.rint(to_pixel_batch(images, size)), 0, 255).astype(np.uint8)
     if isinstance(images, (str, os.PathLike)):
         root = Path(images)
         if not root.is_dir():
@@ -105,8 +124,24 @@ def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
         if not files:
             raise InvalidInputError(f"{root} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))})")
         images = files
-    pixels = to_pixel_batch(images, size)
-    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    if not isinstance(images, (list, tuple)) or not images:
+        raise InvalidInputError(f"training images must be one of {TRAINING_SETS}, a folder, a non-empty list of "
+                                f"images or an (N, H, W, 3) array, got {type(images).__name__}")
+    chips = []
+    for item in images:
+        if isinstance(item, np.ndarray) and item.dtype != np.uint8:  # float pixels: a chip, never a photo
+            chips.append(np.clip(np.rint(to_pixel_batch([item], size)), 0, 255).astype(np.uint8))
+            continue
+        image, _ = load_photo(item)
+        chips.append(image[None] if image.shape[:2] == size else faces_in_photos(image, size))
+    return np.concatenate(chips)
+
+
+def _named_set(name: str, size: tuple[int, int]) -> np.ndarray:
+    if name == "photos":
+        return example_faces(size)
+    chips = load_johns()[0]
+    return chips if chips.shape[1:3] == size else align_batch(chips, size)
 
 
 def describe_images(images: Any) -> str:
@@ -215,11 +250,18 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
                 pool_emb, pool_target = _pool(model, chips, config, round_index)
             pick = np.random.default_rng([config.seed, 1, step]).integers(0, config.pool_size, config.batch_size)
             emb, target = pool_emb[pick], pool_target[pick]
+            moves = None
+            if config.dimension_weight > 0:
+                moves = _dimension_moves(config, step, decoder.embedding_std)
+                emb = np.concatenate([emb, emb[:len(moves)] + moves])
             out = net.train_forward(emb.reshape(len(emb), 1, 1, -1), True)
-            pixel_loss, grad = _core.pixel_loss(out, target, config.pixel_loss, config.pixel_weight)
+            real = len(target)
+            pixel_loss, pixel_grad = _core.pixel_loss(out[:real], target, config.pixel_loss, config.pixel_weight)
+            grad = np.zeros_like(out)
+            grad[:real] = pixel_grad
             identity_loss = 0.0
-            if config.identity_weight > 0:
-                identity_loss, grad_id = _identity_gradient(model, out, emb, config.identity_weight)
+            if config.identity_weight > 0 or moves is not None:
+                identity_loss, grad_id = _identity_gradient(model, out, emb, config, moves)
                 grad += grad_id
             _, grads = net.train_backward(grad)
             adam.step(net, grads, config.learning_rate, step)
@@ -242,21 +284,54 @@ def _pool(model, chips: np.ndarray, config: DecoderTraining, round_index: int):
     """A fresh pool of augmented chips and their embeddings, from (seed, round)."""
     rng = np.random.default_rng([config.seed, 0, round_index])
     indices = rng.integers(0, len(chips), config.pool_size)
-    images = _augment_images(chips, indices, rng, config.augmentation)
-    emb = model.embed_pixels(images).astype(np.float32)
-    target = np.ascontiguousarray(images.transpose(0, 3, 1, 2) / np.float32(255.0) - np.float32(0.5))
+    inputs, targets = separate_background(_augment_images(chips, indices, rng, config.augmentation),
+                                          config.background, rng)
+    emb = model.embed_pixels(inputs).astype(np.float32)
+    target = np.ascontiguousarray(targets.transpose(0, 3, 1, 2) / np.float32(255.0) - np.float32(0.5))
     return emb, target
 
 
-def _identity_gradient(model: FaceModel, out: np.ndarray, emb: np.ndarray, weight: float):
-    """Identity loss ``weight · mean_n ‖E(image_n) − f_n‖²`` and its gradient w.r.t. the decoder output."""
+def _dimension_moves(config: DecoderTraining, step: int, std: np.ndarray) -> np.ndarray:
+    """``(P, D)``: for the first P embeddings of the batch, one dimension k each moved by ``± delta · std_k``."""
+    rng = np.random.default_rng([config.seed, 2, step])
+    d = len(std)
+    k = rng.integers(0, d, config.dimension_pairs)
+    moves = np.zeros((config.dimension_pairs, d), np.float32)
+    moves[np.arange(len(k)), k] = rng.choice([-1.0, 1.0], len(k)) * config.dimension_delta * std[k]
+    return moves
+
+
+def _identity_gradient(model: FaceModel, out: np.ndarray, emb: np.ndarray, config: DecoderTraining,
+                       moves: np.ndarray | None):
+    """Identity (and dimension-consistency) losses and their gradient w.r.t. the decoder output.
+
+    The first ``len(out) - P`` outputs are rebuilt real embeddings:
+    ``identity_weight · mean_n ‖E(G(f_n)) − f_n‖²``. With ``moves`` (P of
+    them), the last P outputs are ``G(f_n + m_n)`` for the first P real ones,
+    and the change the model sees must be the move, relative to its size:
+    ``dimension_weight · mean_n ‖E(G(f_n + m_n)) − E(G(f_n)) − m_n‖² / ‖m_n‖²``.
+    This asks the decoder to render a change of dimension k where the model
+    reads dimension k — the correspondence its region maps claim.
+    """
     pixels = np.ascontiguousarray((out.transpose(0, 2, 3, 1) + np.float32(0.5)) * np.float32(255.0))
+    n_moves = 0 if moves is None else len(moves)
+    real = len(out) - n_moves
     losses = []
 
     def loss_gradient(got: np.ndarray) -> np.ndarray:
-        diff = got - emb
-        losses.append(weight * float(np.mean(np.sum(diff.astype(np.float64) ** 2, axis=1))))
-        return (2.0 * weight / len(out)) * diff
+        grad = np.zeros_like(got, dtype=np.float64)
+        diff = got[:real].astype(np.float64) - emb[:real]
+        loss = config.identity_weight * float(np.mean(np.sum(diff ** 2, axis=1)))
+        grad[:real] = (2.0 * config.identity_weight / real) * diff
+        if n_moves:
+            size = np.sum(moves.astype(np.float64) ** 2, axis=1, keepdims=True)
+            r = (got[real:].astype(np.float64) - got[:n_moves]) - moves
+            loss += config.dimension_weight * float(np.mean(np.sum(r ** 2, axis=1) / size[:, 0]))
+            g = (2.0 * config.dimension_weight / n_moves) * r / size
+            grad[real:] += g
+            grad[:n_moves] -= g
+        losses.append(loss)
+        return grad
 
     _, grad_pixels = model.forward_backward(pixels, loss_gradient)
     # pixels = (out + 0.5) * 255, so d out = 255 d pixels (NHWC -> NCHW)
