@@ -122,7 +122,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print("the reconstruction method uses the default decoder: "
           + ("cached" if fxplain.reconstruction.default_decoder_path(model).exists() else
-             "training it once on johns (a few minutes; `fxplain train-decoder johns` is the same recipe)"))
+             "training it once on johns and the example photos' faces (a few minutes; "
+             "`fxplain train-decoder johns+photos` is the same recipe)"))
     decoder = fxplain.default_decoder(model)
     _demo_photos(model, out, args)
     for method in ("occlusion", "corrrise", "gradient", "reconstruction"):

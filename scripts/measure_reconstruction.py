@@ -13,8 +13,8 @@ other 15 johns chips are held out. For each recipe it prints and appends to
 * the correspondence table (``fxplain.evaluation.correspondence``) on
   ``--faces`` held-out chips: face mass and rank correlation with the
   model's occlusion maps, for the decoder and the gradient and occlusion maps;
-* planted-difference pointing of ``method="reconstruction"`` (net and
-  split) on 15 hybrids of held-out chips, as ``tests/evaluation/test_planted_differences.py``.
+* planted-difference pointing of ``method="reconstruction"`` (variants net,
+  split and counterfactual) on 15 hybrids of held-out chips, as ``tests/evaluation/test_planted_differences.py``.
 """
 
 from __future__ import annotations
@@ -35,15 +35,17 @@ from fxplain.models.regions import face_ellipse
 from fxplain.reconstruction.augment import Augmentation
 
 RECIPES = {
-    "landed": {},
+    "landed": {"background": "keep"},
     "neutral": {"background": "neutral"},
     "random": {"background": "random"},
     "random+photos": {"background": "random", "photos": True},
-    "keep+photos": {"photos": True},
+    "keep+photos": {"background": "keep", "photos": True},
     "random+photos+dim0.05": {"background": "random", "photos": True, "dimension_weight": 0.05},
-    "random+photos+dim0.5": {"background": "random", "photos": True, "dimension_weight": 0.5},
+    "random+photos+dim0.002": {"background": "random", "photos": True, "dimension_weight": 0.002},
     "random+dim0.05": {"background": "random", "dimension_weight": 0.05},
     "random+photos+id0.3": {"background": "random", "photos": True, "identity_weight": 0.3},
+    "random+photos+face0.85": {"background": "random", "photos": True, "face_scale": 0.85},
+    "random+photos+face0.75": {"background": "random", "photos": True, "face_scale": 0.75},
     "random+photos+swap0.6": {"background": "random", "photos": True,
                               "augmentation": Augmentation(part_swap=0.6)},
 }
@@ -61,7 +63,7 @@ def psnr(a, b, mask=None):
     return 10 * np.log10(255 ** 2 / mse)
 
 
-def measure(name: str, steps: int, faces: int, cache: Path) -> dict:
+def measure(name: str, steps: int, faces: int, cache: Path, decisive: bool = False) -> dict:
     model = fxplain.load_model("dlib")
     images, identities, _ = fxplain.datasets.load_johns()
     ids = np.array(identities)
@@ -95,13 +97,21 @@ def measure(name: str, steps: int, faces: int, cache: Path) -> dict:
                                            "occlusion_correlation": round(r["occlusion_correlation"], 3)}
                              for r in table}
     planted = planted_difference_pairs(images[test], list(ids[test]), per_region=5, seed=0)
-    for variant in ("net", "split"):
+    for variant in ("net", "split", "counterfactual"):
         ex = fxplain.Explainer(model, method="reconstruction", decoder=decoder, variant=variant)
         results = ex.explain_pairs([(p.hybrid, p.partner) for p in planted])
         row[f"pointing_{variant}"] = float(np.mean([metrics.pointing_hit(r.dissimilarity[0], p.box, tolerance=8)
                                                     for r, p in zip(results, planted)]))
         row[f"planted_mass_{variant}"] = float(np.mean([metrics.energy_in_region(r.dissimilarity[0], p.box)
                                                         for r, p in zip(results, planted)]))
+    if decisive:
+        hits, mass = [], []
+        for p in planted:
+            f_hybrid, f_base = model.embed(np.stack([p.hybrid, images[test][p.base]]))
+            change = np.abs(decoder.decode(f_hybrid)[0] - decoder.decode(f_base)[0]).sum(axis=0)
+            hits.append(metrics.pointing_hit(change, p.box, tolerance=8))
+            mass.append(metrics.energy_in_region(change, p.box))
+        row.update(decisive_pointing=float(np.mean(hits)), decisive_mass=float(np.mean(mass)))
     return row
 
 
@@ -112,10 +122,12 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=5, help="held-out chips for the correspondence table")
     parser.add_argument("--cache", type=Path, default=Path("reconstruction_runs"), help="trained decoders")
     parser.add_argument("--out", type=Path, default=Path("reconstruction_runs/results.jsonl"))
+    parser.add_argument("--decisive", action="store_true",
+                        help="also |G(f_hybrid) - G(f_base)| on the hybrids: can the decoder draw a local change locally?")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     for name in args.recipes:
-        row = measure(name, args.steps, args.faces, args.cache)
+        row = measure(name, args.steps, args.faces, args.cache, args.decisive)
         print(json.dumps(row), flush=True)
         with args.out.open("a") as f:
             f.write(json.dumps(row) + "\n")

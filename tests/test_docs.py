@@ -20,7 +20,8 @@ BUILD_TIMEOUT = 600  # seconds
 API_PAGES = {
     "models": ["load_model", "FaceModel", "FaceModel.embed", "wrap", "CallableModel", "backend_info"],
     "explaining": ["Explainer", "Explainer.explain", "PairExplanation"],
-    "reconstruction": ["Decoder", "load_decoder", "train_decoder", "default_decoder"],
+    "reconstruction": ["Decoder", "Decoder.region_atlas", "load_decoder", "train_decoder", "default_decoder",
+                       "reconstruction.RegionAtlas", "faces.collection.faces_in_photos"],
     "evaluation": ["evaluate", "EvaluationReport"],
     "data": ["datasets.load_johns", "datasets.fetch_johns"],
     "faces": ["faces.detect_faces", "faces.Face", "faces.Face.chip", "faces.load_face_detector",

@@ -28,7 +28,7 @@ _ELLIPSES = {"dlib": (0.52, 0.50), "arcface": (0.58, 0.50)}
 _SEMI_AXES = (0.42, 0.34)  # pi * 0.42 * 0.34 = 0.449 of the chip
 
 
-def face_ellipse(size: tuple[int, int], *, feather: float = 0.0) -> np.ndarray:
+def face_ellipse(size: tuple[int, int], *, feather: float = 0.0, scale: float = 1.0) -> np.ndarray:
     """The aligned face's region of a ``size`` chip: float32 ``(H, W)`` in [0, 1], 1 on the face.
 
     An ellipse covering :data:`FACE_ELLIPSE_AREA` of the chip, centred where
@@ -36,12 +36,13 @@ def face_ellipse(size: tuple[int, int], *, feather: float = 0.0) -> np.ndarray:
     insightface's 112x112 ones; other sizes are taken as dlib-like). With
     ``feather`` (in pixels at 150 px, scaled with the chip) the edge ramps
     linearly from 1 to 0 over that width outside the ellipse, so nothing
-    built from it has a hard seam. Without it the mask is 0 or 1.
+    built from it has a hard seam. Without it the mask is 0 or 1. ``scale``
+    shrinks (< 1) or grows the semi-axes about the same centre.
     """
     h, w = int(size[0]), int(size[1])
     template = "arcface" if (h, w) == (112, 112) else "dlib"
     cy, cx = _ELLIPSES[template]
-    ay, ax = _SEMI_AXES
+    ay, ax = _SEMI_AXES[0] * scale, _SEMI_AXES[1] * scale
     ys = (np.arange(h) + 0.5) / h - cy
     xs = (np.arange(w) + 0.5) / w - cx
     radius = np.sqrt((ys[:, None] / ay) ** 2 + (xs[None, :] / ax) ** 2)  # 1 on the ellipse

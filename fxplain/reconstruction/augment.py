@@ -110,13 +110,15 @@ BACKGROUND_FEATHER = 6.0
 NEUTRAL_GREY = 127.5
 
 
-def separate_background(images: np.ndarray, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def separate_background(images: np.ndarray, mode: str, rng: np.random.Generator, *,
+                        face_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """What the model embeds and what the decoder must rebuild, from augmented chips (float32 NHWC).
 
     The background and borders of aligned chips vary from photo to photo and
     carry no identity; a decoder asked to rebuild them spends its feature on
     them and draws its region maps there. Outside the face ellipse
-    (:func:`fxplain.models.regions.face_ellipse`, feathered):
+    (:func:`fxplain.models.regions.face_ellipse` with its semi-axes times
+    ``face_scale``, feathered):
 
     * ``"keep"`` — nothing changes: inputs and targets are the chips;
     * ``"neutral"`` — inputs and targets get a mid-grey background;
@@ -128,7 +130,7 @@ def separate_background(images: np.ndarray, mode: str, rng: np.random.Generator)
         return images, images
     from ..models.regions import face_ellipse
 
-    alpha = face_ellipse(images.shape[1:3], feather=BACKGROUND_FEATHER)[None, :, :, None]
+    alpha = face_ellipse(images.shape[1:3], feather=BACKGROUND_FEATHER, scale=face_scale)[None, :, :, None]
     target = np.ascontiguousarray(images * alpha + np.float32(NEUTRAL_GREY) * (1 - alpha), np.float32)
     if mode == "neutral":
         return target, target

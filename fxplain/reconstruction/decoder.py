@@ -120,6 +120,11 @@ class Decoder:
                 f"model_hash={self.model_hash[:12]}…, steps={self.info.get('steps', '?')})")
 
     @property
+    def embedding_mean(self) -> np.ndarray:
+        """Per-dimension mean of the training embeddings (float32, ``(D,)``): the decoder's "average face"."""
+        return np.asarray(self.spec.input_mean, np.float32)
+
+    @property
     def embedding_std(self) -> np.ndarray:
         """Per-dimension standard deviation of the training embeddings (float32, ``(D,)``)."""
         return (1.0 / self.spec.input_scale).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The default decoder of a model: trained once on the johns chips with a fixed recipe, then cached."""
+"""The default decoder of a model: trained once on the johns chips and the example photos' faces, then cached."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .training import DecoderTraining, train_decoder
 
 #: The recipe of the default decoder (see docs/reconstruction.md). Changing it
 #: changes the cache key, so a stale default is never reused.
-DEFAULT_RECIPE = {"images": "johns", "steps": 1500, "seed": 0,
+DEFAULT_RECIPE = {"images": "johns+photos", "steps": 1500, "seed": 0,
                   # 2: part-swapped chips were garbage before (float64 planes read as float32 by PIL)
                   "augmentation_fix": 2}
 
@@ -32,8 +32,10 @@ def default_decoder_path(model) -> Path:
 def default_decoder(model, *, show_progress: bool = True) -> Decoder:
     """The default decoder of ``model``: loaded from the cache, or trained once and cached.
 
-    The default is :func:`train_decoder` on all 55 johns chips with
-    :data:`DEFAULT_RECIPE` (the same as ``fxplain train-decoder johns``),
+    The default is :func:`train_decoder` with :data:`DEFAULT_RECIPE`: the 55
+    johns chips and every face of the example photos (``"johns+photos"``),
+    the default settings (background randomised behind the face, targets
+    grey outside it), the same as ``fxplain train-decoder johns+photos``;
     deterministic for a given seed. Training takes a few minutes on two
     cores; later calls load the file. ``FXPLAIN_CACHE_DIR`` moves the cache.
     """
@@ -53,7 +55,7 @@ def _load_or_train(model, show_progress: bool) -> Decoder:
             save_spec(path, *load_spec(path, legacy_warning=False))
         return load_decoder(path, model)
     if model.input_size != (150, 150):
-        raise InvalidInputError(f"the default decoder is trained on the 150x150 johns chips; {model.name} takes "
+        raise InvalidInputError(f"the default decoder is trained on 150x150 dlib chips; {model.name} takes "
                                 f"{model.input_size}: train one on your own chips with fxplain.train_decoder")
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = path.with_suffix(".checkpoint.npz")

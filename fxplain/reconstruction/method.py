@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+import numpy as np
+
 from .._util.errors import InvalidInputError
 from .._util.validation import is_finite_number
-from ..methods.base import register_method
+from ..methods.base import Evidence, register_method
+from ..methods.decomposition import margin_contributions
 from ..methods.region_maps import RegionMapMethod
 from ..models.face_model import FaceModel
 from .decoder import Decoder, load_decoder
@@ -18,10 +21,21 @@ from .default import default_decoder
 class Reconstruction(RegionMapMethod):
     """Region maps from the face-reconstruction decoder, combined by the margin decomposition.
 
-    For each image with embedding f, ``R_k = |G(f) − G(f − δ_k e_k)|`` (see
+    Variants ``"net"`` (default) and ``"split"``: for each image with
+    embedding f, ``R_k = |G(f) − G(f − δ_k e_k)|`` (see
     :meth:`fxplain.Decoder.dimension_maps`; one decoder batch for all D
-    dimensions), then the ``"net"`` (default) or ``"split"`` combination of
-    :mod:`fxplain.methods.region_maps`. ``decoder`` is a
+    dimensions), then the combination of :mod:`fxplain.methods.region_maps`.
+
+    Variant ``"counterfactual"``: the dimensions move together, by the pair's
+    own amounts. With ``c_k`` the margin contributions, image A's
+    dissimilarity map is ``|G(f_A) − G(f_A with its "against" dimensions
+    (c_k < 0) set to B's values)|`` — where A's rebuilt face would change to
+    take on what B has instead — and its similarity map ``|G(f_A) − G(f_A
+    with its "for" dimensions (c_k > 0) set to the decoder's mean feature)|``
+    — what A's face would lose if what it shares with B became average; the
+    same for B. Each map is summed over colour and scaled to the total of its
+    contributions (``Σ_{c_k<0} |c_k|``, ``Σ_{c_k>0} c_k``), as the split
+    variant. Three decoder passes per image, no per-dimension batch. ``decoder`` is a
     :class:`~fxplain.Decoder`, a path to a decoder file, or None for the
     model's default decoder (:func:`fxplain.default_decoder`, trained once
     and cached). ``delta`` is the perturbation in standard deviations of each
@@ -30,7 +44,7 @@ class Reconstruction(RegionMapMethod):
 
     name = "reconstruction"
     defaults: ClassVar[dict[str, Any]] = {"variant": "net", "delta": 1.0, "decoder": None}
-    variants: ClassVar[tuple[str, ...]] = ("net", "split")
+    variants: ClassVar[tuple[str, ...]] = ("net", "split", "counterfactual")
 
     def __init__(self, **params: Any):
         decoder = params.get("decoder")
@@ -73,14 +87,41 @@ class Reconstruction(RegionMapMethod):
         return self.decoder
 
     def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
-        evidence = self.combined_evidence(model, pixels, embeddings, batch_size, progress)
+        if self.params["variant"] == "counterfactual":
+            evidence = self.counterfactual_evidence(model, embeddings)
+            progress.update(2)
+        else:
+            evidence = self.combined_evidence(model, pixels, embeddings, batch_size, progress)
         # which weights made the maps, also when params say decoder=None (the default decoder)
         evidence.extras["decoder_weights"] = self.decoder.spec.weights_digest()[:16]
         return evidence
 
-    def region_maps(self, model, pixels, embeddings, batch_size):
+    def counterfactual_evidence(self, model, embeddings) -> Evidence:
+        """The ``"counterfactual"`` variant's maps of both images (see the class doc)."""
+        decoder = self._checked_decoder(model)
+        contributions = margin_contributions(model, embeddings[0], embeddings[1])
+        against, agree = contributions < 0, contributions > 0
+        totals = (float(contributions[agree].sum()), float(-contributions[against].sum()))
+        similarity, dissimilarity = [], []
+        for side in (0, 1):
+            f, partner = embeddings[side], embeddings[1 - side]
+            takes_partner, loses_shared = f.copy(), f.copy()
+            takes_partner[against] = partner[against]
+            loses_shared[agree] = decoder.embedding_mean[agree]
+            out = decoder.decode(np.stack([f, loses_shared, takes_partner]))
+            for maps, moved, total in ((similarity, out[1], totals[0]), (dissimilarity, out[2], totals[1])):
+                change = np.abs(moved - out[0]).sum(axis=0, dtype=np.float64)
+                mass = change.sum()
+                maps.append(change * (total / mass) if mass > 0 else np.zeros_like(change))
+        return Evidence(np.stack(similarity), np.stack(dissimilarity), {"contributions": contributions.tolist()})
+
+    def _checked_decoder(self, model) -> Decoder:
         self.decoder_for(model)
         if self.require_matching_model and self.decoder.model_hash != model.model_hash:
             raise InvalidInputError("this decoder was trained for another face model "
                                     f"({self.decoder.model_hash[:12]}…, the model is {model.model_hash[:12]}…)")
-        return [self.decoder.dimension_maps(embeddings[side], delta=float(self.params["delta"])) for side in (0, 1)]
+        return self.decoder
+
+    def region_maps(self, model, pixels, embeddings, batch_size):
+        decoder = self._checked_decoder(model)
+        return [decoder.dimension_maps(embeddings[side], delta=float(self.params["delta"])) for side in (0, 1)]

@@ -34,7 +34,7 @@ from .. import _core
 from .._util.errors import InvalidInputError, ModelFormatError
 from .._util.images import align_batch, load_photo, to_pixel_batch
 from .._util.progress import Progress
-from .._util.validation import check_positive_int
+from .._util.validation import check_positive_int, is_finite_number
 from ..datasets import load_johns
 from ..faces.collection import example_faces, faces_in_photos
 from ..models.face_model import FaceModel
@@ -62,7 +62,8 @@ class DecoderTraining:
     pool_size: int = 256
     refresh_every: int = 100
     augmentation: Augmentation = field(default_factory=Augmentation)
-    background: str = "keep"
+    background: str = "random"
+    face_scale: float = 1.0
     dimension_weight: float = 0.0
     dimension_pairs: int = 8
     dimension_delta: float = 1.0
@@ -79,6 +80,8 @@ class DecoderTraining:
         if self.dimension_pairs > self.batch_size:
             raise InvalidInputError(f"dimension_pairs ({self.dimension_pairs}) must not exceed batch_size "
                                     f"({self.batch_size})")
+        if not (is_finite_number(self.face_scale) and 0.3 <= self.face_scale <= 1.5):
+            raise InvalidInputError(f"face_scale must be a number in [0.3, 1.5], got {self.face_scale!r}")
         for name in ("learning_rate", "pixel_weight", "identity_weight", "dimension_weight", "dimension_delta"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0 or (name in ("learning_rate", "dimension_delta") and value == 0):
@@ -285,7 +288,7 @@ def _pool(model, chips: np.ndarray, config: DecoderTraining, round_index: int):
     rng = np.random.default_rng([config.seed, 0, round_index])
     indices = rng.integers(0, len(chips), config.pool_size)
     inputs, targets = separate_background(_augment_images(chips, indices, rng, config.augmentation),
-                                          config.background, rng)
+                                          config.background, rng, face_scale=config.face_scale)
     emb = model.embed_pixels(inputs).astype(np.float32)
     target = np.ascontiguousarray(targets.transpose(0, 3, 1, 2) / np.float32(255.0) - np.float32(0.5))
     return emb, target

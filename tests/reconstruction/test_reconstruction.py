@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 import fxplain
+from fxplain.evaluation.correspondence import correspondence_table
+from fxplain.faces.collection import example_faces
 from fxplain.methods.decomposition import combine, margin_contributions
 from fxplain.models.formats.fxspec import load_spec, save_spec
+from fxplain.models.regions import face_ellipse
 from fxplain.reconstruction import Decoder, decoder_spec, to_uint8
 from fxplain.reconstruction.training import train_decoder
 from fxplain.runtime import reference as _reference
@@ -155,10 +158,14 @@ def test_default_decoder_reconstructs_its_training_faces_recognisably(model, joh
     distances = ((again[:, None] - johns_embeddings[None]) ** 2).sum(axis=-1)
     ids = np.array(identities)
     rank1 = np.mean(ids[distances.argmin(axis=1)] == ids)
-    psnr = np.mean([10 * np.log10(255 ** 2 / np.mean((r.astype(float) - i) ** 2)) for r, i in zip(rebuilt, images)])
-    print(f"default decoder on its training faces: rank-1 identity {rank1:.2f}, PSNR {psnr:.1f} dB")
+    face = face_ellipse((150, 150)) > 0
+    errors = [(r.astype(float) - i) ** 2 for r, i in zip(rebuilt, images)]
+    psnr = np.mean([10 * np.log10(255 ** 2 / np.mean(e)) for e in errors])
+    psnr_face = np.mean([10 * np.log10(255 ** 2 / np.mean(e[face])) for e in errors])
+    print(f"default decoder on its training faces: rank-1 identity {rank1:.2f}, PSNR {psnr:.1f} dB, "
+          f"inside the face ellipse {psnr_face:.1f} dB")
     assert rank1 >= 0.9
-    assert psnr > 14
+    assert psnr_face > 17  # the background is grey by design (docs/reconstruction.md): the face is what counts
 
 
 def test_reconstruction_method_decomposes_the_margin(model, johns, johns_embeddings, default_decoder, tmp_path):
@@ -191,8 +198,32 @@ def test_reconstruction_method_decomposes_the_margin(model, johns, johns_embeddi
                                                 threshold=-0.36))
 
 
+def test_counterfactual_variant_moves_the_dimensions_by_the_pairs_own_amounts(model, johns, johns_embeddings,
+                                                                             default_decoder):
+    images, _, _ = johns
+    r = fxplain.Explainer(model, method="reconstruction", decoder=default_decoder, variant="counterfactual")(
+        images[0], images[20])
+    c = np.array(r.extras["contributions"])
+    assert c.sum() == pytest.approx(r.score - r.threshold, abs=1e-5)
+    np.testing.assert_allclose(r.similarity.reshape(2, -1).sum(axis=1), c[c > 0].sum(), rtol=1e-5)
+    np.testing.assert_allclose(r.dissimilarity.reshape(2, -1).sum(axis=1), -c[c < 0].sum(), rtol=1e-5)
+    # image A's dissimilarity map by its definition: A's rebuilt face taking B's "against" dimensions
+    f_a, f_b = johns_embeddings[0], johns_embeddings[20]
+    moved = f_a.copy()
+    moved[c < 0] = f_b[c < 0]
+    change = np.abs(default_decoder.decode(moved)[0] - default_decoder.decode(f_a)[0]).sum(axis=0)
+    np.testing.assert_allclose(r.dissimilarity[0], change / change.sum() * -c[c < 0].sum(), rtol=1e-4,
+                               atol=1e-7 * r.dissimilarity[0].max())
+    shared = f_a.copy()
+    shared[c > 0] = default_decoder.embedding_mean[c > 0]
+    change = np.abs(default_decoder.decode(shared)[0] - default_decoder.decode(f_a)[0]).sum(axis=0)
+    np.testing.assert_allclose(r.similarity[0], change / change.sum() * c[c > 0].sum(), rtol=1e-4,
+                               atol=1e-7 * r.similarity[0].max())
+
+
 def held_out_quality(model, decoder, images, identities, train_idx, test_idx):
-    """PSNR and rank-1 identification (among identity centroids of the training chips) of held-out faces."""
+    """PSNR (whole chip, and inside the face ellipse) and rank-1 identification (among identity centroids of
+    the training chips) of held-out faces."""
     ids = np.array(identities)
     emb = model.embed(images)
     rebuilt = decoder.reconstruct(emb[test_idx])
@@ -201,25 +232,34 @@ def held_out_quality(model, decoder, images, identities, train_idx, test_idx):
     centroids = np.stack([emb[train_idx][ids[train_idx] == n].mean(axis=0) for n in names])
     guess = np.array(names)[((again[:, None] - centroids[None]) ** 2).sum(axis=-1).argmin(axis=1)]
     rank1 = float(np.mean(guess == ids[test_idx]))
-    psnr = float(np.mean([10 * np.log10(255 ** 2 / np.mean((r.astype(float) - images[i]) ** 2))
-                          for r, i in zip(rebuilt, test_idx)]))
-    return psnr, rank1
+    face = face_ellipse(images.shape[1:3]) > 0
+    errors = [(r.astype(float) - images[i]) ** 2 for r, i in zip(rebuilt, test_idx)]
+    psnr = float(np.mean([10 * np.log10(255 ** 2 / np.mean(e)) for e in errors]))
+    psnr_face = float(np.mean([10 * np.log10(255 ** 2 / np.mean(e[face])) for e in errors]))
+    return psnr, psnr_face, rank1
 
 
 def test_generalisation_to_held_out_chips(model, johns):
-    """Train on 8 of each identity's 11 chips, rebuild the other 3 (docs/reconstruction.md has the numbers)."""
+    """The default recipe on a held-out split: train on 8 of each johns identity's 11 chips and the example
+    photos' faces (1000 steps), rebuild the other 15 chips and check their region maps against the model's
+    occlusion maps (docs/reconstruction.md has the numbers)."""
     images, identities, _ = johns
     ids = np.array(identities)
     test_idx = np.concatenate([np.flatnonzero(ids == n)[8:] for n in sorted(set(identities))])
     train_idx = np.setdiff1d(np.arange(len(ids)), test_idx)
     assert len(train_idx) == 40 and len(test_idx) == 15
-    decoder = train_decoder(model, images[train_idx], steps=1000, seed=0, show_progress=False)
-    psnr, rank1 = held_out_quality(model, decoder, images, identities, train_idx, test_idx)
-    train_psnr, train_rank1 = held_out_quality(model, decoder, images, identities, train_idx, train_idx)
-    print(f"held-out (15 chips): PSNR {psnr:.1f} dB, rank-1 {rank1:.2f} (chance 0.20); "
-          f"training chips: PSNR {train_psnr:.1f} dB, rank-1 {train_rank1:.2f}")
-    assert rank1 > 0.2  # better than chance among the 5 identities
-    assert psnr > 12
+    chips = np.concatenate([images[train_idx], example_faces((150, 150))])
+    decoder = train_decoder(model, chips, steps=1000, seed=0, show_progress=False)
+    psnr, psnr_face, rank1 = held_out_quality(model, decoder, images, identities, train_idx, test_idx)
+    rows = {r["method"]: r for r in correspondence_table(model, images[test_idx[::3]], decoder=decoder)}
+    print(f"held-out (15 chips): PSNR {psnr:.1f} dB, inside the face ellipse {psnr_face:.1f} dB, rank-1 "
+          f"{rank1:.2f} (chance 0.20); on 5 of them, face mass / correlation with the occlusion maps: "
+          + ", ".join(f"{m} {r['face_mass']:.2f} / {r['occlusion_correlation']:.2f}" for m, r in rows.items()))
+    assert rank1 >= 0.9
+    assert psnr_face >= 16
+    # the decoder's maps lie on the face at least as much as the model's own occlusion maps, and agree with them
+    assert rows["decoder"]["face_mass"] >= rows["occlusion"]["face_mass"]
+    assert rows["decoder"]["occlusion_correlation"] >= 0.4
 
 
 def test_decoder_training_steps_match_the_numpy_twin():
