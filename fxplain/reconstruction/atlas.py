@@ -103,7 +103,8 @@ class RegionAtlas:
         return self.maps[:, face].sum(axis=1)
 
     def plot(self, dimensions: Any = None, *, columns: int = 16, size: float = 0.9):
-        """All (or the chosen) dimensions' mean maps in a grid, each titled with its index and region."""
+        """All (or the chosen) dimensions' mean maps in a grid, each titled with its index, its region and how
+        concentrated it is there (the enrichment: 1.0× is no more than a uniform map)."""
         from matplotlib.figure import Figure
 
         dims = list(range(len(self.maps))) if dimensions is None else [int(k) for k in dimensions]
@@ -118,7 +119,8 @@ class RegionAtlas:
             if self.backdrop is not None:
                 ax.imshow(self.backdrop.mean(axis=2), cmap="gray", alpha=0.6)
             ax.imshow(self.maps[k], cmap="inferno", alpha=0.75 if self.backdrop is not None else 1.0)
-            ax.set_title(f"{k} {short[self.regions[k]]}", fontsize=6, pad=1)
+            enrichment = self.enrichment[k, ATLAS_REGIONS.index(self.regions[k])]
+            ax.set_title(f"{k} {short[self.regions[k]]} {enrichment:.1f}×", fontsize=6, pad=1)
         for ax in axes:
             ax.set_axis_off()
         counts = ", ".join(f"{name} {n}" for name, n in self.counts().items())

@@ -63,7 +63,7 @@ class DecoderTraining:
     refresh_every: int = 100
     augmentation: Augmentation = field(default_factory=Augmentation)
     background: str = "random"
-    face_scale: float = 1.0
+    face_scale: float = 0.85
     dimension_weight: float = 0.0
     dimension_pairs: int = 8
     dimension_delta: float = 1.0
