@@ -98,6 +98,10 @@ def test_every_entry_point_gives_the_serial_result_from_several_threads(model, j
         "occlusion": lambda: fxplain.Explainer(model, method="occlusion", patch_sizes=(50,)).explain(a, b).evidence,
         "corrrise": lambda: fxplain.Explainer(model, n_masks=16, batch_size=8).explain(a, c).evidence,
         "reconstruct": lambda: default_decoder.reconstruct(model.embed(a)[0]),
+        "counterfactual": lambda: fxplain.Explainer(model, method="reconstruction",
+                                                    decoder=default_decoder).explain(a, c).evidence,
+        "atlas": lambda: default_decoder.region_atlas(model.embed(images[:2])).maps[:4],
+        "occlusion_maps": lambda: model.dimension_maps(a, method="occlusion", patch=50, stride=50)[:8],
     }
     serial = {name: call() for name, call in calls.items()}
     results: dict[tuple[int, str], np.ndarray] = {}

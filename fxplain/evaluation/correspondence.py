@@ -28,6 +28,7 @@ import numpy as np
 from .._util.errors import InvalidInputError
 from .._util.images import to_pixel_batch
 from ..explainer import Explainer
+from ..models.face_model import FaceModel
 from ..models.regions import FACE_ELLIPSE_AREA, face_ellipse
 from .metrics import spearman
 
@@ -87,6 +88,9 @@ def correspondence_table(model, images: Any, *, decoder=None, methods=MAP_METHOD
         ``faces`` and ``uniform_face_mass`` (what maps spread evenly score).
         The occlusion row's correlation is 1 by definition.
     """
+    if not isinstance(model, FaceModel):
+        raise InvalidInputError("the correspondence check needs a model on fxplain's core (fxplain.load_model): "
+                                "its occlusion and gradient maps run there")
     methods = list(methods)
     for m in methods:
         if m not in MAP_METHODS:

@@ -3,8 +3,10 @@
 Offline face data is scarce on a machine without model hubs, so the photos
 that ship with fxplain's dependencies are put to work: dlib's
 ``examples/faces`` (the ``bald_guys`` collage, Tom Cruise, nine PASCAL
-street photos; ``dogs.jpg`` has no face), matplotlib's Grace Hopper and,
-if scikit-image is installed, its astronaut (Eileen Collins).
+street photos; ``dogs.jpg`` has no face) and matplotlib's Grace Hopper.
+(scikit-image's astronaut is left out on purpose: scikit-image is not a
+dependency, and the default decoder must not depend on what else happens to
+be installed; pass ``skimage.data.astronaut()`` in a list to use it.)
 :func:`faces_in_photos` turns any photos into chips of *every* face the
 detector finds (not only the largest), for :func:`fxplain.train_decoder`.
 """
@@ -28,7 +30,7 @@ COLLECT_MIN_CONFIDENCE = 0.5
 COLLECT_MIN_SIDE = 40
 
 
-def example_photos() -> list[Path | np.ndarray]:
+def example_photos() -> list[Path]:
     """The photos with faces that come with fxplain's dependencies (see the module doc).
 
     dlib's examples arrive with the johns faces (:func:`fxplain.datasets.examples_dir`).
@@ -36,18 +38,12 @@ def example_photos() -> list[Path | np.ndarray]:
     from .. import datasets
 
     folder = datasets.examples_dir() / "faces"
-    photos: list[Path | np.ndarray] = [p for p in sorted(folder.glob("*.jpg")) if p.name != "dogs.jpg"]
+    photos = [p for p in sorted(folder.glob("*.jpg")) if p.name != "dogs.jpg"]
     import matplotlib
 
     hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     if hopper.is_file():
         photos.append(hopper)
-    try:
-        from skimage import data as skimage_data
-    except ImportError:
-        pass
-    else:
-        photos.append(np.ascontiguousarray(skimage_data.astronaut()))
     return photos
 
 

@@ -13,7 +13,12 @@ face model. Every step runs in fxplain's core on oneDNN:
    without being rebuilt.
 
 Training data are re-drawn every ``refresh_every`` steps as a pool of
-augmented chips (:mod:`fxplain.reconstruction.augment`), each re-embedded by the model.
+augmented chips (:mod:`fxplain.reconstruction.augment`), each re-embedded by
+the model. Outside the face ellipse the targets are grey and (by default)
+the model sees each face in front of another chip's background
+(``background=``), so the decoder's feature cannot hide in the background.
+An optional dimension-consistency loss (``dimension_weight``) asks that a
+change of one dimension be drawn where the model reads it.
 Everything random derives from ``seed`` and the step number, so a run
 resumed from a checkpoint continues exactly as the uninterrupted run would.
 """
@@ -62,11 +67,11 @@ class DecoderTraining:
     pool_size: int = 256
     refresh_every: int = 100
     augmentation: Augmentation = field(default_factory=Augmentation)
-    background: str = "random"
-    face_scale: float = 0.85
-    dimension_weight: float = 0.0
-    dimension_pairs: int = 8
-    dimension_delta: float = 1.0
+    background: str = "random"     # outside the face: "random", "neutral" or "keep" (separate_background)
+    face_scale: float = 0.85       # training ellipse / the 45 % face ellipse: 0.85 also greys the rim
+    dimension_weight: float = 0.0  # dimension-consistency loss (off: it did not pay, docs/reconstruction.md)
+    dimension_pairs: int = 8       # embeddings of a batch decoded again with one dimension moved
+    dimension_delta: float = 1.0   # the move, in standard deviations of the dimension
 
     def check(self) -> None:
         for name in ("steps", "batch_size", "pool_size", "refresh_every", "dimension_pairs"):
@@ -193,9 +198,12 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     model : FaceModel
         The (frozen) face model whose embeddings the decoder inverts.
     images
-        ``"johns"``, a folder of aligned chips (sub-folders per identity are
-        fine), a list of image files, or a uint8 array ``(N, H, W, 3)``, at the
-        model's input size.
+        ``"johns"``, ``"photos"`` (every face of the example photos),
+        ``"johns+photos"``, a folder of aligned chips and/or photos
+        (sub-folders per identity are fine; every face of a photo becomes a
+        chip), a list of image files or arrays, or a uint8 array
+        ``(N, H, W, 3)`` (see :func:`training_images`). A named set wins over
+        a folder of the same name.
     steps, seed
         Number of Adam steps; everything random derives from ``seed``.
     checkpoint
@@ -208,7 +216,9 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     **options
         Any field of :class:`DecoderTraining` (``batch_size``,
         ``learning_rate``, ``pixel_loss``, ``identity_weight``, ``widths``,
-        ``augmentation`` ...).
+        ``augmentation``, ``background`` (``"random"``, ``"neutral"``,
+        ``"keep"``), ``face_scale`` (the training ellipse's size relative to
+        :func:`fxplain.models.regions.face_ellipse`), ``dimension_weight`` ...).
 
     Returns
     -------

@@ -43,6 +43,11 @@ def test_the_models_gradient_maps_correspond_to_its_occlusion_maps(model, johns)
     assert rows["gradient"]["occlusion_correlation"] > 0.4
     with pytest.raises(fxplain.InvalidInputError, match="region-map method"):
         correspondence_table(model, images, methods=("saliency",))
+    with pytest.raises(fxplain.InvalidInputError, match="fxplain's core"):
+        correspondence_table(fxplain.wrap(lambda x: np.zeros((len(x), 4)), input_size=(150, 150), threshold=0.5),
+                             images, methods=("occlusion",))
+    with pytest.raises(fxplain.InvalidInputError):
+        correspondence_table(model, np.full((1, 150, 150, 3), np.nan, np.float32), methods=("occlusion",))
 
 
 def test_evaluate_reports_the_correspondence_table(model, tmp_path):

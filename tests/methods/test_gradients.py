@@ -298,7 +298,7 @@ def test_integrated_variant_bad_parameters(model, johns, default_decoder):
                 {"noise": True}, {"fill": "plaid"}):
         with pytest.raises(fxplain.InvalidInputError, match=next(iter(bad))):
             fxplain.Explainer(model, method="gradient", variant="integrated", **bad)
-    with pytest.raises(fxplain.InvalidInputError, match="variant must be one of 'net', 'split'"):
+    with pytest.raises(fxplain.InvalidInputError, match="variant must be one of 'counterfactual', 'net', 'split'"):
         fxplain.Explainer(model, method="reconstruction", variant="integrated", decoder=default_decoder)
     wrapped = fxplain.wrap(lambda x: model.embed(x), input_size=(150, 150), threshold=-0.36,
                            metric="squared_euclidean")
