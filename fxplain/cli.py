@@ -197,8 +197,8 @@ def _demo_reconstruction(model, decoder, images, ids, emb, chosen, out) -> None:
     spread = [i for name in sorted(set(ids)) for i in [j for j, n in enumerate(ids) if n == name][:2]]
     atlas = decoder.region_atlas(emb[spread])
     atlas.plot().savefig(out / "region_atlas.png", dpi=100)
-    print(f"  region atlas over {atlas.faces} faces, dimensions per region: "
-          + ", ".join(f"{name} {n}" for name, n in atlas.counts().items())
+    print(f"  region atlas over {atlas.faces} faces, dimensions per distinctive region: "
+          + ", ".join(f"{name} {n}" for name, n in atlas.counts(distinctive=True).items() if name != "background")
           + f"; mean share on the face {atlas.face_mass().mean():.2f} (uniform 0.45): {out / 'region_atlas.png'}")
 
 

@@ -52,6 +52,12 @@ class RegionAtlas:
         the regions :data:`ATLAS_REGIONS`.
     regions : list of str
         Per dimension, the region of highest enrichment.
+    distinctive : list of str
+        Per dimension, the facial region (not the background) where it is
+        densest *compared with the other dimensions*: the highest
+        ``enrichment[k, r] / mean_j enrichment[j, r]``. Smooth maps make most
+        dimensions densest on the central boxes; this label says what sets a
+        dimension apart.
     faces : int
         How many faces were averaged.
     backdrop : numpy.ndarray or None
@@ -67,6 +73,7 @@ class RegionAtlas:
     faces: int
     backdrop: np.ndarray | None = field(default=None, repr=False)
     source: str = "decoder"
+    distinctive: list[str] = field(default_factory=list)
 
     @classmethod
     def from_maps(cls, maps: Any, *, backdrop: np.ndarray | None = None, source: str = "maps") -> RegionAtlas:
@@ -90,11 +97,17 @@ class RegionAtlas:
         mass = np.stack([mean[:, labels == r].sum(axis=1) for r in range(len(ATLAS_REGIONS))], axis=1)
         enrichment = mass / area[None]
         regions = [ATLAS_REGIONS[r] for r in enrichment.argmax(axis=1)]
-        return cls(mean.astype(np.float32), enrichment, regions, count, backdrop, source)
+        facial = enrichment[:, :4]  # eyes, nose, mouth, rest of face
+        relative = facial / np.maximum(facial.mean(axis=0, keepdims=True), 1e-12)
+        distinctive = [ATLAS_REGIONS[r] for r in relative.argmax(axis=1)]
+        return cls(mean.astype(np.float32), enrichment, regions, count, backdrop, source, distinctive)
 
-    def counts(self) -> dict[str, int]:
-        """How many dimensions encode each region most (every region of :data:`ATLAS_REGIONS` listed)."""
-        counted = Counter(self.regions)
+    def counts(self, *, distinctive: bool = False) -> dict[str, int]:
+        """How many dimensions encode each region most (every region of :data:`ATLAS_REGIONS` listed).
+
+        With ``distinctive``, by :attr:`distinctive` instead of :attr:`regions`.
+        """
+        counted = Counter(self.distinctive if distinctive else self.regions)
         return {name: counted.get(name, 0) for name in ATLAS_REGIONS}
 
     def face_mass(self) -> np.ndarray:
@@ -103,8 +116,9 @@ class RegionAtlas:
         return self.maps[:, face].sum(axis=1)
 
     def plot(self, dimensions: Any = None, *, columns: int = 16, size: float = 0.9):
-        """All (or the chosen) dimensions' mean maps in a grid, each titled with its index, its region and how
-        concentrated it is there (the enrichment: 1.0× is no more than a uniform map)."""
+        """All (or the chosen) dimensions' mean maps in a grid, each titled with its index, its region, how
+        concentrated it is there (the enrichment: 1.0× is no more than a uniform map) and, after a slash, its
+        distinctive region when that differs."""
         from matplotlib.figure import Figure
 
         dims = list(range(len(self.maps))) if dimensions is None else [int(k) for k in dimensions]
@@ -120,12 +134,14 @@ class RegionAtlas:
                 ax.imshow(self.backdrop.mean(axis=2), cmap="gray", alpha=0.6)
             ax.imshow(self.maps[k], cmap="inferno", alpha=0.75 if self.backdrop is not None else 1.0)
             enrichment = self.enrichment[k, ATLAS_REGIONS.index(self.regions[k])]
-            ax.set_title(f"{k} {short[self.regions[k]]} {enrichment:.1f}×", fontsize=6, pad=1)
+            apart = f"/{short[self.distinctive[k]]}" if self.distinctive[k] != self.regions[k] else ""
+            ax.set_title(f"{k} {short[self.regions[k]]} {enrichment:.1f}×{apart}", fontsize=6, pad=1)
         for ax in axes:
             ax.set_axis_off()
         counts = ", ".join(f"{name} {n}" for name, n in self.counts().items())
-        fig.suptitle(f"{self.source} region atlas over {self.faces} faces — dimensions per region: {counts}",
-                     fontsize=8)
+        apart = ", ".join(f"{name} {n}" for name, n in self.counts(distinctive=True).items() if name != "background")
+        fig.suptitle(f"{self.source} region atlas over {self.faces} faces — densest region: {counts}; "
+                     f"distinctive region: {apart}", fontsize=8)
         return fig
 
 

@@ -31,6 +31,9 @@ def test_atlas_names_the_region_each_dimension_concentrates_in():
     mouth_share = np.mean(labels == ATLAS_REGIONS.index("mouth"))
     assert atlas.enrichment[0, ATLAS_REGIONS.index("mouth")] == pytest.approx(1 / mouth_share)
     assert atlas.counts() == {"eyes": 1, "nose": 0, "mouth": 1, "rest of face": 0, "background": 1}
+    # compared with the other dimensions: 0 is the mouth one, 2 the eyes one (1 has no facial mass to compare)
+    assert atlas.distinctive[0] == "mouth" and atlas.distinctive[2] == "eyes"
+    assert sum(atlas.counts(distinctive=True).values()) == 3 and atlas.counts(distinctive=True)["background"] == 0
     assert atlas.face_mass()[1] == 0.0
     fig = atlas.plot(columns=2)
     assert len([ax for ax in fig.axes if ax.images]) == 3
