@@ -100,6 +100,9 @@ def correspondence_table(model, images: Any, *, decoder=None, methods=MAP_METHOD
     pixels = to_pixel_batch(images, model.input_size)
     if "decoder" in methods and decoder is None:  # the reconstruction method's default decoder
         decoder = Explainer(model, method="reconstruction").method.decoder_for(model)
+    if "decoder" in methods and decoder.model_hash != model.model_hash:
+        raise InvalidInputError(f"the decoder was trained for another face model ({decoder.model_hash[:12]}…, "
+                                f"the model is {model.model_hash[:12]}…)")
     face = face_ellipse(model.input_size)
     masses: dict[str, list[float]] = {m: [] for m in methods}
     correlations: dict[str, list[float]] = {m: [] for m in methods}

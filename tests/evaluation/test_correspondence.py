@@ -48,6 +48,11 @@ def test_the_models_gradient_maps_correspond_to_its_occlusion_maps(model, johns)
                              images, methods=("occlusion",))
     with pytest.raises(fxplain.InvalidInputError):
         correspondence_table(model, np.full((1, 150, 150, 3), np.nan, np.float32), methods=("occlusion",))
+    from fxplain.reconstruction import Decoder, decoder_spec
+
+    other = Decoder(decoder_spec(128, (150, 150), widths=(4, 4), start=75), model_hash="another model")
+    with pytest.raises(fxplain.InvalidInputError, match="another face model"):
+        correspondence_table(model, images, decoder=other, methods=("decoder",))
 
 
 def test_evaluate_reports_the_correspondence_table(model, tmp_path):
