@@ -238,8 +238,12 @@ def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient
 def _correspondence(model, images, identities, n_faces, names, method_params) -> list[dict[str, Any]]:
     """The correspondence table on ``n_faces`` faces, taken one per identity in turn."""
     check_positive_int("correspondence_faces", n_faces)
-    order = sorted(range(len(identities)), key=lambda i: (identities[:i].count(identities[i]), i))
-    chosen = order[:n_faces]
+    seen: dict[str, int] = {}
+    rank = []  # how many faces of the same identity come before each face
+    for name in identities:
+        rank.append(seen.get(name, 0))
+        seen[name] = rank[-1] + 1
+    chosen = sorted(range(len(identities)), key=lambda i: (rank[i], i))[:n_faces]
     sources = ["gradient", "occlusion"]
     decoder = None
     if "reconstruction" in names:
