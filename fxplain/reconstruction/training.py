@@ -137,7 +137,8 @@ def training_images(images: Any, size: tuple[int, int]) -> np.ndarray:
                                 f"images or an (N, H, W, 3) array, got {type(images).__name__}")
     chips = []
     for item in images:
-        if isinstance(item, np.ndarray) and item.dtype != np.uint8:  # float pixels: a chip, never a photo
+        if hasattr(item, "aligned_chip") or (isinstance(item, np.ndarray) and item.dtype != np.uint8):
+            # a Face (its own chip) or float pixels (a chip, never a photo)
             chips.append(np.clip(np.rint(to_pixel_batch([item], size)), 0, 255).astype(np.uint8))
             continue
         image, _ = load_photo(item)

@@ -24,6 +24,8 @@ def test_every_face_of_a_photo_becomes_a_training_chip(johns):
     assert len(mixed) == 26
     np.testing.assert_array_equal(mixed[:24], chips)
     np.testing.assert_array_equal(mixed[24], johns[0][0])
+    # a detected Face stands for its own chip, as everywhere images are taken
+    np.testing.assert_array_equal(training_images([found[3]], (150, 150))[0], found[3].aligned_chip((150, 150)))
     dogs = datasets.examples_dir() / "faces" / "dogs.jpg"
     with pytest.raises(fxplain.InvalidInputError, match="no face"):
         faces_in_photos(dogs, (150, 150))
