@@ -29,19 +29,11 @@ from .._util.errors import InvalidInputError
 from .._util.images import to_pixel_batch
 from ..explainer import Explainer
 from ..models.face_model import FaceModel
-from ..models.regions import FACE_ELLIPSE_AREA, face_ellipse
+from ..models.regions import FACE_ELLIPSE_AREA, face_ellipse, face_mass
 from .metrics import spearman
 
 #: The sources of per-dimension region maps :func:`correspondence_table` compares.
 MAP_METHODS = ("decoder", "gradient", "occlusion")
-
-
-def face_mass(maps: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """Share of each map's mass on the face: ``(D,)`` from maps ``(D, H, W)`` and a 0/1 face mask ``(H, W)``."""
-    maps = np.asarray(maps, np.float64)
-    totals = maps.reshape(len(maps), -1).sum(axis=1)
-    inside = (maps * face).reshape(len(maps), -1).sum(axis=1)
-    return inside / np.where(totals > 0, totals, 1.0)
 
 
 def rank_correlations(maps: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -58,3 +58,11 @@ def face_regions(size: tuple[int, int]) -> dict[str, tuple[int, int, int, int]]:
     sy, sx = size[0] / 150.0, size[1] / 150.0
     return {name: (int(t * sy), int(left * sx), int(b * sy), int(r * sx))
             for name, (t, left, b, r) in FACE_REGIONS_150.items()}
+
+
+def face_mass(maps: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """Share of each map's mass on the face: ``(D,)`` from maps ``(D, H, W)`` and a 0/1 face mask ``(H, W)``."""
+    maps = np.asarray(maps, np.float64)
+    totals = maps.reshape(len(maps), -1).sum(axis=1)
+    inside = (maps * face).reshape(len(maps), -1).sum(axis=1)
+    return inside / np.where(totals > 0, totals, 1.0)

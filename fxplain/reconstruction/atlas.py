@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from ..models.regions import face_ellipse, face_regions
+from ..models.regions import face_ellipse, face_mass, face_regions
 
 #: The atlas' partition of a chip: the three parts, the rest of the face ellipse, the background.
 ATLAS_REGIONS = ("eyes", "nose", "mouth", "rest of face", "background")
@@ -112,8 +112,7 @@ class RegionAtlas:
 
     def face_mass(self) -> np.ndarray:
         """``(D,)`` share of each dimension's mean map inside the face ellipse."""
-        face = face_ellipse(self.maps.shape[1:]) > 0
-        return self.maps[:, face].sum(axis=1)
+        return face_mass(self.maps, face_ellipse(self.maps.shape[1:]))
 
     def plot(self, dimensions: Any = None, *, columns: int = 16, size: float = 0.9):
         """All (or the chosen) dimensions' mean maps in a grid, each titled with its index, its region, how

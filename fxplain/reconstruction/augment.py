@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.regions import FACE_REGIONS_150
+from ..models.regions import face_ellipse, face_regions
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,12 @@ def augment(images: np.ndarray, indices: np.ndarray, rng: np.random.Generator, a
 
 def _swap_part(img: np.ndarray, donor: np.ndarray, rng) -> np.ndarray:
     h, w, _ = img.shape
-    names = sorted(FACE_REGIONS_150)
-    top, left, bottom, right = FACE_REGIONS_150[names[rng.integers(len(names))]]
-    sy, sx = h / 150.0, w / 150.0
-    top, bottom, left, right = int(top * sy), int(bottom * sy), int(left * sx), int(right * sx)
+    regions = face_regions((h, w))
+    names = sorted(regions)
+    top, left, bottom, right = regions[names[rng.integers(len(names))]]
     # a feathered rectangle, so no hard edge teaches the decoder seams
     ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
-    feather = 4.0 * sy
+    feather = 4.0 * h / 150.0
     inside_y = np.clip(np.minimum(ys - top, bottom - ys) / feather, 0, 1)
     inside_x = np.clip(np.minimum(xs - left, right - xs) / feather, 0, 1)
     alpha = (inside_y * inside_x)[..., None].astype(np.float32)
@@ -128,8 +127,6 @@ def separate_background(images: np.ndarray, mode: str, rng: np.random.Generator,
     """
     if mode == "keep":
         return images, images
-    from ..models.regions import face_ellipse
-
     alpha = face_ellipse(images.shape[1:3], feather=BACKGROUND_FEATHER, scale=face_scale)[None, :, :, None]
     target = np.ascontiguousarray(images * alpha + np.float32(NEUTRAL_GREY) * (1 - alpha), np.float32)
     if mode == "neutral":
