@@ -205,8 +205,8 @@ def profile_fxplain(model: Any, pair: np.ndarray, n_masks: int, seed: int, param
     and result packaging are left out.
     """
     from fxplain import _core
-    from fxplain._util.images import to_pixel_batch
     from fxplain._util.stats import pearson_from_sums as _pearson_from_sums
+    from fxplain.faces.inputs import to_pixel_batch
     from fxplain.methods.fills import fill_image
     from fxplain.models.scoring import score_kind
 

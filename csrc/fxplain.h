@@ -2,7 +2,8 @@
  * fxplain.h - public C API of the fxplain core.
  *
  * The core runs feed-forward convolutional networks on oneDNN. It knows
- * nothing about Python; the CPython glue in csrc/py/ is its only user today.
+ * nothing about Python; the CPython glue in csrc/py/ is its user (and
+ * csrc/examples/tiny_net.c, built against this header alone).
  *
  * A short tour:
  *
@@ -202,7 +203,7 @@ fx_status fx_pixel_loss(size_t n, const float *out, const float *target, fx_loss
 fx_status fx_adam_update(size_t n, float *param, const float *grad, float *m, float *v, float lr, float beta1,
                          float beta2, float eps, int step);
 
-/* The same for n output gradients of ONE image (pixels: [1][H][W][C];
+/* fx_net_input_gradient for n output gradients of ONE image (pixels: [1][H][W][C];
  * grad_output [n][...]; out [1][...]; grad_pixels [n][H][W][C]): the forward
  * pass runs once and its results are shared by the n backward passes. */
 fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, const float *grad_output,
@@ -243,7 +244,7 @@ fx_status fx_rect_accumulate(int count, int h, int w, const int32_t *rects, cons
                              double *sum, double *hits);
 
 /* ---- faces: landmarks and alignment (shape_predictor.c, chip.c) ---------
- * dlib's 5-point shape predictor and face chips, replicated closely enough to
+ * dlib's shape predictors (5 and 68 points) and face chips, replicated closely enough to
  * reproduce dlib's landmarks and chips. Images are uint8 [h][w][channels],
  * row-major; boxes are dlib rectangles (left, top, right, bottom), inclusive;
  * points are (x, y) = (column, row). */

@@ -8,7 +8,7 @@
  *           in [0, 1] (Petsiuk et al., RISE, BMVC 2018).
  *  patches: binary; ones except `holes` random squares of side `patch`.
  *
- * The exact formulas are mirrored in fxplain/_saliency_reference.py.
+ * The exact formulas are mirrored in fxplain/methods/reference.py.
  */
 #include <math.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
  * Both builders of the kind are here (listed in net_layers.c); the backward
  * one hands the input's gradient to fxi_backward_deliver (net_backward.c).
  *
- * Sampling (as fxplain._reference.resize_matrix): output o reads input
+ * Sampling (as fxplain.runtime.numpy_ops.resize_matrix): output o reads input
  * coordinate (o + 0.5) * in / out - 0.5; bilinear clamps it to [0, in - 1],
  * nearest takes floor((o + 0.5) * in / out).
  */

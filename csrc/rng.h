@@ -2,7 +2,7 @@
  * rng.h - the core's random numbers: SplitMix64, stateless per draw stream.
  *
  * Every mask has its own stream, seeded from (seed, mask index), so a mask
- * does not depend on how a run is chunked, and fxplain/_saliency_reference.py
+ * does not depend on how a run is chunked, and fxplain/methods/reference.py
  * reproduces the generator bit for bit in pure Python.
  */
 #ifndef FX_RNG_H

@@ -5,7 +5,7 @@
  * embeddings against a partner, and reducing the results to per-pixel maps
  * in a streaming way (sums that grow with pixels, never with the number of
  * perturbations). Each kernel has a NumPy twin in
- * fxplain/_saliency_reference.py that the tests compare against.
+ * fxplain/methods/reference.py that the tests compare against.
  */
 #include <math.h>
 #include <string.h>

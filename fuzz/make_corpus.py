@@ -11,6 +11,8 @@ files of each kind, so that mutations start from inside the format:
 * face_detector_patches: patch lists of the published detector (its options, an early and a late weight);
 * fxd: the version-1 test fixture, the same decoder in version 2, and a tiny
   face model in version 2;
+* fxn: tiny face-model files (``.fxn``): calibrated (with a calibration
+  record), without a threshold, and reading BGR;
 * results: a small saved explanation (version 2), and the same in version 1;
 * image: tiny PNG, JPEG, GIF, BMP and WebP files, and a PNG header claiming a
   huge size (a decompression bomb);
@@ -99,6 +101,7 @@ def main() -> None:
     face.add("dense", x, weight=np.eye(4, dtype=np.float32), bias=None)
     save_spec(CORPUS / "fxd" / "face_model_v2.fxn", face,
               {"kind": FACE_MODEL_KIND, "metric": "cosine", "threshold": 0.3, "facts": {}})
+    _fxn_seeds()
 
     explanation = _explanation(6)
     (CORPUS / "results").mkdir(parents=True, exist_ok=True)
@@ -123,6 +126,33 @@ def main() -> None:
     _write("image", "bomb_header.png", bytes(bomb))
     for name, graph in _onnx_seeds().items():
         _write("onnx", name, graph)
+
+
+def _tiny_face_spec(mean=127.5, scale=1 / 127.5) -> NetworkSpec:
+    """An 8x8-input face network (conv, PReLU, max pool, global pool, dense) for the fxd and fxn seeds."""
+    face = NetworkSpec((3, 8, 8), np.full(3, mean, np.float32), np.full(3, scale, np.float32))
+    x = face.add("conv", 0, weight=np.full((4, 3, 3, 3), 0.1, np.float32), bias=np.zeros(4, np.float32),
+                 stride=(2, 2), padding=(1, 1))
+    x = face.add("prelu", x, slope=np.full(4, 0.25, np.float32))
+    x = face.add("max_pool", x, kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    x = face.add("global_avg_pool", x)
+    face.add("dense", x, weight=np.eye(4, dtype=np.float32), bias=None)
+    return face
+
+
+def _fxn_seeds() -> None:
+    """Tiny face-model files: calibrated (with its record), without a threshold, and one reading BGR."""
+    record = {"threshold": 0.3, "fmr": 1e-3, "achieved_fmr": 0.0, "fnmr": 0.1, "genuine_pairs": 10,
+              "impostor_pairs": 45, "dataset": "johns", "date": "2026-01-01T00:00:00+00:00", "fxplain_version": "0"}
+    calibrated = fxplain.FaceModel(_tiny_face_spec(), name="tiny.onnx", metric="cosine", threshold=0.3,
+                                   facts={"format": "onnx", "sha256": "0" * 64})
+    (CORPUS / "fxn").mkdir(parents=True, exist_ok=True)
+    calibrated.save(CORPUS / "fxn" / "calibrated.fxn", calibration=record)
+    unset = fxplain.FaceModel(_tiny_face_spec(), name="tiny.onnx", metric="squared_euclidean", threshold=None)
+    unset.save(CORPUS / "fxn" / "no_threshold.fxn")
+    bgr = fxplain.FaceModel(_tiny_face_spec(mean=100.0, scale=1 / 50), name="bgr.onnx", metric="cosine",
+                            threshold=0.5, facts={"channels": "BGR", "mean": [100.0] * 3, "std": [50.0] * 3})
+    bgr.save(CORPUS / "fxn" / "bgr.fxn")
 
 
 def _onnx_seeds() -> dict[str, bytes]:

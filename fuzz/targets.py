@@ -96,6 +96,19 @@ def fxd(data: bytes) -> None:
         pass
 
 
+def fxn(data: bytes) -> None:
+    """Any bytes as a face-model file (``.fxn``), then an embedding of a small chip, which must be finite."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fxplain.FxplainWarning)  # a file without threshold: expected
+            model = fxplain.load_model(_as_file(data, ".fxn"))
+        side = model.input_size
+        if side[0] * side[1] <= 256 * 256:
+            model.embed(np.zeros(tuple(side) + (3,), np.uint8))  # raises CoreError itself when not finite
+    except fxplain.FxplainError:
+        pass
+
+
 def shape_predictor(data: bytes) -> None:
     """Any bytes as dlib's landmark predictor file, then a prediction on a fixed chip and box."""
     from fxplain.faces import load_shape_predictor
@@ -187,4 +200,4 @@ def onnx_model(data: bytes) -> None:
 #: name -> target, in the order the tests run them.
 TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "shape_predictor": shape_predictor,
            "face_detector": face_detector, "face_detector_patches": face_detector_patches, "results": results,
-           "image": image, "onnx": onnx_model}
+           "image": image, "onnx": onnx_model, "fxn": fxn}

@@ -11,7 +11,7 @@ evidence for and against a match lies.
 >>> r.plot()
 
 The package is layered; each layer imports only those below it (a test
-checks): ``_util`` → ``runtime`` → ``models`` → ``faces`` → ``methods`` →
+checks): ``_util`` → ``runtime`` → ``faces`` → ``models`` → ``methods`` →
 ``explainer`` / ``results`` / ``plotting`` → ``reconstruction`` /
 ``evaluation`` → ``cli``. ``datasets`` sits beside ``_util``.
 """
@@ -29,6 +29,7 @@ from ._util.errors import (
     FxplainError,
     FxplainWarning,
     InvalidInputError,
+    LicenceWarning,
     ModelFormatError,
     ModelNotFoundError,
     UnverifiedWeightsWarning,
@@ -36,7 +37,7 @@ from ._util.errors import (
 from .evaluation import EvaluationReport, ThresholdCalibration, calibrate_threshold, evaluate
 from .explainer import Explainer
 from .faces import Face, detect_faces
-from .models import CallableModel, FaceModel, from_torch, load_model, wrap
+from .models import CallableModel, FaceModel, from_torch, load_model, save_face_model, wrap
 from .reconstruction import Decoder, default_decoder, load_decoder, train_decoder
 from .results import PairExplanation
 from .runtime import NetworkSpec
@@ -55,6 +56,7 @@ __all__ = [
     "FxplainError",
     "FxplainWarning",
     "InvalidInputError",
+    "LicenceWarning",
     "ModelFormatError",
     "ModelNotFoundError",
     "NetworkSpec",
@@ -71,6 +73,7 @@ __all__ = [
     "from_torch",
     "load_decoder",
     "load_model",
+    "save_face_model",
     "train_decoder",
     "wrap",
 ]

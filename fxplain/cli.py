@@ -1,12 +1,70 @@
-"""Command line: ``fxplain info | faces | verify | explain | evaluate | train-decoder | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | faces | verify | explain | evaluate | calibrate | train-decoder | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+import warnings
 
 import numpy as np
+
+#: The load options of ``fxplain.load_model`` the CLI offers on every command that loads a model.
+_LOAD_OPTIONS = ("threshold", "mean", "std", "channels", "metric", "input_size")
+
+
+@contextlib.contextmanager
+def _plain_warnings(skip: str | None = None):
+    """fxplain's warnings (a model file without threshold, too few impostor pairs) as plain lines on stderr.
+
+    ``warnings.warn`` would print a line of fxplain's own source after the
+    message; other libraries' warnings go on as usual. fxplain's warnings
+    containing ``skip`` are dropped.
+    """
+    from ._util.errors import FxplainWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                if issubclass(w.category, FxplainWarning):
+                    if str(w.message) not in seen and not (skip and skip in str(w.message)):
+                        print(f"fxplain: warning: {w.message}", file=sys.stderr)
+                    seen.add(str(w.message))
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _load_options(args: argparse.Namespace) -> dict:
+    """The load options given on the command line (only those given: a format refuses those it does not take)."""
+    return {name: getattr(args, name) for name in _LOAD_OPTIONS if getattr(args, name, None) is not None}
+
+
+def _load_model(args: argparse.Namespace, model=None, *, calibrating: bool = False):
+    """``fxplain.load_model`` of ``--model`` (or ``model``) with the load options given on the command line."""
+    import fxplain
+
+    with _plain_warnings(skip="no decision threshold" if calibrating else None):
+        return fxplain.load_model(args.model if model is None else model, **_load_options(args))
+
+
+def _distance_rule(model) -> str:
+    """The model's decision rule in words, or how to get one."""
+    from .models.scoring import distance_from_score
+
+    if model.threshold is None:
+        return ("no decision threshold (scores and maps work; decisions need one: --threshold T, or "
+                "`fxplain calibrate MODEL DATA -o model.fxn`)")
+    distance = distance_from_score(model.metric, model.threshold)
+    if model.metric == "squared_euclidean":
+        return (f"same person iff Euclidean distance < {distance:.4g} "
+                f"(score = -distance^2 >= {model.threshold:.4f})")
+    return (f"same person iff cosine similarity >= {model.threshold:.4f} "
+            f"(cosine distance 1 - cos <= {distance:.4f})")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -16,34 +74,45 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"fxplain {fxplain.__version__}")
     print(f"oneDNN {info['onednn_version']} ({info['onednn_hash'][:12]}), "
           f"CPU runtime {info['cpu_runtime']}, ISA {info['isa']}")
-    model = fxplain.load_model(args.model)
+    model = _load_model(args)
     c, h, w = model.spec.input_shape
-    print(f"model {model.name}: {model.source}")
-    print(f"  input {h}x{w}x{c} RGB, embedding {model.embedding_size}-d, "
+    channels = model.facts.get("channels", "RGB")
+    print(f"model {model.name}: {model.source} ({model.facts.get('format', 'model')} file)")
+    print(f"  input {h}x{w}x{c} {channels}, embedding {model.embedding_size}-d, metric {model.metric}, "
           f"{model.spec.flops_per_image() / 1e9:.2f} GFLOP per image")
-    if model.metric == "squared_euclidean":
-        print(f"  decision: same person iff Euclidean distance < {model.facts['distance_threshold']:g} "
-              f"(score = -distance^2 >= {model.threshold:.4f})")
-    else:
-        print(f"  decision: same person iff cosine similarity >= {model.threshold:.4f}")
+    if "mean" in model.facts and "std" in model.facts:
+        def numbers(values) -> str:
+            return ", ".join(f"{float(v):g}" for v in values)
+
+        print(f"  preprocessing: (pixel - mean) / std per channel ({channels}), mean {numbers(model.facts['mean'])}, "
+              f"std {numbers(model.facts['std'])}")
+    print(f"  decision: {_distance_rule(model)}")
+    calibration = model.facts.get("calibration")
+    if isinstance(calibration, dict):
+        shown = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in calibration.items()}
+        print("  threshold calibrated at FMR {} on {} ({} genuine, {} impostor pairs; achieved FMR {}, FNMR {}), "
+              "{}, fxplain {}".format(*(shown.get(k, "?") for k in (
+                  "fmr", "dataset", "genuine_pairs", "impostor_pairs", "achieved_fmr", "fnmr", "date",
+                  "fxplain_version"))))
     print(f"  weights SHA-256 (fxplain model hash) {model.model_hash}")
     return 0
 
 
-def _print_verification(label: str, result, seconds: float) -> None:
+def _print_verification(label: str, result, seconds: float, metric: str = "squared_euclidean") -> None:
     verdict = "SAME person" if result.match else "DIFFERENT people"
-    print(f"{label}: distance {result.distance:.4f}, score {result.score:.4f} "
+    kind = "cosine distance" if metric == "cosine" else "distance"
+    print(f"{label}: {kind} {result.distance:.4f}, score {result.score:.4f} "
           f"(threshold {result.threshold:.4f}) -> {verdict}  [{seconds * 1000:.0f} ms]")
 
 
 def _cmd_faces(args: argparse.Namespace) -> int:
     import fxplain
 
-    from ._util.images import load_photo
+    from .faces.inputs import load_photo
 
     photo, _ = load_photo(args.photo)
     faces = fxplain.detect_faces(photo, upsample=args.upsample)
-    print(f"{args.photo}: {len(faces)} face(s) (dlib's CNN detector, upsample {args.upsample})")
+    print(f"{args.photo}: {len(faces)} face(s) (dlib's CNN detector, {_upsample_text(args.upsample, faces)})")
     for k, face in enumerate(faces):
         print(f"  face {k}: box (left, top, right, bottom) {face.box}, confidence {face.confidence:.3f}")
     if args.output:
@@ -57,11 +126,45 @@ def _cmd_faces(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     import fxplain
 
-    model = fxplain.load_model(args.model)
+    model = _load_model(args)
+    fxplain.models.require_threshold(model)  # refuse before any work
     start = time.perf_counter()
-    result = model.verify(args.image_a, args.image_b, face=args.face)
-    _print_verification(f"{args.image_a} vs {args.image_b}", result, time.perf_counter() - start)
+    image_a, image_b = _chosen_faces(args, model)
+    result = model.verify(image_a, image_b)
+    _print_verification(f"{args.image_a} vs {args.image_b}", result, time.perf_counter() - start, model.metric)
     return 0
+
+
+def _upsample_text(upsample, faces) -> str:
+    """How faces were searched for, as `fxplain faces`, `verify` and `explain` report it."""
+    if upsample != "auto":
+        return f"upsample {upsample}"
+    if faces and faces[0].upsample > 0:
+        return f"upsample {faces[0].upsample}: none found at 0"
+    return "upsample 0" + ("" if faces else ", then 1")
+
+
+def _chosen_faces(args: argparse.Namespace, model) -> tuple:
+    """Both inputs, a photo replaced by its chosen Face, each reported with its index in `fxplain faces` order."""
+    from .faces.inputs import choose_face_index, is_photo, load_photo, pair_face_choices
+
+    chosen = []
+    for side, item, choice in zip("AB", (args.image_a, args.image_b), pair_face_choices(args.face)):
+        photo, name = load_photo(item)
+        if not is_photo(photo, model.input_size):
+            chosen.append(photo)
+            continue
+        index, faces = choose_face_index(photo, name, choice)
+        face = faces[index]
+        print(f"{side}: {name}: face {index} of {len(faces)} ({_upsample_text('auto', faces)}), box {face.box}, "
+              f"confidence {face.confidence:.3f}")
+        chosen.append(face)
+    return tuple(chosen)
+
+
+def _upsample(text: str):
+    """``--upsample``: ``auto`` or a number of upsamplings."""
+    return text if text == "auto" else int(text)
 
 
 def _face_choice(text: str):
@@ -92,10 +195,11 @@ def _report(label: str, result, path) -> None:
 def _cmd_explain(args: argparse.Namespace) -> int:
     import fxplain
 
-    model = fxplain.load_model(args.model)
+    model = _load_model(args)
     explainer = fxplain.Explainer(model, method=args.method, seed=args.seed, show_progress=not args.quiet,
                                   **_method_params(args))
-    result = explainer.explain(args.image_a, args.image_b, face=args.face)
+    image_a, image_b = _chosen_faces(args, model)
+    result = explainer.explain(image_a, image_b)
     result.plot(on=args.on).savefig(args.output, dpi=100)
     _report(f"{args.method} {args.image_a} vs {args.image_b}", result, args.output)
     if args.save:
@@ -110,7 +214,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     import fxplain
     from fxplain import datasets
 
-    model = fxplain.load_model(args.model)
+    model = _load_model(args)
+    fxplain.models.require_threshold(model)  # the demo states decisions: refuse before any work
     info = fxplain.backend_info()
     print(f"fxplain {fxplain.__version__} | oneDNN {info['onednn_version']} ({info['isa']}) | model {model!r}")
     paths = datasets.johns_files()
@@ -120,32 +225,43 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     impostor = next(i for i in range(1, len(paths)) if ids[i] != ids[a])
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    print("the reconstruction method uses the default decoder: "
-          + ("cached" if fxplain.reconstruction.default_decoder_path(model).exists() else
-             "training it once on johns and the example photos' faces (a few minutes; "
-             "`fxplain train-decoder johns+photos` is the same recipe)"))
-    decoder = fxplain.default_decoder(model)
+    # explanations first: the default decoder may need minutes of training on a first run
     _demo_photos(model, out, args)
-    for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
-        params = {"corrrise": {"n_masks": args.n_masks}, "reconstruction": {"decoder": decoder}}.get(method, {})
-        explainer = fxplain.Explainer(model, method=method, seed=args.seed, **params)
-        print(f"{method} {explainer.method.params}")
-        for label, b in (("genuine", genuine), ("impostor", impostor)):
-            result = explainer.explain(paths[a], paths[b])
-            figure = out / f"{method}_{label}.png"
-            result.plot().savefig(figure, dpi=100)
-            _report(f"{label} pair {ids[a]}/{paths[a].name} vs {ids[b]}/{paths[b].name}", result, figure)
+    for method in ("occlusion", "corrrise", "gradient"):
+        params = {"corrrise": {"n_masks": args.n_masks}}.get(method, {})
+        _demo_pairs(fxplain.Explainer(model, method=method, seed=args.seed, **params), paths, ids,
+                    (a, genuine, impostor), out)
     images, ids, _ = datasets.load_johns()
     start = time.perf_counter()
     emb = model.embed(images, batch_size=64)
     seconds = time.perf_counter() - start
-    _demo_reconstruction(model, decoder, images, ids, emb, (a, genuine, impostor), out)
     pairs, same = datasets.johns_pairs()
     i, j = np.array(pairs).T
-    decided = model.score(emb[i], emb[j]) >= model.threshold
+    decided = model.score(emb[i], emb[j]) >= fxplain.models.require_threshold(model)
     print(f"all {len(pairs)} johns pairs: {np.mean(decided == same) * 100:.1f} % decided correctly "
           f"({same.sum()} genuine, {(~same).sum()} impostor); 55 faces embedded in {seconds:.2f} s")
+    if fxplain.reconstruction.default_decoder_path(model).exists():
+        print("the reconstruction method uses the default decoder: cached")
+    else:
+        print("the reconstruction method needs the default decoder: training it once on johns and the example "
+              "photos' faces (`fxplain train-decoder johns+photos` is the same recipe); the figures above are "
+              "already written. Stages and the time left follow:")
+    decoder = fxplain.default_decoder(model)
+    _demo_pairs(fxplain.Explainer(model, method="reconstruction", seed=args.seed, decoder=decoder), paths,
+                datasets.johns_identities(), (a, genuine, impostor), out)
+    _demo_reconstruction(model, decoder, images, ids, emb, (a, genuine, impostor), out)
     return 0
+
+
+def _demo_pairs(explainer, paths, ids, chosen, out) -> None:
+    """The demo's genuine and impostor johns pairs explained by one method, a figure each."""
+    a, genuine, impostor = chosen
+    print(f"{explainer.method.name} {explainer.method.params}")
+    for label, b in (("genuine", genuine), ("impostor", impostor)):
+        result = explainer.explain(paths[a], paths[b])
+        figure = out / f"{explainer.method.name}_{label}.png"
+        result.plot().savefig(figure, dpi=100)
+        _report(f"{label} pair {ids[a]}/{paths[a].name} vs {ids[b]}/{paths[b].name}", result, figure)
 
 
 def _demo_photos(model, out, args) -> None:
@@ -205,7 +321,7 @@ def _demo_reconstruction(model, decoder, images, ids, emb, chosen, out) -> None:
 def _cmd_train_decoder(args: argparse.Namespace) -> int:
     import fxplain
 
-    model = fxplain.load_model(args.model)
+    model = _load_model(args)
     options = {"batch_size": args.batch_size, "learning_rate": args.learning_rate,
                "identity_weight": args.identity_weight, "pixel_loss": args.pixel_loss,
                "background": args.background}
@@ -224,7 +340,8 @@ def _cmd_train_decoder(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import fxplain
 
-    model = fxplain.load_model(args.model)
+    model = _load_model(args)
+    fxplain.models.require_threshold(model)  # margins need one: refuse before any work
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     params = {}
     if args.n_masks is not None:
@@ -241,6 +358,81 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(report.to_markdown())
     print(f"report written to {out} ({time.perf_counter() - start:.0f} s)")
     return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import fxplain
+
+    from .models.scoring import distance_from_score
+
+    model = _load_model(args, args.model_file, calibrating=True)
+    start = time.perf_counter()
+    with _plain_warnings():
+        cal = fxplain.calibrate_threshold(model, args.data, fmr=args.fmr)
+    seconds = time.perf_counter() - start
+    model.threshold = cal.threshold
+    model.facts["threshold_source"] = "calibrated"
+    print(f"calibrated {model.name} on {args.data} in {seconds:.1f} s: threshold {cal.threshold:.6f}; "
+          f"{_distance_rule(model)}")
+    print(f"  FMR asked {cal.fmr:g}, achieved {cal.achieved_fmr:.4g}; FNMR {cal.fnmr:.4g}")
+    for label, scores in (("genuine", cal.genuine), ("impostor", cal.impostor)):
+        print(f"  {label} pairs {len(scores)}: score mean {scores.mean():.4f}, min {scores.min():.4f}, "
+              f"max {scores.max():.4f} (distance mean {np.mean(distance_from_score(model.metric, scores)):.4f})")
+    output = Path(args.output) if args.output else Path(Path(str(args.model_file)).stem + ".fxn")
+    path = model.save(output, calibration=cal, dataset=str(args.data))
+    print(f"wrote {path}: network, preprocessing, metric, threshold and calibration record; "
+          f"use it as --model {path}")
+    return 0
+
+
+def _per_channel(text: str):
+    """``--mean``/``--std``: one number, or three comma-separated (in the model's channel order)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or three comma-separated numbers, got {text!r}") \
+            from None
+    if len(values) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"expected a number or three comma-separated numbers, got {text!r}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _input_size(text: str):
+    """``--input-size``: ``HxW`` (or one number for a square input)."""
+    try:
+        values = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 112x112, got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 112x112, got {text!r}")
+    return values
+
+
+def _model_options(threshold: bool = True) -> argparse.ArgumentParser:
+    """The load options of ``fxplain.load_model``, as a parent parser (only those given reach load_model)."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("model options (passed to fxplain.load_model; the preprocessing and metric "
+                                       "are for files that do not say them, e.g. ONNX)")
+    if threshold:
+        group.add_argument("--threshold", type=float, default=argparse.SUPPRESS,
+                           help="decision threshold on the score scale (cosine similarity, or -distance^2), "
+                                "instead of the file's")
+    group.add_argument("--mean", type=_per_channel, default=argparse.SUPPRESS,
+                       help="input mean: one number or three comma-separated, in the model's channel order "
+                            "(ONNX default 127.5)")
+    group.add_argument("--std", type=_per_channel, default=argparse.SUPPRESS,
+                       help="input std: one number or three comma-separated (ONNX default 127.5)")
+    group.add_argument("--channels", choices=("RGB", "BGR"), default=argparse.SUPPRESS,
+                       help="channel order the model reads (ONNX default RGB)")
+    group.add_argument("--metric", choices=("cosine", "squared_euclidean"), default=argparse.SUPPRESS,
+                       help="how embeddings are compared (ONNX default cosine)")
+    group.add_argument("--input-size", type=_input_size, default=argparse.SUPPRESS,
+                       help="HxW, for a graph whose input size is dynamic")
+    return options
 
 
 def _method_help() -> str:
@@ -270,16 +462,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=argparse.SUPPRESS, help="'dlib' (default) or a model file path")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, **kwargs) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], **kwargs)
+    model_options = _model_options()
+
+    def command(name: str, func, *, loads_model: bool = True, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common] + ([model_options] if loads_model else []), **kwargs)
         p.set_defaults(func=func)
         return p
 
     command("info", _cmd_info, help="versions, oneDNN ISA, and the model's facts")
-    faces = command("faces", _cmd_faces, help="find the faces in a photo (box, confidence), draw them")
+    faces = command("faces", _cmd_faces, loads_model=False, help="find the faces in a photo (box, confidence), draw them")
     faces.add_argument("photo")
-    faces.add_argument("--upsample", type=int, default=0, help="upsample the photo first (small faces), as dlib")
+    faces.add_argument("--upsample", type=_upsample, default="auto",
+                       help="upsample the photo this many times first (small faces), as dlib; 'auto' (what "
+                            "verify and explain use, so --face indices refer to this list): 0, then 1 if no face")
     faces.add_argument("-o", "--output", help="figure to write: the photo with boxes and landmarks (PNG)")
+    n_masks_help = (f"CorrRISE masks per image (default {METHODS['corrrise'].defaults['n_masks']}, "
+                    "from the method registry)")
     face_help = ("which face of a photo: largest (default), most_confident, or its index in 'fxplain faces' "
                  "order; A,B for one per side")
     verify = command("verify", _cmd_verify, help="compare two faces: aligned chips, or photos (largest face)")
@@ -291,57 +489,83 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("image_a")
     explain.add_argument("image_b")
     explain.add_argument("--face", type=_face_choice, default="largest", help=face_help)
-    explain.add_argument("--method", default="corrrise", choices=sorted(METHODS))
+    explain.add_argument("--method", default="corrrise", choices=sorted(METHODS),
+                         help="explanation method (default: %(default)s; each method's parameters and their "
+                              "defaults are listed below)")
     variants = sorted({v for cls in METHODS.values() for v in cls.variants})
     explain.add_argument("--variant", choices=variants,
                          help="for methods with variants (" + ", ".join(
                              f"{name}: {'/'.join(cls.variants)}" for name, cls in METHODS.items() if cls.variants)
                          + "; the first is the default; see docs/explanations.md)")
     explain.add_argument("--decoder", help="decoder file for --method reconstruction (default: the default decoder)")
-    explain.add_argument("--n-masks", type=int, help="CorrRISE masks per image (default 500)")
-    explain.add_argument("--seed", type=int, default=0)
-    explain.add_argument("-o", "--output", default="explanation.png", help="figure to write (PNG)")
+    explain.add_argument("--n-masks", type=int, help=n_masks_help)
+    explain.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    explain.add_argument("-o", "--output", default="explanation.png",
+                         help="figure to write (PNG; default: %(default)s)")
     explain.add_argument("--on", default="chip", choices=("chip", "photo"),
                          help="draw the maps on the aligned chips (default) or back on the photos")
     explain.add_argument("--save", help="also save the explanation (.npz) here")
     explain.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate = command("evaluate", _cmd_evaluate, help="measure the faithfulness of explanation methods on a dataset")
-    evaluate.add_argument("dataset", help="'johns' or a folder with one sub-folder of aligned chips per identity")
+    evaluate.add_argument("dataset", help="'johns', or a folder with one sub-folder of images per identity: "
+                                          "aligned chips of the model's input size, or photos (their largest face "
+                                          "is detected and aligned); images outside the sub-folders are ignored")
     evaluate.add_argument("--methods", default="occlusion,corrrise,gradient",
                           help="comma-separated methods among " + ", ".join(sorted(METHODS))
-                               + " (baselines 'random' and 'center' are always added)")
-    evaluate.add_argument("--pairs", type=int, default=20, help="pairs for deletion/insertion (half genuine)")
-    evaluate.add_argument("--n-masks", type=int, help="CorrRISE masks per image (default 500)")
-    evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps")
-    evaluate.add_argument("--fill", default="mean", help="what deleted pixels become: mean, blur, zero, gray")
-    evaluate.add_argument("--planted", type=int, default=5, help="planted-difference hybrids per region")
-    evaluate.add_argument("--sanity", type=int, default=2, help="pairs for the randomisation test")
-    evaluate.add_argument("--seed", type=int, default=0)
+                               + " (baselines 'random' and 'center' are always added; default: %(default)s)")
+    evaluate.add_argument("--pairs", type=int, default=20,
+                          help="pairs for deletion/insertion, half genuine (default: %(default)s)")
+    evaluate.add_argument("--n-masks", type=int, help=n_masks_help)
+    evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: %(default)s)")
+    evaluate.add_argument("--fill", default="mean",
+                          help="what deleted pixels become: mean, blur, zero, gray (default: %(default)s)")
+    evaluate.add_argument("--planted", type=int, default=5,
+                          help="planted-difference hybrids per region (default: %(default)s)")
+    evaluate.add_argument("--sanity", type=int, default=2,
+                          help="pairs for the randomisation test (default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     evaluate.add_argument("--correspondence", type=int, default=None,
                           help="faces for the correspondence table of per-dimension maps (default: 3 with "
                                "--methods including reconstruction, else 0)")
-    evaluate.add_argument("-o", "--output", default="report", help="folder for report.md, results.csv, curves.png")
+    evaluate.add_argument("-o", "--output", default="report",
+                          help="folder for report.md, results.csv, curves.png (default: %(default)s)")
     evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
     train = command("train-decoder", _cmd_train_decoder,
-                    help="train a face-reconstruction decoder on a folder of aligned chips")
+                    help="train a face-reconstruction decoder on a folder of photos and/or aligned chips")
     train.add_argument("images", help="'johns', 'photos' (every face in the example photos), 'johns+photos', or "
                                       "a folder of aligned chips and/or photos (sub-folders per identity are fine)")
-    train.add_argument("-o", "--output", default="decoder.fxd", help="decoder file to write (default decoder.fxd)")
-    train.add_argument("--steps", type=int, default=1500)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--identity-weight", type=float, default=0.1, help="weight of the identity loss (0: off)")
-    train.add_argument("--pixel-loss", default="l1", choices=("l1", "l2"))
+    train.add_argument("-o", "--output", default="decoder.fxd",
+                       help="decoder file to write (default: %(default)s)")
+    train.add_argument("--steps", type=int, default=1500, help="training steps (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=16, help="faces per step (default: %(default)s)")
+    train.add_argument("--learning-rate", type=float, default=1e-3,
+                       help="Adam's learning rate (default: %(default)s)")
+    train.add_argument("--identity-weight", type=float, default=0.1,
+                       help="weight of the identity loss, 0: off (default: %(default)s)")
+    train.add_argument("--pixel-loss", default="l1", choices=("l1", "l2"), help="default: %(default)s")
     train.add_argument("--background", default=DecoderTraining.background, choices=BACKGROUNDS,
-                       help="what training does outside the face ellipse (see docs/reconstruction.md)")
+                       help="what training does outside the face ellipse (see docs/reconstruction.md; "
+                            "default: %(default)s)")
     train.add_argument("--checkpoint", help="resumable checkpoint (.npz); an interrupted run resumes from it")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    calibrate = sub.add_parser(
+        "calibrate", parents=[_model_options(threshold=False)],
+        help="set a model's decision threshold at a false-match rate on faces of known identity; save it with "
+             "its preprocessing as a face-model file (.fxn) for --model")
+    calibrate.set_defaults(func=_cmd_calibrate)
+    calibrate.add_argument("model_file", metavar="MODEL", help="'dlib' or a model file (ONNX, .dat, .fxn)")
+    calibrate.add_argument("data", metavar="DATA", help="'johns' or a folder with one sub-folder of faces per identity")
+    calibrate.add_argument("--fmr", type=float, default=1e-3,
+                           help="false-match rate: the share of impostor pairs allowed to match (default 1e-3)")
+    calibrate.add_argument("-o", "--output", help="face-model file to write (default: MODEL's name with .fxn)")
     demo = command("demo", _cmd_demo, help="explain a genuine and an impostor johns pair with each method, "
                                            "and show the decoder's reconstructions")
-    demo.add_argument("-o", "--output", default="fxplain_demo", help="folder for the figures")
-    demo.add_argument("--n-masks", type=int, default=500, help="CorrRISE masks per image (default 500)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("-o", "--output", default="fxplain_demo",
+                      help="folder for the figures (default: %(default)s)")
+    demo.add_argument("--n-masks", type=int, default=500,
+                      help="CorrRISE masks per image (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     return parser
 
 

@@ -45,7 +45,8 @@ _ENV_CACHE = "FXPLAIN_CACHE_DIR"
 
 #: Verification results, keyed by resolved folder: each folder is hashed once per process.
 _VERIFIED: dict[Path, bool] = {}
-_apt_updated = False
+#: Where apt keeps its package lists; empty on a fresh container until ``apt-get update`` ran.
+_APT_LISTS = Path("/var/lib/apt/lists")
 
 _HINT = (
     f"Alternatively install the chips yourself and set {_ENV_DIR} to the folder "
@@ -95,25 +96,36 @@ def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProc
             f"retry. {_HINT}") from exc
 
 
+def _apt_lists_missing() -> bool:
+    """Whether apt has no package lists (a fresh container before any ``apt-get update``)."""
+    try:
+        return not any(_APT_LISTS.glob("*_Packages*"))
+    except OSError:
+        return True
+
+
 def _download_deb(workdir: Path) -> Path:
-    """Download the package's .deb into ``workdir`` and return its path."""
-    global _apt_updated
+    """Download the package's .deb into ``workdir`` and return its path.
+
+    ``apt-get download`` needs no root, but it needs apt's package lists.
+    fxplain never changes the system to get them: when they are missing it
+    says which command to run (``scripts/setup.sh`` runs it when it is root).
+    """
     proc = _run(["apt-get", "download", PACKAGE], workdir, timeout=600)
-    if proc.returncode != 0 and not _apt_updated and getattr(os, "geteuid", lambda: -1)() == 0:
-        # Empty or stale package lists are the usual cause; as root we can refresh them once.
-        _apt_updated = True
-        update = _run(["apt-get", "update"], workdir, timeout=900)
-        if update.returncode == 0:
-            proc = _run(["apt-get", "download", PACKAGE], workdir, timeout=600)
     debs = sorted(workdir.glob("*.deb"))
-    if proc.returncode != 0 or not debs:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    if proc.returncode == 0 and debs:
+        return debs[0]
+    detail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]) or "no .deb produced"
+    if _apt_lists_missing() or "unable to locate package" in detail.lower():
         raise DataUnavailableError(
-            f"`apt-get download {PACKAGE}` failed ({' / '.join(detail) or 'no .deb produced'}). "
-            "The apt package lists may be missing: run `apt-get update` as root (`sudo apt-get "
-            f"update`), check that Debian bookworm's main archive is in the apt sources, then "
-            f"retry. {_HINT}")
-    return debs[0]
+            f"`apt-get download {PACKAGE}` found no package ({detail}): apt's package lists are "
+            f"missing or out of date. Run `sudo apt-get update` (or `apt-get update` as root; "
+            f"`bash scripts/setup.sh` does it when run as root and the lists are empty), then "
+            f"retry; fxplain does not run it itself. {_HINT}")
+    raise DataUnavailableError(
+        f"`apt-get download {PACKAGE}` failed ({detail}). Check the network and that Debian "
+        f"bookworm's main archive is in the apt sources (if the package lists are old, run "
+        f"`sudo apt-get update`), then retry. {_HINT}")
 
 
 def _fetch_into_cache() -> Path:

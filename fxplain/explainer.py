@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from ._util.errors import InvalidInputError
-from ._util.images import pair_face_choices, to_pixel_batch
 from ._util.progress import Progress
 from ._util.validation import check_positive_int, check_seed
-from .faces import face_in
+from .faces.inputs import pair_face_choices, to_pixel_batch_and_faces
 from .methods.base import METHODS, Evidence, Method
 from .models.protocols import require_embedding_model
-from .models.scoring import score_kind
+from .models.scoring import require_threshold, score_kind
 from .results import PairExplanation, _jsonable
 
 _NORMALIZE = (None, "pair", "image")
@@ -53,13 +52,13 @@ class Explainer:
         divides both images' maps by the largest value of the pair; ``"image"``
         divides each image's maps by its own largest value.
     **method_params
-        The method's parameters (see ``fxplain.Explainer.methods()``), e.g.
-        ``n_masks``, ``masks``, ``fill``, ``correlation`` for CorrRISE;
-        ``patch_sizes``, ``stride``, ``fill`` for occlusion; ``variant``
-        (``"integrated"``, the default, ``"net"``, ``"split"``), ``steps``,
-        ``samples``, ``noise``, ``fill`` for gradient; ``variant``, ``delta``,
-        ``decoder`` for reconstruction. A parameter the method does not have
-        raises InvalidInputError.
+        The method's parameters, e.g. ``n_masks`` for CorrRISE or
+        ``variant`` for gradient and reconstruction. Every method's
+        parameters and their defaults live in the method registry
+        (:data:`fxplain.methods.base.METHODS`, each class's ``defaults``):
+        :meth:`Explainer.methods` returns them and ``fxplain explain --help``
+        prints them; ``docs/explanations.md`` says what they do. A parameter
+        the method does not have raises InvalidInputError.
     """
 
     def __init__(self, model, method: str = "corrrise", *, seed: int = 0, batch_size: int = 64,
@@ -89,7 +88,7 @@ class Explainer:
     def __call__(self, image_a: Any, image_b: Any) -> PairExplanation:
         return self.explain(image_a, image_b)
 
-    def explain(self, image_a: Any, image_b: Any, *, face: Any = "largest") -> PairExplanation:
+    def explain(self, image_a: Any, image_b: Any, *, face: Any = "largest", channels: str = "RGB") -> PairExplanation:
         """Explain the model's decision on one pair.
 
         Parameters
@@ -106,18 +105,22 @@ class Explainer:
             ``"most_confident"`` or an index into
             :func:`fxplain.detect_faces`' order; one choice for both sides or
             ``(choice_a, choice_b)``.
+        channels : {"RGB", "BGR"}
+            Channel order of array inputs (files and PIL images are read as
+            RGB); grayscale arrays are taken as such.
 
         Returns
         -------
         PairExplanation
         """
-        pixels, faces = self._pair_pixels(image_a, image_b, face)
+        pixels, faces = self._pair_pixels(image_a, image_b, face, channels)
         embeddings = self.model.embed_pixels(pixels, batch_size=2)
         with Progress(2 * self.method.work_units(self.model.input_size), f"{self.method.name}",
                       self.show_progress) as progress:
             return self._explain(pixels, embeddings, progress, faces)
 
-    def explain_pairs(self, pairs: Iterable[tuple[Any, Any]], *, face: Any = "largest") -> list[PairExplanation]:
+    def explain_pairs(self, pairs: Iterable[tuple[Any, Any]], *, face: Any = "largest",
+                      channels: str = "RGB") -> list[PairExplanation]:
         """Explain many pairs; the intact images are embedded together in batches.
 
         ``pairs`` is an iterable of ``(image_a, image_b)``. A progress bar (if
@@ -126,7 +129,7 @@ class Explainer:
         pairs = list(pairs)
         if not pairs:
             raise InvalidInputError("pairs must hold at least one (image_a, image_b) pair")
-        resolved = [self._pair_pixels(a, b, face) for a, b in pairs]
+        resolved = [self._pair_pixels(a, b, face, channels) for a, b in pairs]
         pixel_pairs = [pixels for pixels, _ in resolved]
         embeddings = self.model.embed_pixels(np.concatenate(pixel_pairs), batch_size=self.batch_size)
         total = 2 * len(pairs) * self.method.work_units(self.model.input_size)
@@ -138,20 +141,21 @@ class Explainer:
 
     # ---- internals --------------------------------------------------------
 
-    def _pair_pixels(self, image_a: Any, image_b: Any, face: Any = "largest") -> tuple[np.ndarray, tuple]:
+    def _pair_pixels(self, image_a: Any, image_b: Any, face: Any = "largest",
+                     channels: str = "RGB") -> tuple[np.ndarray, tuple]:
         """The pair's chips as one pixel batch, and the Face each side stands for (None for a chip)."""
         size = self.model.input_size
         choice_a, choice_b = pair_face_choices(face)
-        (face_a, source_a), (face_b, source_b) = face_in(image_a, size, choice_a), face_in(image_b, size, choice_b)
-        faces = (face_a, face_b)
-        a, b = to_pixel_batch(source_a, size), to_pixel_batch(source_b, size)
+        a, (face_a, *_) = to_pixel_batch_and_faces(image_a, size, face=choice_a, channels=channels)
+        b, (face_b, *_) = to_pixel_batch_and_faces(image_b, size, face=choice_b, channels=channels)
         if len(a) != 1 or len(b) != 1:
             raise InvalidInputError(f"explain takes one image per side, got {len(a)} and {len(b)}; "
                                     "use explain_pairs for many pairs")
-        return np.ascontiguousarray(np.concatenate([a, b])), faces
+        return np.ascontiguousarray(np.concatenate([a, b])), (face_a, face_b)
 
     def _explain(self, pixels: np.ndarray, embeddings: np.ndarray, progress, faces=(None, None)) -> PairExplanation:
         start = time.perf_counter()
+        threshold = require_threshold(self.model)
         score = float(self.model.score(embeddings[0], embeddings[1]))
         evidence: Evidence = self.method.explain_pair(self.model, pixels, embeddings, score, self.seed,
                                                       self.batch_size, progress)
@@ -159,7 +163,7 @@ class Explainer:
         return PairExplanation(
             similarity=similarity.astype(np.float32),
             dissimilarity=dissimilarity.astype(np.float32),
-            score=score, threshold=float(self.model.threshold), match=bool(score >= self.model.threshold),
+            score=score, threshold=threshold, match=bool(score >= threshold),
             method=self.method.name, params=_jsonable(self.method.params), seed=self.seed,
             model_hash=self.model.model_hash, model_name=getattr(self.model, "name", "model"),
             images=pixels.copy(), seconds=time.perf_counter() - start, normalize=self.normalize,

@@ -25,6 +25,28 @@ def _verdict(result) -> str:
     return text
 
 
+def _tick_text(value: float, vmax: float) -> str:
+    """A colour-bar tick: ``0``, compact scientific (``4.0e-05``) on tiny or huge scales, else 3 digits."""
+    if value == 0:
+        return "0"
+    if vmax < 1e-2 or vmax >= 1e4:
+        return f"{value:.1e}"
+    return f"{value:.3g}"
+
+
+def _colorbar(fig, mappable, ax, label: str, location: str = "bottom"):
+    """A colour bar with three readable ticks (no offset text to collide with the label)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    shrink = 0.6 if location == "bottom" else 0.9
+    bar = fig.colorbar(mappable, ax=ax, shrink=shrink, location=location, label=label)
+    vmax = float(max(abs(mappable.norm.vmin or 0.0), abs(mappable.norm.vmax or 0.0)))
+    bar.locator = MaxNLocator(3)
+    bar.formatter = FuncFormatter(lambda value, _: _tick_text(value, vmax))
+    bar.update_ticks()
+    return bar
+
+
 def map_units(result) -> str:
     """What a result's map values measure, for colour bars."""
     if result.normalize == "pair":
@@ -46,7 +68,7 @@ def _panel(fig, ax, result, images: np.ndarray, row: int, kind: str, vmax: float
         shown = ax.imshow(getattr(result, kind)[row], cmap=_MAPS[kind], vmin=0, vmax=vmax, alpha=alpha)
         ax.set_title(f"{kind} {label}")
         if colorbar:
-            fig.colorbar(shown, ax=ax, shrink=0.6, location="bottom", label=map_units(result))
+            _colorbar(fig, shown, ax, map_units(result))
         return shown
     return None
 
@@ -91,7 +113,7 @@ def plot_pair(result, *, ax=None, side: str = "A", kind: str = "dissimilarity", 
         for col, kind_name in enumerate(_MAPS, start=1):
             shown = _panel(fig, axes[row, col], result, images, row, kind_name, vmax, alpha, colorbar=False)
             if row == 1:
-                fig.colorbar(shown, ax=axes[:, col], shrink=0.6, location="bottom", label=map_units(result))
+                _colorbar(fig, shown, axes[:, col], map_units(result))
     for a in axes.ravel():
         a.set_axis_off()
     fig.suptitle(f"{result.method}: {_verdict(result)}  (model {result.model_name})")
@@ -123,24 +145,36 @@ def plot_dimension_grid(image: np.ndarray, region_maps: np.ndarray, contribution
     """The ``k`` dimensions arguing most for a match (top row) and most against it (bottom row).
 
     Each panel overlays the dimension's region map ``R_k`` on ``image`` and
-    names the dimension and its contribution ``c_k`` to the margin.
+    names the dimension and its contribution ``c_k`` to the margin
+    (:func:`fxplain.methods.decomposition.margin_contributions`: the ``c_k``
+    sum to score − threshold; positive argues for a match, negative
+    against). All panels share one colour scale, from 0 to the largest value
+    shown; the colour bar of each row gives it (with normalised maps, the
+    share of the dimension's map on each pixel).
     """
     from matplotlib.figure import Figure
 
     c = np.asarray(contributions, np.float64)
     order = np.argsort(c)
     rows = (("for", order[::-1][:k], "Greens"), ("against", order[:k], "Reds"))
-    fig = Figure(figsize=figsize or (2.2 * k, 4.8), layout="constrained")
+    vmax = float(max(max(float(np.max(region_maps[dim])) for dim in dims) for _, dims, _ in rows))
+    vmax = max(vmax, 1e-12)
+    fig = Figure(figsize=figsize or (2.2 * k + 1.2, 5.2), layout="constrained")
     axes = np.asarray(fig.subplots(2, k)).reshape(2, k)
     gray = _gray(np.clip(image, 0, 255))
     for row, (label, dims, cmap) in enumerate(rows):
+        shown = None
         for col, dim in enumerate(dims):
             ax = axes[row, col]
             ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
-            ax.imshow(region_maps[dim], cmap=cmap, alpha=alpha)
+            shown = ax.imshow(region_maps[dim], cmap=cmap, vmin=0, vmax=vmax, alpha=alpha)
             ax.set_title(f"{label}: dim {dim}, c={c[dim]:+.4f}", fontsize=8)
             ax.set_axis_off()
-    fig.suptitle("dimensions arguing for (top) and against (bottom) the match, with the regions they encode")
+        if shown is not None:
+            _colorbar(fig, shown, axes[row, :], "R_k: share per pixel", location="right")
+    fig.suptitle("dimensions arguing for (top) and against (bottom) the match, with the regions they encode\n"
+                 "c = the dimension's contribution c_k to the margin (the c_k sum to score − threshold): "
+                 "positive argues for a match, negative against", fontsize=10)
     return fig
 
 
@@ -227,8 +261,8 @@ def plot_on_photos(result, *, alpha: float = 0.6, figsize=None, context: float |
 
     if result.faces is None:
         raise InvalidInputError("this explanation has no photos to draw on: explain photos (or Face objects) "
-                                "rather than chips; a saved explanation keeps the faces' boxes and "
-                                "transforms (extras['faces']) but not the photos")
+                                "rather than chips; a saved explanation of photos gets them back with "
+                                "PairExplanation.load(path, photos=(photo_a, photo_b)) or photos=True")
     vmax = float(max(result.similarity.max(), result.dissimilarity.max(), 1e-12))
     fig = Figure(figsize=figsize or (9.0, 8.0), layout="constrained")
     axes = fig.subplots(2, 2)
@@ -254,6 +288,6 @@ def plot_on_photos(result, *, alpha: float = 0.6, figsize=None, context: float |
             ax.set_title(f"{kind_name} {'AB'[row]}")
             ax.set_axis_off()
             if row == 1:
-                fig.colorbar(shown, ax=axes[:, col], shrink=0.6, location="bottom", label=map_units(result))
+                _colorbar(fig, shown, axes[:, col], map_units(result))
     fig.suptitle(f"{result.method}: {_verdict(result)}  (model {result.model_name})")
     return fig

@@ -67,7 +67,8 @@ class PairExplanation:
     normalize: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     #: The :class:`~fxplain.Face` each side was cut from when photos were explained (with their photos;
-    #: not saved — ``extras["faces"]`` keeps their boxes, landmarks and chip-to-photo transforms).
+    #: the photos are not saved — ``extras["faces"]`` keeps boxes, landmarks, chip-to-photo transforms and
+    #: each photo's SHA-256, and ``load(path, photos=...)`` re-attaches the photos).
     faces: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -167,13 +168,20 @@ class PairExplanation:
             np.savez(f, **arrays, meta=np.array(text))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> PairExplanation:
+    def load(cls, path: str | os.PathLike, *, photos: Any = None) -> PairExplanation:
         """Read an explanation written by :meth:`save` (format versions 1 and 2).
 
         The file is untrusted: it must be a regular file holding exactly the
         saved arrays and metadata, every field of the expected type, the maps
         finite and non-negative, and (version 2) the arrays must match their
         checksum. Anything else raises :class:`~fxplain.ModelFormatError`.
+
+        ``photos`` re-attaches the photos of an explanation of photos, so that
+        ``plot(on="photo")`` works again: ``(photo_a, photo_b)`` (paths,
+        arrays or PIL images; ``None`` for a side that was a chip), or
+        ``True`` for the paths the faces were read from. Each photo must be
+        the one explained (same size, and the same pixels where the file
+        records their SHA-256), else InvalidInputError.
         """
         path = Path(path)
         if not path.exists():
@@ -182,13 +190,13 @@ class PairExplanation:
             raw = read_untrusted_file(path, "explanation file", limit=_MAX_FILE_BYTES)
         except ModelNotFoundError as exc:  # a FIFO, a directory: not a file to read
             raise InvalidInputError(str(exc)) from None
-        return cls.from_bytes(raw, path)
+        return cls.from_bytes(raw, path, photos=photos)
 
     @classmethod
-    def from_bytes(cls, raw: bytes, name: str | os.PathLike = "<bytes>") -> PairExplanation:
+    def from_bytes(cls, raw: bytes, name: str | os.PathLike = "<bytes>", *, photos: Any = None) -> PairExplanation:
         """Read an explanation from the bytes of a file :meth:`save` wrote (a database blob, an upload).
 
-        The same checks as :meth:`load`; ``name`` names the source in errors.
+        The same checks and ``photos=`` as :meth:`load`; ``name`` names the source in errors.
         """
         path = Path(name)
         if not isinstance(raw, (bytes, bytearray, memoryview)):
@@ -214,11 +222,14 @@ class PairExplanation:
         _check_arrays(arrays, path)
         if meta["version"] >= 2 and meta.get("checksum") != _checksum(arrays):
             raise ModelFormatError(f"{path}: the maps or images do not match the file's checksum (damaged file)")
-        return cls(similarity=arrays["similarity"], dissimilarity=arrays["dissimilarity"], images=arrays["images"],
-                   score=float(meta["score"]), threshold=float(meta["threshold"]), match=meta["match"],
-                   method=meta["method"], params=meta["params"], seed=meta["seed"], model_hash=meta["model_hash"],
-                   model_name=meta["model_name"], seconds=float(meta["seconds"]), normalize=meta["normalize"],
-                   extras=meta["extras"])
+        result = cls(similarity=arrays["similarity"], dissimilarity=arrays["dissimilarity"], images=arrays["images"],
+                     score=float(meta["score"]), threshold=float(meta["threshold"]), match=meta["match"],
+                     method=meta["method"], params=meta["params"], seed=meta["seed"], model_hash=meta["model_hash"],
+                     model_name=meta["model_name"], seconds=float(meta["seconds"]), normalize=meta["normalize"],
+                     extras=meta["extras"])
+        if photos is not None:
+            result.faces = _reattached_faces(result.extras, photos, path)
+        return result
 
 
 _ARRAYS = ("similarity", "dissimilarity", "images")
@@ -229,6 +240,49 @@ _META_TYPES: dict[str, tuple[type, ...]] = {
     "method": (str,), "params": (dict,), "seed": (int,), "model_hash": (str,), "model_name": (str,),
     "seconds": (int, float), "normalize": (str, type(None)), "extras": (dict,),
 }
+
+
+def _reattached_faces(extras: dict, photos: Any, path: Path) -> tuple:
+    """The Faces of a loaded explanation rebuilt on the given photos (see :meth:`PairExplanation.load`)."""
+    from .faces.face import Face, photo_digest
+    from .faces.inputs import load_photo
+
+    records = extras.get("faces")
+    if not isinstance(records, list) or len(records) != 2:
+        raise InvalidInputError(f"{path}: this explanation was made on chips, not photos: there are no faces to "
+                                "re-attach photos to")
+    if photos is True:
+        photos = tuple(r["source"] if isinstance(r, dict) else None for r in records)
+        if any(isinstance(r, dict) and not Path(str(r["source"])).is_file() for r in records):
+            raise InvalidInputError(f"{path}: photos=True re-reads the photos from the paths they were read from "
+                                    f"({[r['source'] for r in records if isinstance(r, dict)]}); one is not a file "
+                                    "any more: pass (photo_a, photo_b)")
+    if not isinstance(photos, (tuple, list)) or len(photos) != 2:
+        raise InvalidInputError(f"photos must be (photo_a, photo_b) or True, got {type(photos).__name__}")
+    faces = []
+    for side, record, photo in zip("AB", records, photos):
+        if photo is None or record is None:
+            if photo is not None:
+                raise InvalidInputError(f"{path}: side {side} was explained as a chip; it has no photo to re-attach")
+            faces.append(None)
+            continue
+        try:
+            box = tuple(int(v) for v in record["box"])
+            landmarks = np.asarray(record["landmarks"], np.float64)
+            size = tuple(int(v) for v in record["photo_size"])
+            confidence = float(record["confidence"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFormatError(f"{path}: the face record of side {side} is damaged") from None
+        pixels, name = load_photo(photo)
+        if pixels.shape[:2] != size:
+            raise InvalidInputError(f"{path}: side {side} was explained on a {size[1]}x{size[0]} photo, "
+                                    f"{name} is {pixels.shape[1]}x{pixels.shape[0]}")
+        if "photo_sha256" in record and record["photo_sha256"] != photo_digest(pixels):
+            raise InvalidInputError(f"{path}: {name} is not the photo side {side} was explained on "
+                                    "(its pixels differ)")
+        faces.append(Face(box=box, confidence=confidence, landmarks=landmarks, photo=pixels,
+                          source=str(record.get("source", name)), upsample=int(record.get("upsample", 0))))
+    return tuple(faces)
 
 
 def _refuse_constant(name: str) -> Any:

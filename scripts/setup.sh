@@ -18,6 +18,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --editable ".${extras}"
-# The faces come from Debian's archive; fetch_johns() runs `apt-get download`
-# (and `apt-get update` once, as root, if the package lists are empty).
+# The faces come from Debian's archive: fetch_johns() runs `apt-get download`
+# (no root needed), which needs apt's package lists. A fresh container has
+# none; refresh them here, once, when we are root and they are missing (the
+# library itself never runs `apt-get update`; without root it says to run it).
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+        && ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+    echo "apt package lists are empty: running apt-get update"
+    apt-get update -qq || echo "warning: apt-get update failed; fetching the johns faces may fail" >&2
+fi
 .venv/bin/python -c "from fxplain import datasets; print('johns faces:', datasets.fetch_johns())"

@@ -27,6 +27,9 @@ def test_demo_explains_a_genuine_and_an_impostor_pair_with_each_method(tmp_path,
     assert sum(line.startswith("impostor pair") and "DIFFERENT people" in line for line in lines) == 4
     assert "100.0 % decided correctly" in out.stdout
     assert "default decoder: cached" in out.stdout
+    # the explanations come before the decoder, which a first run must train for minutes
+    decoder_line = next(k for k, line in enumerate(lines) if "default decoder" in line)
+    assert max([k for k, line in enumerate(lines) if line.startswith("genuine pair")][:3]) < decoder_line
     for method in ("occlusion", "corrrise", "gradient", "reconstruction"):
         for label in ("genuine", "impostor"):
             assert (tmp_path / f"{method}_{label}.png").read_bytes().startswith(b"\x89PNG")

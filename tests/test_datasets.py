@@ -153,7 +153,6 @@ def fake_apt(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}:{Path(real).parent}:/usr/bin:/bin")
     monkeypatch.setenv("FXPLAIN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(datasets, "_SYSTEM_DIR", tmp_path / "system" / "johns")
-    monkeypatch.setattr(datasets, "_apt_updated", False)
     return log
 
 
@@ -166,9 +165,13 @@ def test_empty_apt_lists_non_root_raises(fake_apt, monkeypatch):
     assert list(cache.iterdir()) == []  # the temp dir was cleaned up
 
 
-def test_empty_apt_lists_root_updates_once(fake_apt, monkeypatch):
+def test_empty_apt_lists_root_raises_without_updating(fake_apt, monkeypatch, tmp_path):
+    """Library code never runs `apt-get update`, even as root: it names the command (scripts/setup.sh runs it)."""
     monkeypatch.setattr(datasets.os, "geteuid", lambda: 0)
-    johns = datasets.johns_dir(fetch=True)
-    assert johns == datasets._cache_johns() and datasets._verify(johns)
-    assert fake_apt.read_text().split("\n")[:-1] == [
-        "download libdlib19.1", "update", "download libdlib19.1"]
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    monkeypatch.setattr(datasets, "_APT_LISTS", lists)  # no *_Packages files: a fresh container
+    with pytest.raises(DataUnavailableError, match=r"package lists are missing.*sudo apt-get update"):
+        datasets.johns_dir(fetch=True)
+    assert fake_apt.read_text().split("\n")[:-1] == ["download libdlib19.1"]
+    assert list(Path(datasets.cache_dir()).iterdir()) == []

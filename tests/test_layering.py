@@ -4,7 +4,7 @@ Read from the source (every ``import`` statement, also those inside
 functions), so a lazy import cannot hide an upward dependency. The layers,
 bottom to top (docs/runtime.md, fxplain/__init__.py):
 
-    _util, _core  ->  datasets  ->  runtime  ->  models  ->  faces  ->  methods
+    _util, _core  ->  datasets  ->  runtime  ->  faces  ->  models  ->  methods
     ->  explainer / results / plotting  ->  reconstruction | evaluation  ->  cli
 """
 
@@ -26,8 +26,8 @@ RANKS = {
     "_util": 0, "_core": 0, "data": 0,
     "datasets": 1,
     "runtime": 2,
-    "models": 3,
-    "faces": 4,
+    "faces": 3,
+    "models": 4,
     "methods": 5,
     "explainer": 6, "results": 6, "plotting": 6,
     "reconstruction": 7, "evaluation": 7,
@@ -154,3 +154,71 @@ def test_the_layering_check_catches_an_upward_import(tmp_path, monkeypatch):
     copy.write_text(source)
     found = _imports("fxplain._util.validation", copy, top_level_only=False)
     assert "fxplain.methods.base" in found
+
+
+def _hooks_into_lower_layers(name: str, source: str, is_package: bool = False) -> list[str]:
+    """Import-time statements of module ``name`` that hand its own code to another part of the package.
+
+    A lower layer calling upward through a hook (a global callable that an
+    upper layer sets when it is imported, as ``register_photo_aligner`` once
+    was) is an upward dependency the import statements do not show. Found
+    here: at module level, a call of a function imported from another part
+    with a function or class of this module as an argument, or an assignment
+    to an attribute of a module or object imported from another part.
+    """
+    tree = ast.parse(source)
+    here = _part(name)
+    package = name if is_package else name.rpartition(".")[0]
+    foreign: set[str] = set()  # names bound by imports from other parts
+    local_defs = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([module] if module else []))
+            if module.startswith("fxplain") and _part(module if module != "fxplain" else "fxplain") != here:
+                foreign |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            foreign |= {(alias.asname or alias.name).split(".")[0] for alias in node.names
+                        if alias.name.startswith("fxplain.") and _part(alias.name) != here}
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            call = node.value
+            func = call.func
+            root = func
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            passes_own = any(isinstance(arg, ast.Name) and arg.id in local_defs
+                             for arg in list(call.args) + [kw.value for kw in call.keywords])
+            if isinstance(root, ast.Name) and root.id in foreign and passes_own:
+                found.append(f"line {node.lineno}: {ast.unparse(call)}")
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                root = target
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if target is not root and isinstance(root, ast.Name) and root.id in foreign:
+                    found.append(f"line {node.lineno}: {ast.unparse(target)} = ...")
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_registration_hooks_into_lower_layers(module):
+    path = MODULES[module]
+    hooks = _hooks_into_lower_layers(module, path.read_text(), path.name == "__init__.py")
+    assert not hooks, f"{module} hands its own code to another layer at import time: {hooks}"
+
+
+def test_the_hook_check_catches_a_registration_hook():
+    """The checker itself, on the hook the photo path once had (faces registering its aligner with _util)."""
+    source = ("from .._util.images import register_photo_aligner\n"
+              "def align_face(photo, size, name, face):\n    return photo\n"
+              "register_photo_aligner(align_face)\n")
+    assert _hooks_into_lower_layers("fxplain.faces.face", source)
+    attribute = "from .._util import images\ndef align(p):\n    return p\nimages._photo_aligner = align\n"
+    assert _hooks_into_lower_layers("fxplain.faces.face", attribute)
+    same_layer = "from .base import register_format\nclass F: pass\nregister_format(F)\n"
+    assert not _hooks_into_lower_layers("fxplain.models.formats", same_layer)

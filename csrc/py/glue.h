@@ -29,7 +29,7 @@ PyObject *raise_status(fx_status st);
 PyArrayObject *checked_array(PyObject *obj, const char *name, int typenum, int ndim, const npy_intp *shape,
                              int writeable);
 
-/* Module-level functions defined in saliency_glue.c. */
+/* Module-level functions defined in saliency_glue.c (adam_update and pixel_loss: training_glue.c). */
 PyObject *py_masks_rise(PyObject *self, PyObject *args);
 PyObject *py_masks_patches(PyObject *self, PyObject *args);
 PyObject *py_apply_masks(PyObject *self, PyObject *args);

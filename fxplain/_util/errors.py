@@ -51,3 +51,12 @@ class UnverifiedWeightsWarning(FxplainWarning):
     Silence it with ``warnings.simplefilter("ignore", UnverifiedWeightsWarning)``
     once you know where the file comes from.
     """
+
+
+class LicenceWarning(FxplainWarning):
+    """A model fxplain is about to use comes with terms a user may need to know (issued once per process).
+
+    dlib's 68-point landmark model, used to align 112x112 (ArcFace-template)
+    chips, was trained on iBUG 300-W, whose terms exclude commercial use.
+    Silence it with ``warnings.simplefilter("ignore", LicenceWarning)``.
+    """

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import FxplainWarning, InvalidInputError
-from .._util.images import to_pixel_batch
+from ..faces.inputs import to_pixel_batch
 from .evaluate import load_dataset
 
 

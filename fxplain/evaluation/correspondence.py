@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from .._util.images import to_pixel_batch
 from ..explainer import Explainer
+from ..faces.inputs import to_pixel_batch
 from ..models.face_model import FaceModel
 from ..models.regions import FACE_ELLIPSE_AREA, face_ellipse, face_mass
 from .metrics import spearman

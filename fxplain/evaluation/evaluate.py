@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from .._util.images import align_batch, to_pixel_batch
 from .._util.progress import Progress
 from .._util.validation import check_positive_int
 from ..datasets import load_johns
 from ..explainer import Explainer
+from ..faces.inputs import align_batch, to_pixel_batch
 from ..models.face_model import FaceModel
+from ..models.scoring import require_threshold
 from ..results import PairExplanation
 from ..runtime.layers import LAYERS
 from . import metrics
@@ -149,7 +150,7 @@ def _margin_curves(model, image, partner_emb, saliency, steps, fill, base_margin
     for mode in ("deletion", "insertion"):
         scores = metrics.perturbation_curve(model, image, partner_emb, saliency, steps=steps, mode=mode, fill=fill)
         # m_t / m_0: starts at 1 for genuine and impostor pairs alike
-        out[mode] = (scores - model.threshold) / (base_margin if abs(base_margin) > 1e-12 else 1e-12)
+        out[mode] = (scores - require_threshold(model)) / (base_margin if abs(base_margin) > 1e-12 else 1e-12)
     return out
 
 
@@ -204,6 +205,7 @@ def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient
     -------
     EvaluationReport
     """
+    require_threshold(model)  # margins and accuracies need one: refuse before any work
     method_params = dict(method_params or {})
     names = list(dict.fromkeys(list(methods) + list(BASELINES)))
     images, identities = load_dataset(dataset, model.input_size)
@@ -269,7 +271,7 @@ def _evaluate_method(model, source, images, emb, chosen, planted, steps, fill, s
     collected: dict[str, list] = {}
     for i, j, genuine in chosen:
         similarity, dissimilarity = source.maps(images[i], images[j])
-        base_margin = model.score(emb[i], emb[j]) - model.threshold
+        base_margin = model.score(emb[i], emb[j]) - require_threshold(model)
         maps = _ranking(source, similarity, dissimilarity, genuine)
         kind = "similarity" if genuine else "dissimilarity"
         for side, (x, partner) in enumerate(((i, j), (j, i))):

@@ -13,9 +13,9 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError
-from .._util.images import to_pixel_batch
 from .._util.stats import average_ranks
 from .._util.validation import check_positive_int
+from ..faces.inputs import to_pixel_batch
 from ..methods.fills import Fill
 from ..methods.targets import ScoreTarget
 from .planted import region_mask

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from .face import detect_faces
+from .inputs import detect_faces
 
 #: Detector upsampling for collecting faces: the street photos' faces are small.
 COLLECT_UPSAMPLE = 1

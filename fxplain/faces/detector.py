@@ -58,9 +58,10 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from .._util.dlib_serial import DlibReader
 from .._util.errors import CoreError, InvalidInputError, ModelFormatError
 from .._util.files import ParsedFileCache
-from ..models.formats.dlib import _Reader, find_model_file
+from .._util.model_files import find_model_file
 from ..runtime.core_net import build_core_net
 from ..runtime.spec import MAX_NODE_VALUES, NetworkSpec
 
@@ -100,21 +101,21 @@ class _Conv:
     shift: np.ndarray | None
 
 
-def _bounded(r: _Reader, what: str, low: int, high: int) -> int:
+def _bounded(r: DlibReader, what: str, low: int, high: int) -> int:
     value = r.integer()
     if not low <= value <= high:
         raise r.fail(f"{what}: {value} is outside [{low}, {high}]")
     return value
 
 
-def _fraction(r: _Reader, what: str) -> float:
+def _fraction(r: DlibReader, what: str) -> float:
     value = r.scalar()
     if not 0.0 <= value <= 1.0:
         raise r.fail(f"{what}: {value} is outside [0, 1]")
     return value
 
 
-def _read_options(r: _Reader) -> tuple[tuple[tuple[int, int], ...], float, float]:
+def _read_options(r: DlibReader) -> tuple[tuple[tuple[int, int], ...], float, float]:
     version = _bounded(r, "mmod_options.version", 1, 4)
     if version == 1:
         windows = [(_bounded(r, "mmod_options.detector_width", 1, 4096),
@@ -147,7 +148,7 @@ def _read_options(r: _Reader) -> tuple[tuple[tuple[int, int], ...], float, float
     return tuple(windows), nms_iou, nms_covered
 
 
-def _read_con(r: _Reader, version: str, where: str) -> dict:
+def _read_con(r: DlibReader, version: str, where: str) -> dict:
     params = r.tensor().ravel()
     filters = _bounded(r, f"{where}.num_filters", 1, 4096)
     rows, cols = _bounded(r, f"{where}.nr", 1, 64), _bounded(r, f"{where}.nc", 1, 64)
@@ -171,7 +172,7 @@ def _read_con(r: _Reader, version: str, where: str) -> dict:
             "padding": (pad_y, pad_x)}
 
 
-def _read_bn(r: _Reader, where: str) -> dict:
+def _read_bn(r: DlibReader, where: str) -> dict:
     """``bn_con2`` folded to dlib's ``affine_(bn_)``."""
     params = r.tensor().ravel()
     gamma, beta = r.alias_shape(), r.alias_shape()
@@ -200,7 +201,7 @@ def _read_bn(r: _Reader, where: str) -> dict:
     return {"kind": "affine", "scale": scale, "shift": shift}
 
 
-def _read_affine(r: _Reader, version: str, where: str) -> dict:
+def _read_affine(r: DlibReader, version: str, where: str) -> dict:
     params = r.tensor().ravel()
     gamma, beta = r.alias_shape(), r.alias_shape()
     mode = r.integer()
@@ -212,7 +213,7 @@ def _read_affine(r: _Reader, version: str, where: str) -> dict:
     return {"kind": "affine", "scale": params[:channels].copy(), "shift": params[channels:].copy()}
 
 
-def _read_layer(r: _Reader, index: int) -> dict:
+def _read_layer(r: DlibReader, index: int) -> dict:
     where = f"layer {index}"
     try:
         name = r.string()
@@ -252,7 +253,7 @@ def read_face_detector(data: bytes, name: str = "<face detector>") -> tuple[list
     ModelFormatError
         If the file is truncated, corrupted or not dlib's face detector network.
     """
-    r = _Reader(data, name)
+    r = DlibReader(data, name)
     if len(data) < 16:
         raise r.fail("too short to be a dlib network")
     if r.integer() != 1:

@@ -37,9 +37,10 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from .._util.dlib_serial import DlibReader
 from .._util.errors import CoreError, InvalidInputError
 from .._util.files import ParsedFileCache
-from ..models.formats.dlib import _Reader, find_model_file
+from .._util.model_files import find_model_file
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 SHAPE_PREDICTOR_68_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -49,7 +50,7 @@ _MAX_PARTS = 1000
 _MAX_DEPTH = 16
 
 
-class _BulkReader(_Reader):
+class _BulkReader(DlibReader):
     """fxplain's dlib reader with reads of many integers at once, in C (the 68-point predictor holds 33 million)."""
 
     def integers(self, count: int, what: str) -> np.ndarray:

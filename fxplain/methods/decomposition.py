@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._util.errors import InvalidInputError
+from ..models.scoring import require_threshold
 
 
 def margin_contributions(model, emb_a, emb_b) -> np.ndarray:
@@ -31,11 +32,12 @@ def margin_contributions(model, emb_a, emb_b) -> np.ndarray:
     if a.ndim != 1 or b.ndim != 1:
         raise InvalidInputError("margin_contributions takes one pair of (D,) embeddings")
     d = a.shape[0]
+    threshold = require_threshold(model)  # a model without one refuses: the margin needs it
     if model.metric == "squared_euclidean":
-        return -model.threshold / d - (a - b) ** 2
+        return -threshold / d - (a - b) ** 2
     a_hat = a / max(np.linalg.norm(a), 1e-12)
     b_hat = b / max(np.linalg.norm(b), 1e-12)
-    return a_hat * b_hat - model.threshold / d
+    return a_hat * b_hat - threshold / d
 
 
 def combine(contributions: np.ndarray, region_maps: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 from .._util.errors import InvalidInputError
 from .._util.validation import check_int, is_finite_number
 from ..models.protocols import require_differentiable
+from ..models.scoring import require_threshold
 from .base import Evidence, register_method
 from .decomposition import margin_contributions
 from .fills import Fill
@@ -77,7 +78,7 @@ class Gradient(RegionMapMethod):
         model = require_differentiable(model, self.name)
         path_options = {"steps": self.params["steps"], "samples": self.params["samples"],
                         "noise": float(self.params["noise"]), "batch_size": batch_size}
-        margin = base_score - model.threshold
+        margin = base_score - require_threshold(model)
         similarity, dissimilarity, gaps, fill_gaps = [], [], [], []
         for side in (0, 1):
             image, partner = pixels[side], pixels[1 - side]

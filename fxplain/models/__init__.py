@@ -13,10 +13,12 @@ what each kind of method needs of a model.
 from .callable import CallableModel, wrap
 from .face_model import FaceModel, Verification
 from .formats.dlib import dlib_model_path
+from .formats.face_model_file import save_face_model
 from .loading import load_model
 from .protocols import DifferentiableModel, EmbeddingModel
-from .scoring import score_and_embedding_gradient, score_kind
+from .scoring import distance_from_score, require_threshold, score_and_embedding_gradient, score_kind
 from .torch_import import from_torch
 
 __all__ = ["CallableModel", "DifferentiableModel", "EmbeddingModel", "FaceModel", "Verification",
-           "dlib_model_path", "from_torch", "load_model", "score_and_embedding_gradient", "score_kind", "wrap"]
+           "distance_from_score", "dlib_model_path", "from_torch", "load_model", "require_threshold",
+           "save_face_model", "score_and_embedding_gradient", "score_kind", "wrap"]

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import InvalidInputError
-from .._util.images import to_pixel_batch
 from .._util.validation import check_positive_int
+from ..faces.inputs import to_pixel_batch
 from .face_model import FaceModel
 from .scoring import check_metric
 
@@ -51,10 +51,11 @@ class CallableModel:
     def __repr__(self) -> str:
         return f"CallableModel(name={self.name!r}, input_size={self.input_size}, metric={self.metric!r})"
 
-    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest") -> np.ndarray:
-        """Embeddings of images (same inputs and ``face=`` as :meth:`fxplain.FaceModel.embed`)."""
+    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest",
+              channels: str = "RGB") -> np.ndarray:
+        """Embeddings of images (same inputs, ``face=`` and ``channels=`` as :meth:`fxplain.FaceModel.embed`)."""
         batch_size = check_positive_int("batch_size", batch_size)
-        return self.embed_pixels(to_pixel_batch(images, self.input_size, resize=resize, face=face),
+        return self.embed_pixels(to_pixel_batch(images, self.input_size, resize=resize, face=face, channels=channels),
                                  batch_size=batch_size)
 
     def embed_pixels(self, pixels: np.ndarray, *, batch_size: int = 32) -> np.ndarray:

@@ -17,17 +17,30 @@ from typing import Any
 import numpy as np
 
 from .._util.errors import CoreError, InvalidInputError
-from .._util.images import pair_face_choices, to_pixel_batch
 from .._util.validation import check_positive_int
+from ..faces.inputs import pair_face_choices, to_pixel_batch
 from ..runtime.core_net import build_core_net
 from ..runtime.spec import NetworkSpec
 from .dimension_occlusion import occlusion_dimension_maps
-from .scoring import check_embeddings, check_metric, score_and_embedding_gradient, score_embeddings
+from .scoring import (
+    check_embeddings,
+    check_metric,
+    distance_from_score,
+    require_threshold,
+    score_and_embedding_gradient,
+    score_embeddings,
+)
 
 
 @dataclass(frozen=True)
 class Verification:
-    """Outcome of comparing two faces: score, threshold, decision and distance."""
+    """Outcome of comparing two faces: score, threshold, decision and distance.
+
+    ``distance`` is the model metric's own distance
+    (:func:`fxplain.models.scoring.distance_from_score`): the Euclidean
+    distance of the embeddings for ``squared_euclidean`` models (dlib's 0.6
+    rule), the cosine distance ``1 - score`` for ``cosine`` models.
+    """
 
     score: float
     threshold: float
@@ -89,27 +102,27 @@ class FaceModel:
         self.set_precision(precision)
 
     @property
-    def threshold(self) -> float:
-        """Decision threshold on the score scale: a pair matches iff ``score >= threshold``.
+    def threshold(self) -> float | None:
+        """Decision threshold on the score scale: a pair matches iff ``score >= threshold``; None when unset.
 
-        A model loaded without one (an ONNX file carries none) raises
+        A model loaded without one (an ONNX file carries none) has
+        ``threshold`` None: scores, embeddings and maps work, and every
+        decision (:meth:`verify`, an explanation's ``match``, margins) raises
         :class:`~fxplain.InvalidInputError` saying how to get one
         (:func:`fxplain.calibrate_threshold`) until it is set:
-        ``model.threshold = t``.
+        ``model.threshold = t`` (``model.threshold = None`` unsets it).
         """
-        if self._threshold is None:
-            raise InvalidInputError(
-                f"model {self.name!r} has no decision threshold (an ONNX file carries none): calibrate one on "
-                "faces of known identity, threshold = fxplain.calibrate_threshold(model, dataset, fmr=1e-3), "
-                "then set model.threshold = threshold (or pass threshold= to load_model)")
         return self._threshold
 
     @threshold.setter
-    def threshold(self, value: float) -> None:
+    def threshold(self, value: float | None) -> None:
+        if value is None:
+            self._threshold = None
+            return
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise InvalidInputError(f"threshold must be a number, got {value!r}") from None
+            raise InvalidInputError(f"threshold must be a number or None, got {value!r}") from None
         if not math.isfinite(value):
             raise InvalidInputError(f"threshold must be finite, got {value!r}")
         self._threshold = value
@@ -131,7 +144,18 @@ class FaceModel:
         if precision not in ("fp32", "bf16"):
             raise InvalidInputError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
         with self._lock:
+            previous = getattr(self, "precision", "fp32")
             self._net.set_math_mode(precision)
+            if precision != "fp32":
+                # oneDNN accepts the mode but may have no kernel for it on this CPU (bf16 convolutions
+                # on an AVX2-only CPU with oneDNN 3.2): find out now, not in the user's first embed
+                c, h, w = self.spec.input_shape
+                try:
+                    self._net.forward(np.full((1, h, w, c), 128.0, np.float32))
+                except CoreError as exc:
+                    self._net.set_math_mode(previous)
+                    raise CoreError(f"precision {precision!r} is not available on this CPU with the oneDNN in use "
+                                    f"({exc}); the model stays in {previous}") from None
             self.precision = precision
 
     def __repr__(self) -> str:
@@ -139,7 +163,8 @@ class FaceModel:
                 f"embedding_size={self.embedding_size}, metric={self.metric!r}, "
                 f"threshold={f'{self._threshold:.4f}' if self.has_threshold else None})")
 
-    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest") -> np.ndarray:
+    def embed(self, images: Any, *, batch_size: int = 32, resize: bool = False, face: Any = "largest",
+              channels: str = "RGB") -> np.ndarray:
         """Embeddings of face images.
 
         Parameters
@@ -158,6 +183,10 @@ class FaceModel:
             Which face of each photo: ``"largest"`` (default),
             ``"most_confident"``, or an index into
             :func:`fxplain.detect_faces`' order (most confident first).
+        channels : {"RGB", "BGR"}
+            Channel order of array inputs (OpenCV's is BGR); files and PIL
+            images are always read as RGB, grayscale arrays ``(H, W)`` /
+            ``(H, W, 1)`` are replicated to RGB.
 
         Returns
         -------
@@ -171,7 +200,7 @@ class FaceModel:
             empty batch, or a photo without the chosen face.
         """
         batch_size = check_positive_int("batch_size", batch_size)
-        pixels = to_pixel_batch(images, self.input_size, resize=resize, face=face)
+        pixels = to_pixel_batch(images, self.input_size, resize=resize, face=face, channels=channels)
         return self.embed_pixels(pixels, batch_size=batch_size)
 
     def embed_pixels(self, pixels: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
@@ -356,23 +385,44 @@ class FaceModel:
             grad_pixels = self._net.train_backward(grad.reshape((len(pixels),) + self._net.output_shape()))[0]
         return emb, self._finite(grad_pixels, "gradients")
 
-    def verify(self, image_a: Any, image_b: Any, *, face: Any = "largest") -> Verification:
+    def verify(self, image_a: Any, image_b: Any, *, face: Any = "largest", channels: str = "RGB") -> Verification:
         """Compare two faces: score, threshold, decision and embedding distance.
 
         ``image_a``/``image_b`` are what :meth:`embed` takes for one image;
         ``face`` chooses the face of a photo as there, for both sides or as a
-        ``(choice_a, choice_b)`` pair.
+        ``(choice_a, choice_b)`` pair, ``channels`` gives the channel order
+        of array inputs as there.
         """
+        threshold = require_threshold(self)  # a model without one refuses before any work
         face_a, face_b = pair_face_choices(face)
-        pixels = np.concatenate([to_pixel_batch(image_a, self.input_size, face=face_a),
-                                 to_pixel_batch(image_b, self.input_size, face=face_b)])
+        pixels = np.concatenate([to_pixel_batch(image_a, self.input_size, face=face_a, channels=channels),
+                                 to_pixel_batch(image_b, self.input_size, face=face_b, channels=channels)])
         if len(pixels) != 2:
             raise InvalidInputError(f"verify takes one image per side, got {len(pixels)} images")
         emb = self.embed_pixels(pixels)  # both sides in one forward pass
         score = self.score(emb[0], emb[1])
-        distance = float(np.linalg.norm(emb[0].astype(np.float64) - emb[1]))
-        return Verification(score=score, threshold=self.threshold, match=score >= self.threshold,
-                            distance=distance)
+        return Verification(score=score, threshold=threshold, match=score >= threshold,
+                            distance=distance_from_score(self.metric, score))
+
+    def save(self, path: Any, *, calibration: Any = None, dataset: str | None = None) -> Any:
+        """Write this model to a face-model file (``.fxn``) that :func:`fxplain.load_model` reads back.
+
+        The file keeps the network (exactly: a model loaded from it embeds
+        bit for bit as this one), its preprocessing (input size, mean, std,
+        channel order), metric, threshold (or none) and, if given, the
+        calibration record of the threshold: a
+        :class:`~fxplain.ThresholdCalibration` (or a dict), with ``dataset``
+        naming the faces it was set on. See
+        :mod:`fxplain.models.formats.face_model_file`.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+        """
+        from .formats.face_model_file import save_face_model
+
+        return save_face_model(self, path, calibration=calibration, dataset=dataset)
 
     def check_embeddings(self, emb: Any, name: str) -> np.ndarray:
         """``emb`` validated as ``(D,)`` or ``(N, D)`` finite floats (raises InvalidInputError)."""

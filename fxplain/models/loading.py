@@ -11,15 +11,8 @@ from typing import Any
 from .._util.errors import FxplainWarning, InvalidInputError, ModelFormatError
 from .._util.files import read_untrusted_file
 from .face_model import FaceModel
-from .formats import FORMATS, format_for
-from .formats.dlib import (
-    DLIB_DISTANCE_THRESHOLD,
-    DLIB_FORMAT,
-    DLIB_MODEL_SHA256,
-    dlib_model_path,
-    score_threshold,
-)
-from .formats.onnx_format import OnnxOptions, read_onnx
+from .formats import FORMATS, LOAD_OPTIONS, format_for, named_format
+from .formats.base import ModelFormat
 
 
 def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32", threshold: float | None = None,
@@ -33,20 +26,25 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32", th
         ``"dlib"`` for dlib's ResNet face descriptor (LFW accuracy 99.38 %,
         public domain), or the path of a model file in a registered format
         (:data:`fxplain.models.formats.FORMATS`): a dlib ``.dat`` network,
-        fxplain's own network file holding a face model, or an ONNX model
-        (``.onnx``, opsets 11-18; needs ``pip install fxplain[onnx]``).
+        an ONNX model (``.onnx``, opsets 11-18; needs ``pip install
+        fxplain[onnx]``), a face-model file (``.fxn``, written by
+        :meth:`FaceModel.save`: network, preprocessing, metric, threshold and
+        calibration record), or fxplain's own network file holding a face model.
     precision : {"fp32", "bf16"}
         Arithmetic of the convolutions; see :meth:`FaceModel.set_precision`.
     threshold : float, optional
         The decision threshold on the score scale, instead of the file's (an
-        ONNX file has none: without it, decisions raise until one is set,
-        see :func:`fxplain.calibrate_threshold`).
+        ONNX file has none: without it ``model.threshold`` is None and
+        decisions raise until one is set, see :func:`fxplain.calibrate_threshold`;
+        a :class:`~fxplain.FxplainWarning` says so, pointing at the caller's line).
     mean, std, channels, input_size, metric
-        ONNX models only (the file does not say): ``x = (pixel - mean) / std``
-        per channel in the model's channel order (default 127.5, 127.5, the
-        ArcFace convention), ``channels`` ``"RGB"`` (default) or ``"BGR"``,
-        ``input_size`` ``(H, W)`` when the graph's is dynamic, ``metric``
-        ``"cosine"`` (default) or ``"squared_euclidean"``.
+        For formats whose files do not say them (ONNX; each format lists the
+        options it takes in ``ModelFormat.options``, and any other raises
+        :class:`~fxplain.InvalidInputError` naming it and the format):
+        ``x = (pixel - mean) / std`` per channel in the model's channel order
+        (default 127.5, 127.5, the ArcFace convention), ``channels`` ``"RGB"``
+        (default) or ``"BGR"``, ``input_size`` ``(H, W)`` when the graph's is
+        dynamic, ``metric`` ``"cosine"`` (default) or ``"squared_euclidean"``.
 
     Returns
     -------
@@ -59,14 +57,13 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32", th
     ModelFormatError
         If the file is truncated, corrupted, or not a supported network.
     """
-    if isinstance(model, str) and model == "dlib":
-        path = dlib_model_path()
-        data = read_untrusted_file(path, "model file")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != DLIB_MODEL_SHA256:
-            raise ModelFormatError(f"{path}: SHA-256 {digest} is not that of dlib's published model "
-                                   f"({DLIB_MODEL_SHA256}); the file is corrupted or a different model")
-        fmt, name = DLIB_FORMAT, "dlib"
+    given = {k: v for k, v in (("mean", mean), ("std", std), ("channels", channels),
+                               ("input_size", input_size), ("metric", metric)) if v is not None}
+    fmt = named_format(model) if isinstance(model, str) else None
+    if fmt is not None:
+        _check_options(fmt, given)
+        path, loaded = fmt.load_named(model, given)
+        name = model
     elif isinstance(model, (str, os.PathLike)):
         path = Path(model)
         data = read_untrusted_file(path, "model file")
@@ -74,30 +71,38 @@ def load_model(model: str | os.PathLike = "dlib", *, precision: str = "fp32", th
         fmt = format_for(path, data[:64])
         if fmt is None:
             raise ModelFormatError(f"{path}: not a model file fxplain reads (formats: {', '.join(FORMATS)})")
+        _check_options(fmt, given)
+        loaded = fmt.read(data, str(path), given)
+        loaded.facts.setdefault("sha256", hashlib.sha256(data).hexdigest())  # of the file: .fxn files keep it
     else:
-        raise InvalidInputError(f"model must be 'dlib' or a path, got {type(model).__name__}")
-
-    onnx_given = {k: v for k, v in (("mean", mean), ("std", std), ("channels", channels),
-                                    ("input_size", input_size), ("metric", metric)) if v is not None}
-    if fmt.name == "onnx":
-        loaded = read_onnx(data, str(path), OnnxOptions(**onnx_given))
-    elif onnx_given:
-        raise InvalidInputError(f"{', '.join(sorted(onnx_given))}: options of ONNX models; a {fmt.name} file "
-                                "says its own preprocessing and metric")
-    else:
-        loaded = fmt.read(data, str(path))
-    facts, file_threshold = dict(loaded.facts), loaded.threshold
-    if name == "dlib":  # the published operating point, whatever the file stores
-        facts["distance_threshold"] = DLIB_DISTANCE_THRESHOLD
-        file_threshold = score_threshold(DLIB_DISTANCE_THRESHOLD)
+        raise InvalidInputError(f"model must be a model name ({', '.join(_names())}) or a path, "
+                                f"got {type(model).__name__}")
+    facts = dict(loaded.facts)
     facts["format"] = fmt.name
-    model_obj = FaceModel(loaded.spec, name=name, metric=loaded.metric, threshold=file_threshold,
+    model_obj = FaceModel(loaded.spec, name=name, metric=loaded.metric, threshold=loaded.threshold,
                           source=str(path), facts=facts, precision=precision)
     if threshold is not None:
         model_obj.threshold = threshold
         model_obj.facts["threshold_source"] = "given"
-    elif fmt.name == "onnx":
-        warnings.warn(f"{path}: an ONNX file carries no decision threshold; scores and maps work, decisions "
-                      "raise until one is set: model.threshold = fxplain.calibrate_threshold(model, dataset)",
-                      FxplainWarning, stacklevel=2)
+    elif model_obj.threshold is None:
+        # stacklevel 2: the warning shows the line that called load_model (the user's), not fxplain's
+        warnings.warn(f"{path}: the {fmt.label} file carries no decision threshold; scores and maps work, "
+                      "decisions raise until one is set: model.threshold = fxplain.calibrate_threshold(model, "
+                      "dataset), or load_model(..., threshold=t), or save a calibrated model: "
+                      "fxplain calibrate MODEL DATA -o model.fxn", FxplainWarning, stacklevel=2)
     return model_obj
+
+
+def _names() -> list[str]:
+    return [n for fmt in FORMATS.values() for n in fmt.names]
+
+
+def _check_options(fmt: ModelFormat, given: dict[str, Any]) -> None:
+    """Refuse load options ``fmt`` does not take, naming them and the format."""
+    refused = sorted(set(given) - set(fmt.options))
+    if refused:
+        takers = [f.label for f in FORMATS.values() if set(refused) & set(f.options)]
+        where = f"options of {' and '.join(takers)} models" if takers else "options no model format takes"
+        raise InvalidInputError(f"{', '.join(refused)}: {where}; a {fmt.label} file says its own preprocessing "
+                                f"and metric ({fmt.label} models take "
+                                f"{', '.join(fmt.options) if fmt.options else 'none of ' + ', '.join(LOAD_OPTIONS)})")

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._util.errors import InvalidInputError
+from .scoring import require_threshold
 
 
 @runtime_checkable
@@ -25,7 +26,7 @@ class EmbeddingModel(Protocol):
     input_size: tuple[int, int]
     embedding_size: int
     metric: str
-    threshold: float
+    threshold: float | None  # None: no decision threshold; decisions raise (models.scoring.require_threshold)
     model_hash: str
 
     def embed(self, images: Any, *, batch_size: int = 32) -> np.ndarray:
@@ -64,12 +65,21 @@ def _members(protocol: type) -> list[str]:
     return sorted(names)
 
 
-def require_embedding_model(model: Any) -> EmbeddingModel:
-    """``model`` if it is an :class:`EmbeddingModel`; else an error naming what it lacks."""
+def require_embedding_model(model: Any, *, decisions: bool = True) -> EmbeddingModel:
+    """``model`` if it is an :class:`EmbeddingModel`; else an error naming what it lacks.
+
+    With ``decisions`` (the default, what the Explainer asks: every
+    explanation states the model's decision), the model must also have a
+    decision threshold: one without (``threshold`` None) raises the
+    "no decision threshold ... calibrate" error of
+    :func:`fxplain.models.scoring.require_threshold` before any work.
+    """
     if not isinstance(model, EmbeddingModel):
         missing = [name for name in _members(EmbeddingModel) if not hasattr(model, name)]
         raise InvalidInputError(f"model must be a FaceModel or come from fxplain.wrap(); it lacks "
                                 f"{', '.join(map(repr, missing))}")
+    if decisions:
+        require_threshold(model)
     return model
 
 

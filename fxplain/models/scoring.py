@@ -2,7 +2,10 @@
 
 Two metrics: ``"squared_euclidean"`` (score ``−‖a − b‖²``, dlib) and
 ``"cosine"`` (cosine similarity). Higher scores mean more alike; a pair
-matches iff ``score >= threshold``.
+matches iff ``score >= threshold``. Each metric has its own distance
+(:func:`distance_from_score`): the Euclidean distance ``‖a − b‖`` for
+``squared_euclidean``, the cosine distance ``1 − cos`` for ``cosine``; a
+model without a threshold (None) refuses decisions (:func:`require_threshold`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,38 @@ def check_metric(metric: Any) -> str:
     if metric not in METRICS:
         raise InvalidInputError(f"metric must be 'squared_euclidean' or 'cosine', got {metric!r}")
     return metric
+
+
+def distance_from_score(metric: str, score: Any) -> Any:
+    """The distance a metric reports for a score (a float, or an array for an array of scores).
+
+    ``squared_euclidean``: the Euclidean distance ``sqrt(-score)`` (dlib's
+    "same person iff distance < 0.6"); ``cosine``: the cosine distance
+    ``1 - score`` (0 for the same direction, 2 for opposite ones). The
+    distance falls as the score rises, so ``score >= threshold`` iff
+    ``distance <= distance_from_score(metric, threshold)``.
+    """
+    check_metric(metric)
+    s = np.asarray(score, np.float64)
+    d = np.sqrt(np.maximum(-s, 0.0)) if metric == "squared_euclidean" else 1.0 - s
+    return float(d) if np.ndim(d) == 0 else d
+
+
+def require_threshold(model: Any) -> float:
+    """``model.threshold`` as a float; a model without one (None) raises InvalidInputError saying how to get one.
+
+    Every decision (``verify``, ``match``, margins) goes through here, so a
+    model loaded without a threshold computes scores and maps but refuses
+    decisions with the same message everywhere.
+    """
+    threshold = getattr(model, "threshold", None)
+    if threshold is None:
+        raise InvalidInputError(
+            f"model {getattr(model, 'name', 'model')!r} has no decision threshold (an ONNX file carries none): "
+            "calibrate one on faces of known identity, threshold = fxplain.calibrate_threshold(model, dataset, "
+            "fmr=1e-3), then set model.threshold = threshold (or pass threshold= to load_model, or --threshold "
+            "on the command line; `fxplain calibrate MODEL DATA -o model.fxn` keeps a calibrated model)")
+    return float(threshold)
 
 
 def check_embeddings(emb: Any, size: int, name: str) -> np.ndarray:

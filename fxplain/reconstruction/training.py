@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,11 +38,11 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError, ModelFormatError
-from .._util.images import align_batch, load_photo, to_pixel_batch
 from .._util.progress import Progress
 from .._util.validation import check_positive_int, is_finite_number
 from ..datasets import load_johns
 from ..faces.collection import example_faces, faces_in_photos
+from ..faces.inputs import align_batch, load_photo, to_pixel_batch
 from ..models.face_model import FaceModel
 from ..runtime.layers import LAYERS
 from .augment import BACKGROUNDS, Augmentation, separate_background
@@ -236,10 +237,13 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     config = DecoderTraining(steps=steps, seed=seed, **options)
     config.check()
     check_positive_int("checkpoint_every", checkpoint_every)
+    say = _stage_printer(show_progress)
+    say(f"stage 1/3: collecting training faces ({describe_images(images)})")
     chips = training_images(images, model.input_size)
     if len(chips) < 2:
         raise InvalidInputError(f"need at least 2 training images, got {len(chips)}")
     h, w = model.input_size
+    say(f"stage 2/3: embedding {len(chips)} chips")
     embeddings = model.embed(chips)
     spec = decoder_spec(model.embedding_size, (h, w), widths=config.widths, seed=seed,
                         embedding_mean=embeddings.mean(axis=0), embedding_std=embeddings.std(axis=0) + 1e-3)
@@ -256,6 +260,8 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     net = decoder._net
     begun = time.perf_counter()
     pool_emb = pool_target = None
+    say(f"stage 3/3: {config.steps - start_step} training steps"
+        + (f" (resumed at step {start_step})" if start_step else "") + "; time left shown as it runs")
     with Progress(config.steps, "training decoder", show_progress) as progress:
         progress.update(start_step)
         for step in range(start_step + 1, config.steps + 1):
@@ -292,6 +298,14 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
             "description": describe_images(images),
             "seconds": round(elapsed + time.perf_counter() - begun, 1), "history": history}
     return Decoder(spec, model_hash=model.model_hash, info=info)
+
+
+def _stage_printer(enabled: bool):
+    """Print a training stage on stderr (when progress is shown), so a long first run says what it is doing."""
+    def say(text: str) -> None:
+        if enabled:
+            print(f"training decoder: {text}", file=sys.stderr, flush=True)
+    return say
 
 
 def _pool(model, chips: np.ndarray, config: DecoderTraining, round_index: int):

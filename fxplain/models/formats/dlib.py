@@ -5,16 +5,9 @@ checked against what remains in the file, so a truncated, corrupted or foreign
 file raises :class:`~fxplain.ModelFormatError` instead of allocating wildly or
 crashing. Nothing is unpickled or executed.
 
-dlib's format, as far as this reader needs it:
-
-* integers: one control byte (bit 7 = sign, low 4 bits = byte count n), then n
-  little-endian bytes;
-* strings: an integer length, then the bytes;
-* bools: the ASCII bytes ``'0'``/``'1'``;
-* scalar floats: an integer mantissa m and an integer exponent e, value m * 2**e;
-* tensors: version 2, dims n, k, nr, nc, then n*k*nr*nc little-endian float32.
-
-A network file starts with the loss layer, then one version integer per layer
+dlib's serialisation of integers, strings, floats and tensors is read by
+:class:`fxplain._util.dlib_serial.DlibReader` (shared with the face detector
+and landmark predictors). A network file starts with the loss layer, then one version integer per layer
 wrapper from output to input (2 for a computational layer, 1 for dlib's
 ``tag``/``skip`` wrappers, which carry no data, 3 for the wrapper of the layer
 that sits on the input), then the input layer and the layers' details from
@@ -32,16 +25,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import json
-import math
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..._util.errors import ModelFormatError, ModelNotFoundError, UnverifiedWeightsWarning
+from ..._util.dlib_serial import DlibReader
+from ..._util.errors import ModelFormatError, UnverifiedWeightsWarning
+from ..._util.files import read_untrusted_file
+from ..._util.model_files import find_model_file
 from ...runtime.spec import NetworkSpec
 from .base import LoadedNetwork, ModelFormat
 
@@ -49,85 +42,7 @@ DLIB_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_MODEL_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 DLIB_DISTANCE_THRESHOLD = 0.6
 
-_MAX_TENSOR_ELEMENTS = 1 << 28  # 1 GiB of float32: far above any face model
-
-
-class _Reader:
-    """Bounds-checked cursor over the bytes of a dlib file."""
-
-    def __init__(self, data: bytes, name: str):
-        self.data = data
-        self.pos = 0
-        self.name = name
-
-    def fail(self, what: str) -> ModelFormatError:
-        return ModelFormatError(f"{self.name}: {what} (at byte {self.pos} of {len(self.data)})")
-
-    def take(self, count: int) -> bytes:
-        if count < 0 or self.pos + count > len(self.data):
-            raise self.fail(f"file ends early: needed {count} more bytes")
-        chunk = self.data[self.pos:self.pos + count]
-        self.pos += count
-        return chunk
-
-    def integer(self) -> int:
-        control = self.take(1)[0]
-        size = control & 0x0F
-        if size > 8 or control & 0x70:
-            raise self.fail(f"invalid integer control byte 0x{control:02x}")
-        value = int.from_bytes(self.take(size), "little")
-        return -value if control & 0x80 else value
-
-    def string(self, limit: int = 256) -> str:
-        length = self.integer()
-        if not 0 <= length <= limit:
-            raise self.fail(f"implausible string length {length}")
-        raw = self.take(length)
-        try:
-            return raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise self.fail("string is not ASCII") from None
-
-    def boolean(self) -> bool:
-        byte = self.take(1)
-        if byte not in (b"0", b"1"):
-            raise self.fail(f"invalid bool byte {byte!r}")
-        return byte == b"1"
-
-    def scalar(self) -> float:
-        mantissa = self.integer()
-        exponent = self.integer()
-        try:  # ldexp: mantissa (at most 2^64) times 2^exponent, refused when it leaves the doubles
-            value = math.ldexp(float(mantissa), exponent) if abs(exponent) <= 1100 else math.inf
-        except OverflowError:
-            value = math.inf
-        if not math.isfinite(value):
-            raise self.fail(f"float {mantissa} * 2^{exponent} is out of range")
-        return value
-
-    def tensor(self) -> np.ndarray:
-        version = self.integer()
-        if version != 2:
-            raise self.fail(f"unsupported tensor version {version}")
-        dims = [self.integer() for _ in range(4)]
-        if any(d < 0 for d in dims):
-            raise self.fail(f"negative tensor dimension {dims}")
-        count = dims[0] * dims[1] * dims[2] * dims[3]
-        if count > _MAX_TENSOR_ELEMENTS or 4 * count > len(self.data) - self.pos:
-            raise self.fail(f"tensor of shape {dims} does not fit in the file")
-        values = np.frombuffer(self.take(4 * count), dtype="<f4").astype(np.float32)
-        if not np.all(np.isfinite(values)):
-            raise self.fail("tensor holds NaN or infinite values")
-        return values.reshape(dims)
-
-    def alias_shape(self) -> tuple[int, ...]:
-        version = self.integer()
-        if version != 1:
-            raise self.fail(f"unsupported alias_tensor version {version}")
-        return tuple(self.integer() for _ in range(4))
-
-
-def _read_layer(r: _Reader, name: str) -> dict:
+def _read_layer(r: DlibReader, name: str) -> dict:
     """Read one layer's details (after its name) into a plain dict."""
     if name == "con_4":
         params = r.tensor().ravel()
@@ -202,7 +117,7 @@ def read_dlib_network(data: bytes, name: str = "<dlib model>") -> tuple[NetworkS
     ModelFormatError
         If the file is not a dlib network of the supported family.
     """
-    r = _Reader(data, name)
+    r = DlibReader(data, name)
     if len(data) < 16:
         raise r.fail("too short to be a dlib network")
     if r.integer() != 1:
@@ -247,7 +162,7 @@ def read_dlib_network(data: bytes, name: str = "<dlib model>") -> tuple[NetworkS
     return spec, {"loss": loss, "margin": margin, "distance_threshold": threshold}
 
 
-def _build_resnet(spec: NetworkSpec, layers: list[dict], wrappers: list[int], r: _Reader) -> None:
+def _build_resnet(spec: NetworkSpec, layers: list[dict], wrappers: list[int], r: DlibReader) -> None:
     """Turn dlib's flat layer list into a graph, recognising its residual blocks."""
     kinds = [layer["kind"] for layer in layers]
     node = 0
@@ -307,33 +222,6 @@ def dlib_model_path() -> Path:
     return find_model_file(DLIB_MODEL_FILE, "FXPLAIN_DLIB_MODEL", "dlib's face-recognition model")
 
 
-def find_model_file(file_name: str, env_var: str, what: str) -> Path:
-    """Locate one of dlib's model files: the path in ``env_var``, else the installed ``face_recognition_models``.
-
-    The package is found without importing it (its ``__init__`` needs
-    ``pkg_resources``). ``what`` names the file in the error.
-
-    Raises
-    ------
-    ModelNotFoundError
-        If neither holds the file.
-    """
-    env = os.environ.get(env_var)
-    if env:
-        path = Path(env)
-        if not path.is_file():
-            raise ModelNotFoundError(f"{env_var} points to {path}, which is not a file")
-        return path
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is not None and spec.submodule_search_locations:
-        for folder in spec.submodule_search_locations:
-            path = Path(folder) / "models" / file_name
-            if path.is_file():
-                return path
-    raise ModelNotFoundError(f"{what} was not found: install it with `pip install face_recognition_models==0.3.0` "
-                             f"or set {env_var} to the path of {file_name}")
-
-
 def score_threshold(distance: float) -> float:
     """fxplain's score threshold for dlib's rule "same person iff distance < ``distance``".
 
@@ -386,7 +274,7 @@ def check_dlib_resnet(spec: NetworkSpec, name: str) -> None:
                                        f"{hint}")
 
 
-def _read(data: bytes, name: str) -> LoadedNetwork:
+def _read(data: bytes, name: str, options: dict | None = None) -> LoadedNetwork:
     spec, facts = read_dlib_network(data, name)
     check_dlib_resnet(spec, name)
     # the architecture and the magnitudes are right; only the digest can tell a
@@ -408,5 +296,24 @@ def _looks_like_dlib(head: bytes) -> bool:
     return head[:2] == b"\x01\x01" and b"loss_" in head[:32]
 
 
-#: dlib's ``.dat`` serialisation of a metric-learning network.
-DLIB_FORMAT = ModelFormat("dlib", (".dat",), _looks_like_dlib, _read)
+def _load_published(model_name: str, options: dict) -> tuple[Path, LoadedNetwork]:
+    """``load_model("dlib")``: dlib's published model file, its SHA-256 checked, at its published operating point.
+
+    The threshold is dlib's published rule "same person iff distance < 0.6"
+    (:data:`DLIB_DISTANCE_THRESHOLD`), whatever the file stores.
+    """
+    path = dlib_model_path()
+    data = read_untrusted_file(path, "model file")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != DLIB_MODEL_SHA256:
+        raise ModelFormatError(f"{path}: SHA-256 {digest} is not that of dlib's published model "
+                               f"({DLIB_MODEL_SHA256}); the file is corrupted or a different model")
+    loaded = _read(data, str(path), options)
+    loaded.facts["distance_threshold"] = DLIB_DISTANCE_THRESHOLD
+    loaded.threshold = score_threshold(DLIB_DISTANCE_THRESHOLD)
+    return path, loaded
+
+
+#: dlib's ``.dat`` serialisation of a metric-learning network; the name ``"dlib"`` is its published model.
+DLIB_FORMAT = ModelFormat("dlib", (".dat",), _looks_like_dlib, _read, names=("dlib",),
+                          load_named=_load_published)

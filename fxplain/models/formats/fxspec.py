@@ -45,7 +45,7 @@ from .fxspec_v1 import MAGIC as V1_MAGIC
 from .fxspec_v1 import parse_v1
 
 __all__ = ["FACE_MODEL_KIND", "FXSPEC_FORMAT", "MAX_ABS_PARAMETER", "VERSION", "is_version_1", "load_spec", "parse_spec",
-           "payload_digest", "save_spec"]
+           "payload_digest", "save_spec", "spec_bytes"]
 
 #: The version :func:`save_spec` writes.
 VERSION = 2
@@ -57,6 +57,16 @@ _V2_HEAD = b'{"__metadata__":{"fxplain":'
 
 def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, Any]) -> None:
     """Write ``spec`` and JSON-serialisable ``metadata`` to ``path`` (atomically: a temp file, then rename)."""
+    blob = spec_bytes(spec, metadata, path)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob)
+    os.replace(tmp, path)
+
+
+def spec_bytes(spec: NetworkSpec, metadata: dict[str, Any], name: Any = "<network>") -> bytes:
+    """The bytes :func:`save_spec` writes (version 2) for ``spec`` and ``metadata`` (``name`` for errors)."""
+    path = name
     tensors: dict[str, np.ndarray] = {}
 
     def reference(array: np.ndarray, layer: int, name: str) -> dict:
@@ -72,11 +82,7 @@ def save_spec(path: str | os.PathLike, spec: NetworkSpec, metadata: dict[str, An
                                 f"({exc})") from None
     record = {"format": FORMAT_NAME, "format_version": VERSION, "network": network, "metadata": meta,
               "payload_sha256": payload_digest(network, meta, tensors)}
-    blob = safetensors.numpy.save(tensors, metadata={"fxplain": json.dumps(record, sort_keys=True)})
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
+    return safetensors.numpy.save(tensors, metadata={"fxplain": json.dumps(record, sort_keys=True)})
 
 
 def load_spec(path: str | os.PathLike, *, legacy_warning: bool = True) -> tuple[NetworkSpec, dict[str, Any]]:
@@ -220,7 +226,7 @@ def payload_digest(network: str, metadata: str, tensors: dict[str, Any]) -> str:
 FACE_MODEL_KIND = "fxplain-face-model"
 
 
-def _read_face_model(data: bytes, name: str) -> LoadedNetwork:
+def _read_face_model(data: bytes, name: str, options: dict | None = None) -> LoadedNetwork:
     spec, metadata = parse_spec(data, name)
     if metadata.get("kind") != FACE_MODEL_KIND:
         raise ModelFormatError(f"{name} is an fxplain network file, but not a face model "
@@ -237,6 +243,8 @@ def _read_face_model(data: bytes, name: str) -> LoadedNetwork:
 
 
 #: fxplain's own network file holding a face model (``metadata["kind"] == "fxplain-face-model"``).
-FXSPEC_FORMAT = ModelFormat("fxspec", (".fxn", ".fxd"),
+#: Its files are recognised by their bytes; the ``.fxn`` suffix belongs to the face-model file
+#: (:mod:`.face_model_file`), which wraps this format with preprocessing, threshold and calibration.
+FXSPEC_FORMAT = ModelFormat("fxspec", (".fxd",),
                             lambda head: head[:8] == V1_MAGIC or head[8:8 + len(_V2_HEAD)] == _V2_HEAD,
-                            _read_face_model)
+                            _read_face_model, title="fxplain network")

@@ -184,6 +184,31 @@ def read_onnx(data: bytes, name: str = "<onnx model>", options: OnnxOptions | No
     return LoadedNetwork(spec, options.metric, threshold, facts)
 
 
-ONNX_FORMAT = ModelFormat("onnx", (".onnx",), lambda head: False, lambda data, name: read_onnx(data, name))
+#: Field tags that may follow ``ir_version`` in a serialised ModelProto: opset_import (8), producer_name (2),
+#: producer_version (3), domain (4), model_version (5), doc_string (6), graph (7), metadata_props (14).
+_TAGS_AFTER_IR_VERSION = frozenset((0x42, 0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x72))
 
-__all__ = ["ONNX_FORMAT", "OPSETS", "OnnxOptions", "read_onnx"]
+
+def looks_like_onnx(head: bytes) -> bool:
+    """Whether ``head`` starts like a serialised ONNX ModelProto.
+
+    Protobuf has no magic number, but every ONNX writer (onnx, PyTorch's
+    exporter, onnxruntime's tools: all use protobuf's serialiser, which writes
+    fields in field-number order) starts a model with field 1, ``ir_version``:
+    the tag byte 0x08, a one-byte varint between 3 and 63 (IR versions so far
+    are 3 to 11), then the tag of the next field present. A file that starts
+    otherwise (a hand-ordered protobuf) is still read when it is named
+    ``.onnx`` (suffix fallback of :func:`~fxplain.models.formats.format_for`).
+    """
+    return len(head) >= 3 and head[0] == 0x08 and 3 <= head[1] <= 63 and head[2] in _TAGS_AFTER_IR_VERSION
+
+
+def _read(data: bytes, name: str, options: dict[str, Any] | None = None) -> LoadedNetwork:
+    return read_onnx(data, name, OnnxOptions(**(options or {})))
+
+
+#: ONNX files; the preprocessing and metric, which the file does not say, come from the load options.
+ONNX_FORMAT = ModelFormat("onnx", (".onnx",), looks_like_onnx, _read,
+                          options=("mean", "std", "channels", "input_size", "metric"), title="ONNX")
+
+__all__ = ["ONNX_FORMAT", "OPSETS", "OnnxOptions", "looks_like_onnx", "read_onnx"]

@@ -29,13 +29,9 @@ import numpy as np
 from ..._util.errors import ModelFormatError
 from ...runtime.spec import NetworkSpec
 
-#: The operators an activation may go through (constants may also go through the folding ops below).
-SUPPORTED_OPS = ("Conv", "BatchNormalization", "Relu", "PRelu", "LeakyRelu", "Sigmoid", "Add", "Sub", "Mul",
-                 "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Pad", "Concat", "Flatten",
-                 "Reshape", "Gemm", "MatMul", "Dropout", "Identity")
-#: Operators evaluated on constants (shape arithmetic of exports, weight preprocessing).
-FOLDED_OPS = ("Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Reshape", "Slice",
-              "Add", "Sub", "Mul", "Div", "ConstantOfShape", "Identity", "Transpose", "Range", "Neg", "Sqrt")
+# The operator lists (ACTIVATION_OPS, FOLDED_OPS, SUPPORTED_OPS) are derived from the handler tables at the
+# end of this module (_HANDLERS for operators on activations, _FOLDERS for operators evaluated on
+# constants), so what the error messages and docs list is exactly what the translation does.
 #: Largest constant the folding computes (values); weights of face models are far smaller per tensor.
 MAX_CONSTANT_VALUES = 1 << 27
 
@@ -72,7 +68,7 @@ class _Translation:
         return ModelFormatError(f"{self.name}: {label}: {message}")
 
     def unsupported(self, node: Any, what: str = "") -> ModelFormatError:
-        return self.fail(node, f"{what or 'operator not supported'}; fxplain maps {', '.join(SUPPORTED_OPS)} "
+        return self.fail(node, f"{what or 'operator not supported'}; fxplain maps {', '.join(ACTIVATION_OPS)} "
                                f"on activations (and folds {', '.join(FOLDED_OPS)} on constants)")
 
     def value(self, node: Any, index: int) -> Any:
@@ -197,19 +193,13 @@ def _attrs(node: Any) -> dict[str, Any]:
 # ---- constants ---------------------------------------------------------------
 
 def _fold(t: _Translation, node: Any, inputs: list) -> tuple:
-    """Evaluate a node on constants (or a Shape of an activation)."""
-
-    op, a = node.op_type, _attrs(node)
-    if op == "Constant":
-        if "value" not in a:
-            raise t.fail(node, f"only tensor constants are supported, got attributes {sorted(a)}")
-        return (_tensor_value(a["value"], t.name),)
-    if op not in FOLDED_OPS:
+    """Evaluate a node on constants (see ``_FOLDERS``); numpy errors become ModelFormatError naming the node."""
+    folder = _FOLDERS.get(node.op_type)
+    if folder is None:
         raise t.unsupported(node, "operator not supported on constants")
-    x = inputs[0] if inputs else None
     try:
         with np.errstate(all="raise"):  # overflow or NaN in a file's shape arithmetic: refused, not warned
-            return _fold_op(t, node, op, a, x, inputs)
+            return folder(t, node, _attrs(node), inputs)
     except ModelFormatError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, AttributeError, FloatingPointError, OverflowError,
@@ -217,65 +207,101 @@ def _fold(t: _Translation, node: Any, inputs: list) -> tuple:
         raise t.fail(node, f"cannot evaluate on its constant inputs: {type(exc).__name__}: {exc}") from None
 
 
-def _fold_op(t: _Translation, node: Any, op: str, a: dict, x: Any, inputs: list) -> tuple:
-    """One folded operator (see FOLDED_OPS); numpy errors are turned into ModelFormatError by the caller."""
-    if op == "Shape":
-        return (np.array(x.shape, np.int64),)
-    if op in ("Identity", "Cast"):
-        if op == "Cast":
-            from onnx import helper
+# Each folder: (translation, node, attributes, constant inputs) -> the node's outputs, as a tuple.
 
-            return (np.asarray(x).astype(helper.tensor_dtype_to_np_dtype(a["to"])),)
-        return (x,)
-    if op == "Gather":
-        return (np.take(x, inputs[1], axis=a.get("axis", 0)),)
-    if op == "Unsqueeze":
-        axes = np.ravel(a.get("axes", inputs[1] if len(inputs) > 1 else None))
-        out = np.asarray(x)
-        for axis in sorted(int(v) % (out.ndim + axes.size) for v in axes):
-            out = np.expand_dims(out, axis)
-        return (out,)
-    if op == "Squeeze":
-        axes = a.get("axes", inputs[1] if len(inputs) > 1 else None)
-        return (np.squeeze(x, axis=None if axes is None else tuple(int(v) for v in np.ravel(axes))),)
-    if op == "Concat":
-        return (np.concatenate([np.atleast_1d(v) for v in inputs], axis=a["axis"]),)
-    if op == "Reshape":
-        target = [int(v) for v in inputs[1]]
-        target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
-        return (np.reshape(x, target),)
-    if op == "Slice":
-        starts, ends = inputs[1], inputs[2]
-        axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else range(len(starts))
-        steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
-        index = [slice(None)] * np.ndim(x)
-        for s, e, ax, st in zip(starts, ends, axes, steps):
-            index[int(ax)] = slice(int(s), int(e), int(st))
-        return (np.asarray(x)[tuple(index)],)
-    if op in ("Add", "Sub", "Mul", "Div"):
-        b = inputs[1]
-        if op == "Div" and np.issubdtype(np.asarray(x).dtype, np.integer):
-            return ((np.asarray(x) // b).astype(np.asarray(x).dtype),)
-        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
-        return (fn(x, b).astype(np.result_type(x, b)),)
-    if op == "ConstantOfShape":
-        shape = [int(v) for v in np.ravel(x)]
-        if int(np.prod(shape)) > MAX_CONSTANT_VALUES:
-            raise t.fail(node, f"a constant of shape {shape} is too large")
-        fill = _tensor_value(a["value"], t.name) if "value" in a else np.zeros(1, np.float32)
-        return (np.full(shape, fill.ravel()[0], fill.dtype),)
-    if op == "Transpose":
-        return (np.transpose(x, a.get("perm")),)
-    if op == "Range":
-        start, limit, delta = (float(np.ravel(v)[0]) for v in inputs[:3])
-        if delta == 0 or not 0 <= (limit - start) / delta <= MAX_CONSTANT_VALUES:
-            raise t.fail(node, f"a Range of ({start}, {limit}, {delta}) is empty-stepped or too long")
-        return (np.arange(inputs[0], inputs[1], inputs[2]),)
-    if op == "Neg":
-        return (-np.asarray(x),)
-    if op == "Sqrt":
-        return (np.sqrt(x),)
-    raise t.unsupported(node)  # pragma: no cover - every FOLDED_OPS entry returns above
+def _fold_constant(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    if "value" not in a:
+        raise t.fail(node, f"only tensor constants are supported, got attributes {sorted(a)}")
+    return (_tensor_value(a["value"], t.name),)
+
+
+def _fold_shape(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (np.array(np.shape(inputs[0]), np.int64)[a.get("start", 0):a.get("end", None)],)
+
+
+def _fold_identity(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (inputs[0],)
+
+
+def _fold_cast(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    from onnx import helper
+
+    return (np.asarray(inputs[0]).astype(helper.tensor_dtype_to_np_dtype(a["to"])),)
+
+
+def _fold_gather(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (np.take(inputs[0], inputs[1], axis=a.get("axis", 0)),)
+
+
+def _fold_unsqueeze(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    axes = np.ravel(a.get("axes", inputs[1] if len(inputs) > 1 else None))
+    out = np.asarray(inputs[0])
+    for axis in sorted(int(v) % (out.ndim + axes.size) for v in axes):
+        out = np.expand_dims(out, axis)
+    return (out,)
+
+
+def _fold_squeeze(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    axes = a.get("axes", inputs[1] if len(inputs) > 1 else None)
+    return (np.squeeze(inputs[0], axis=None if axes is None else tuple(int(v) for v in np.ravel(axes))),)
+
+
+def _fold_concat(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (np.concatenate([np.atleast_1d(v) for v in inputs], axis=a["axis"]),)
+
+
+def _fold_reshape(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    x = inputs[0]
+    target = [int(v) for v in inputs[1]]
+    target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
+    return (np.reshape(x, target),)
+
+
+def _fold_slice(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    x, starts, ends = inputs[0], inputs[1], inputs[2]
+    axes = inputs[3] if len(inputs) > 3 and inputs[3] is not None else range(len(starts))
+    steps = inputs[4] if len(inputs) > 4 and inputs[4] is not None else [1] * len(starts)
+    index = [slice(None)] * np.ndim(x)
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        index[int(ax)] = slice(int(s), int(e), int(st))
+    return (np.asarray(x)[tuple(index)],)
+
+
+_ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+
+
+def _fold_arithmetic(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    x, b = inputs[0], inputs[1]
+    if node.op_type == "Div" and np.issubdtype(np.asarray(x).dtype, np.integer):
+        return ((np.asarray(x) // b).astype(np.asarray(x).dtype),)
+    return (_ARITHMETIC[node.op_type](x, b).astype(np.result_type(x, b)),)
+
+
+def _fold_constant_of_shape(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    shape = [int(v) for v in np.ravel(inputs[0])]
+    if int(np.prod(shape)) > MAX_CONSTANT_VALUES:
+        raise t.fail(node, f"a constant of shape {shape} is too large")
+    fill = _tensor_value(a["value"], t.name) if "value" in a else np.zeros(1, np.float32)
+    return (np.full(shape, fill.ravel()[0], fill.dtype),)
+
+
+def _fold_transpose(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (np.transpose(inputs[0], a.get("perm")),)
+
+
+def _fold_range(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    start, limit, delta = (float(np.ravel(v)[0]) for v in inputs[:3])
+    if delta == 0 or not 0 <= (limit - start) / delta <= MAX_CONSTANT_VALUES:
+        raise t.fail(node, f"a Range of ({start}, {limit}, {delta}) is empty-stepped or too long")
+    return (np.arange(inputs[0], inputs[1], inputs[2]),)
+
+
+def _fold_neg(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (-np.asarray(inputs[0]),)
+
+
+def _fold_sqrt(t: _Translation, node: Any, a: dict, inputs: list) -> tuple:
+    return (np.sqrt(inputs[0]),)
 
 
 def _shape_of(t: _Translation, node: Any) -> Any:
@@ -637,6 +663,22 @@ _HANDLERS = {
     "Dropout": _alias, "Identity": _alias, "Shape": _shape_of, "Unsqueeze": _vector_view, "Squeeze": _vector_view,
     "Slice": _slice,
 }
+
+#: Operators evaluated on constants (shape arithmetic of exports, weight preprocessing): op_type -> folder.
+_FOLDERS = {
+    "Constant": _fold_constant, "Shape": _fold_shape, "Gather": _fold_gather, "Unsqueeze": _fold_unsqueeze,
+    "Squeeze": _fold_squeeze, "Concat": _fold_concat, "Cast": _fold_cast, "Reshape": _fold_reshape,
+    "Slice": _fold_slice, "Add": _fold_arithmetic, "Sub": _fold_arithmetic, "Mul": _fold_arithmetic,
+    "Div": _fold_arithmetic, "ConstantOfShape": _fold_constant_of_shape, "Identity": _fold_identity,
+    "Transpose": _fold_transpose, "Range": _fold_range, "Neg": _fold_neg, "Sqrt": _fold_sqrt,
+}
+
+#: The operators an activation (a tensor computed from the image) may go through: the keys of ``_HANDLERS``.
+ACTIVATION_OPS = tuple(_HANDLERS)
+#: Operators evaluated on constants: the keys of ``_FOLDERS``.
+FOLDED_OPS = tuple(_FOLDERS)
+#: Every operator the import reads, on activations or on constants (derived from the two tables).
+SUPPORTED_OPS = tuple(sorted(set(ACTIVATION_OPS) | set(FOLDED_OPS)))
 
 
 def translate_graph(graph: Any, spec: NetworkSpec, input_name: str, name: str, *, bgr: bool = False) -> NetworkSpec:
