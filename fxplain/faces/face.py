@@ -84,7 +84,8 @@ class Face:
         return self._aligned(tuple(model.input_size) if model is not None else (150, 150))
 
     def record(self, model: Any = None) -> dict:
-        """The face as JSON-able data (box, confidence, landmarks, chip-to-photo transform, source)."""
+        """The face as JSON-able data: box, confidence, landmarks, chip-to-photo transform, source, photo size,
+        the upsampling it was found at and the photo's SHA-256 (:func:`photo_digest`)."""
         return {"box": list(self.box), "confidence": self.confidence, "landmarks": self.landmarks.tolist(),
                 "chip_to_photo": self.chip_and_transform(model)[1].tolist(), "source": self.source,
                 "photo_size": [int(self.photo.shape[0]), int(self.photo.shape[1])], "upsample": self.upsample,
