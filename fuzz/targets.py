@@ -178,7 +178,7 @@ def results(data: bytes) -> None:
 
 def image(data: bytes) -> None:
     """Any bytes as an image file given to ``model.embed`` (Pillow decodes it, fxplain guards it)."""
-    from fxplain._util.images import to_pixel_batch
+    from fxplain.faces.inputs import to_pixel_batch
 
     try:
         to_pixel_batch(_as_file(data, ".img"), (150, 150), resize=True)
