@@ -92,14 +92,7 @@ def main() -> None:
     _write("fxd", "decoder_v1.fxd", V1_FIXTURE.read_bytes())
     spec, metadata = load_spec(V1_FIXTURE, legacy_warning=False)
     save_spec(CORPUS / "fxd" / "decoder_v2.fxd", spec, metadata)
-    face = NetworkSpec((3, 8, 8), np.full(3, 127.5, np.float32), np.full(3, 1 / 127.5, np.float32))
-    x = face.add("conv", 0, weight=np.full((4, 3, 3, 3), 0.1, np.float32), bias=np.zeros(4, np.float32),
-                 stride=(2, 2), padding=(1, 1))
-    x = face.add("prelu", x, slope=np.full(4, 0.25, np.float32))
-    x = face.add("max_pool", x, kernel=(2, 2), stride=(2, 2), padding=(0, 0))
-    x = face.add("global_avg_pool", x)
-    face.add("dense", x, weight=np.eye(4, dtype=np.float32), bias=None)
-    save_spec(CORPUS / "fxd" / "face_model_v2.fxn", face,
+    save_spec(CORPUS / "fxd" / "face_model_v2.fxn", _tiny_face_spec(),
               {"kind": FACE_MODEL_KIND, "metric": "cosine", "threshold": 0.3, "facts": {}})
     _fxn_seeds()
 
