@@ -89,7 +89,14 @@ class Face:
         return {"box": list(self.box), "confidence": self.confidence, "landmarks": self.landmarks.tolist(),
                 "chip_to_photo": self.chip_and_transform(model)[1].tolist(), "source": self.source,
                 "photo_size": [int(self.photo.shape[0]), int(self.photo.shape[1])], "upsample": self.upsample,
-                "photo_sha256": photo_digest(self.photo)}
+                "photo_sha256": self.photo_sha256}
+
+    @property
+    def photo_sha256(self) -> str:
+        """:func:`photo_digest` of the photo, computed once per Face (every explanation's record holds it)."""
+        if "photo_sha256" not in self._cache:
+            self._cache["photo_sha256"] = photo_digest(self.photo)
+        return self._cache["photo_sha256"]
 
     def aligned_chip(self, size: tuple[int, int]) -> np.ndarray:
         """The chip for a model of input ``size`` (what image input calls for a Face)."""
