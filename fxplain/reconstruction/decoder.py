@@ -43,7 +43,8 @@ MAX_OUTPUT_SIDE = 512
 
 
 def decoder_spec(embedding_size: int, output_size: tuple[int, int], *, widths=(128, 128, 64, 32, 16),
-                 start: int = 5, embedding_mean=None, embedding_std=None, seed: int = 0) -> NetworkSpec:
+                 start: int = 5, embedding_mean=None, embedding_std=None, seed: int = 0,
+                 leak: float = 0.2) -> NetworkSpec:
     """A freshly initialised decoder network (He-normal weights from ``seed``).
 
     ``widths[0]`` channels on a ``start``×``start`` grid after the dense layer;
@@ -52,6 +53,10 @@ def decoder_spec(embedding_size: int, output_size: tuple[int, int], *, widths=(1
     a bilinear resize to ``output_size`` follow. The output is NCHW with pixel
     values mapped to ``value / 255 − 0.5``. The input is the embedding
     standardised per dimension with the training set's mean and standard deviation.
+    ``leak`` is the negative slope of the blocks' leaky ReLUs (0: plain ReLU).
+    Plain ReLUs let a block die outright: with no normalisation layer, the
+    first Adam steps can push all of a block's pre-activations below zero, and
+    the decoder then draws one face for every feature; a leak keeps a gradient.
     """
     rng = np.random.default_rng(seed)
     d = int(embedding_size)
@@ -60,14 +65,17 @@ def decoder_spec(embedding_size: int, output_size: tuple[int, int], *, widths=(1
     spec = NetworkSpec((d, 1, 1), mean, (1.0 / np.maximum(std, 1e-6)).astype(np.float32))
     c0 = widths[0]
     x = spec.add("dense", 0, weight=_he(rng, (c0 * start * start, d), d), bias=np.zeros(c0 * start * start, np.float32))
-    x = spec.add("relu", spec.add("reshape", x, shape=(c0, start, start)))
+    def activation(node: int) -> int:
+        return spec.add("leaky_relu", node, alpha=float(leak)) if leak else spec.add("relu", node)
+
+    x = activation(spec.add("reshape", x, shape=(c0, start, start)))
     size, channels = start, c0
     for width in widths[1:]:
         size *= 2
         x = spec.add("resize", x, size=(size, size), mode="bilinear")
         x = spec.add("conv", x, weight=_he(rng, (width, channels, 3, 3), channels * 9),
                      bias=np.zeros(width, np.float32), stride=(1, 1), padding=(1, 1))
-        x = spec.add("relu", x)
+        x = activation(x)
         channels = width
     x = spec.add("conv", x, weight=_he(rng, (3, channels, 3, 3), channels * 9) * 0.1,
                  bias=np.zeros(3, np.float32), stride=(1, 1), padding=(1, 1))

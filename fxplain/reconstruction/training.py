@@ -61,10 +61,12 @@ class DecoderTraining:
     seed: int = 0
     batch_size: int = 16
     learning_rate: float = 1e-3
+    warmup_steps: int = 100        # linear learning-rate ramp: without it the last ReLU block can die in ~10 steps
     pixel_loss: str = "l1"
     pixel_weight: float = 1.0
     identity_weight: float = 0.1
     widths: tuple[int, ...] = (128, 128, 64, 32, 16)
+    leak: float = 0.2              # leaky-ReLU slope of the decoder's blocks (0: ReLU, which can die; decoder_spec)
     pool_size: int = 256
     refresh_every: int = 100
     augmentation: Augmentation = field(default_factory=Augmentation)
@@ -77,6 +79,9 @@ class DecoderTraining:
     def check(self) -> None:
         for name in ("steps", "batch_size", "pool_size", "refresh_every", "dimension_pairs"):
             check_positive_int(name, getattr(self, name))
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, (int, np.integer)) \
+                or self.warmup_steps < 0:
+            raise InvalidInputError(f"warmup_steps must be a non-negative integer, got {self.warmup_steps!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InvalidInputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.background not in BACKGROUNDS:
@@ -88,6 +93,8 @@ class DecoderTraining:
                                     f"({self.batch_size})")
         if not (is_finite_number(self.face_scale) and 0.3 <= self.face_scale <= 1.5):
             raise InvalidInputError(f"face_scale must be a number in [0.3, 1.5], got {self.face_scale!r}")
+        if not (is_finite_number(self.leak) and 0 <= self.leak < 1):
+            raise InvalidInputError(f"leak must be a number in [0, 1), got {self.leak!r}")
         for name in ("learning_rate", "pixel_weight", "identity_weight", "dimension_weight", "dimension_delta"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0 or (name in ("learning_rate", "dimension_delta") and value == 0):
@@ -245,7 +252,7 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     h, w = model.input_size
     say(f"stage 2/3: embedding {len(chips)} chips")
     embeddings = model.embed(chips)
-    spec = decoder_spec(model.embedding_size, (h, w), widths=config.widths, seed=seed,
+    spec = decoder_spec(model.embedding_size, (h, w), widths=config.widths, seed=seed, leak=config.leak,
                         embedding_mean=embeddings.mean(axis=0), embedding_std=embeddings.std(axis=0) + 1e-3)
     # what a checkpoint must match to be resumed (any step count: a run may be extended)
     settings = {k: v for k, v in config.to_dict().items() if k != "steps"}
@@ -284,7 +291,7 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
                 identity_loss, grad_id = _identity_gradient(model, out, emb, config, moves)
                 grad += grad_id
             _, grads = net.train_backward(grad)
-            adam.step(net, grads, config.learning_rate, step)
+            adam.step(net, grads, _learning_rate(config, step), step)
             history["step"].append(step)
             history["pixel"].append(round(float(pixel_loss), 6))
             history["identity"].append(round(float(identity_loss), 6))
@@ -298,6 +305,18 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
             "description": describe_images(images),
             "seconds": round(elapsed + time.perf_counter() - begun, 1), "history": history}
     return Decoder(spec, model_hash=model.model_hash, info=info)
+
+
+def _learning_rate(config: DecoderTraining, step: int) -> float:
+    """The step's learning rate: a linear ramp over ``warmup_steps``, then constant.
+
+    Adam moves every weight by about the learning rate per step whatever the
+    gradient's size, and its second-moment estimate is poor in the first
+    steps; at full rate from step 1 the consistent early push of the pixel
+    loss drove all of the last block's ReLUs below zero within ~10 steps on
+    some CPUs (the decoder then draws one face for every feature).
+    """
+    return config.learning_rate * min(1.0, step / config.warmup_steps) if config.warmup_steps else config.learning_rate
 
 
 def _stage_printer(enabled: bool):
