@@ -4,6 +4,7 @@
  * One engine serves every network: creating it is cheap but not free, and
  * primitives from one engine can share oneDNN's internal caches.
  */
+#include <omp.h>
 #include <pthread.h>
 
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -62,3 +63,11 @@ fx_status fx_backend_get_info(fx_backend_info *info) {
     info->isa = isa_name(dnnl_get_effective_cpu_isa());
     return FX_STATUS_OK;
 }
+
+fx_status fx_set_num_threads(int n) {
+    if (n < 1 || n > 4096) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "thread count must be in [1, 4096], got %d", n);
+    omp_set_num_threads(n);
+    return FX_STATUS_OK;
+}
+
+int fx_get_num_threads(void) { return omp_get_max_threads(); }

@@ -63,6 +63,12 @@ typedef struct {
 
 fx_status fx_backend_get_info(fx_backend_info *info);
 
+/* Threads the calling thread's oneDNN primitives and OpenMP kernels use from
+   now on (an OpenMP setting of the calling thread: a worker process of a
+   cluster bounds its tasks without touching other threads). n >= 1. */
+fx_status fx_set_num_threads(int n);
+int fx_get_num_threads(void);
+
 typedef enum { FX_POOL_MAX = 0, FX_POOL_AVG = 1 } fx_pool_kind;
 /* Resize sampling: nearest neighbour, or bilinear with half-pixel centres
    (source coordinate (o + 0.5) * in / out - 0.5, clamped at the borders). */

@@ -13,7 +13,9 @@ files of each kind, so that mutations start from inside the format:
   face model in version 2;
 * fxn: tiny face-model files (``.fxn``): calibrated (with a calibration
   record), without a threshold, and reading BGR;
-* results: a small saved explanation (version 2), and the same in version 1;
+* results: a small saved explanation (version 3, uint8 images and sources), the same in versions 2 and 1;
+* store: each file of a real two-pair result store (:func:`fuzz.targets.store_template`) behind the
+  byte that selects it;
 * image: tiny PNG, JPEG, GIF, BMP and WebP files, and a PNG header claiming a
   huge size (a decompression bomb);
 * onnx: tiny face-model graphs built with onnx.helper (conv, batch norm,
@@ -98,10 +100,12 @@ def main() -> None:
 
     explanation = _explanation(6)
     (CORPUS / "results").mkdir(parents=True, exist_ok=True)
-    explanation.save(CORPUS / "results" / "explanation_v2.npz")
+    explanation.save(CORPUS / "results" / "explanation_v3.npz")
+    _store_seeds()
     buffer = io.BytesIO()  # version 1: the same arrays, no checksum
-    meta = json.loads(str(np.load(CORPUS / "results" / "explanation_v2.npz")["meta"]))
+    meta = json.loads(str(np.load(CORPUS / "results" / "explanation_v3.npz")["meta"]))
     meta["version"] = 1
+    del meta["sources"]
     del meta["checksum"]
     np.savez(buffer, similarity=explanation.similarity, dissimilarity=explanation.dissimilarity,
              images=explanation.images, meta=np.array(json.dumps(meta)))
@@ -119,6 +123,15 @@ def main() -> None:
     _write("image", "bomb_header.png", bytes(bomb))
     for name, graph in _onnx_seeds().items():
         _write("onnx", name, graph)
+
+
+def _store_seeds() -> None:
+    """One seed per file of the template store: the byte that selects the file, then the file itself."""
+    from fuzz.targets import store_template
+
+    files = store_template()
+    for k, name in enumerate(sorted(files)):
+        _write("store", name.replace("/", "_"), bytes([k]) + files[name])
 
 
 def _tiny_face_spec(mean=127.5, scale=1 / 127.5) -> NetworkSpec:

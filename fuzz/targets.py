@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 import fxplain
 from fxplain.models.formats.dlib import dlib_model_path
@@ -197,7 +198,56 @@ def onnx_model(data: bytes) -> None:
         pass
 
 
+@functools.lru_cache(maxsize=1)
+def store_template() -> dict[str, bytes]:
+    """The files of a real two-pair result store (a tiny 8x8 face model, occlusion), by relative path."""
+    import shutil
+
+    from fuzz.make_corpus import _tiny_face_spec
+
+    folder = _SCRATCH / "template"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    chips = []
+    for name in ("a.png", "b.png"):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(folder / name)
+        chips.append(str(folder / name))
+    model = fxplain.FaceModel(_tiny_face_spec(), name="tiny", metric="cosine", threshold=0.5)
+    root = folder / "run.zarr"
+    fxplain.explain_pairs(model, [(chips[0], chips[1], True), (chips[1], chips[0], False)], method="occlusion",
+                          patch_sizes=(4,), store=root, chunk_size=1, show_progress=False)
+    files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    shutil.rmtree(root)
+    return files
+
+
+def store(data: bytes) -> None:
+    """A result store with one file replaced by the input (first byte: which file), read back whole."""
+    if not data:
+        return
+    files = store_template()
+    names = sorted(files)
+    chosen = names[data[0] % len(names)]
+    root = _SCRATCH / "store.zarr"
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data[1:] if name == chosen else content)
+    try:
+        results = fxplain.open_results(root)
+        if len(results.table) != results.summary()["done"]:
+            raise AssertionError("a store's table and summary disagree")
+        for explanation in results:
+            if not (np.all(np.isfinite(explanation.similarity)) and np.all(explanation.dissimilarity >= 0)):
+                raise AssertionError("a stored pair read back with maps that are not finite and non-negative")
+    except fxplain.FxplainError:
+        pass
+
+
 #: name -> target, in the order the tests run them.
 TARGETS = {"dlib_dat": dlib_dat, "dlib_patches": dlib_patches, "fxd": fxd, "shape_predictor": shape_predictor,
            "face_detector": face_detector, "face_detector_patches": face_detector_patches, "results": results,
-           "image": image, "onnx": onnx_model, "fxn": fxn}
+           "image": image, "onnx": onnx_model, "fxn": fxn, "store": store}

@@ -32,17 +32,18 @@ from ._util.errors import (
     LicenceWarning,
     ModelFormatError,
     ModelNotFoundError,
+    StoreError,
     UnverifiedWeightsWarning,
 )
+from ._util.version import __version__
 from .evaluation import EvaluationReport, ThresholdCalibration, calibrate_threshold, evaluate
 from .explainer import Explainer
 from .faces import Face, detect_faces
 from .models import CallableModel, FaceModel, from_torch, load_model, save_face_model, wrap
+from .protocols import Pair, ResultSet, explain_pairs, make_pairs, open_results, read_pairs
 from .reconstruction import Decoder, default_decoder, load_decoder, train_decoder
 from .results import PairExplanation
 from .runtime import NetworkSpec
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CallableModel",
@@ -60,7 +61,10 @@ __all__ = [
     "ModelFormatError",
     "ModelNotFoundError",
     "NetworkSpec",
+    "Pair",
     "PairExplanation",
+    "ResultSet",
+    "StoreError",
     "ThresholdCalibration",
     "UnverifiedWeightsWarning",
     "__version__",
@@ -69,10 +73,14 @@ __all__ = [
     "default_decoder",
     "detect_faces",
     "evaluate",
+    "explain_pairs",
     "faces",
     "from_torch",
     "load_decoder",
     "load_model",
+    "make_pairs",
+    "open_results",
+    "read_pairs",
     "save_face_model",
     "train_decoder",
     "wrap",

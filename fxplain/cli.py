@@ -208,6 +208,81 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain_pairs(args: argparse.Namespace) -> int:
+    import os
+
+    import fxplain
+
+    if args.workers is not None and args.scheduler is not None:
+        raise fxplain.InvalidInputError("give --workers or --scheduler, not both")
+    model = _load_model(args)
+    if os.path.isdir(args.pairs):
+        pairs = fxplain.make_pairs(args.pairs, impostors=args.impostors, seed=args.seed)
+    else:
+        pairs = fxplain.read_pairs(args.pairs, root=args.data)
+    options = dict(method=args.method, store=args.output, seed=args.seed, face=args.face, dtype=args.dtype,
+                   chunk_size=args.chunk_size, show_progress=not args.quiet, **_method_params(args))
+    if args.workers is None and args.scheduler is None:
+        results = fxplain.explain_pairs(model, pairs, **options)
+    else:
+        with _dask_client(args) as client:
+            results = fxplain.explain_pairs(model, pairs, client=client, **options)
+    _print_summary(results)
+    return 0
+
+
+def _dask_client(args: argparse.Namespace):
+    """A Dask client: a LocalCluster of ``--workers`` processes (one thread each), or ``--scheduler``'s cluster."""
+    from contextlib import ExitStack, contextmanager
+
+    from ._util.errors import InvalidInputError
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InvalidInputError("--workers and --scheduler need Dask: pip install 'fxplain[dask]'") from None
+
+    @contextmanager
+    def client():
+        with ExitStack() as stack:
+            if args.scheduler is not None:
+                yield stack.enter_context(Client(args.scheduler))
+            else:
+                if args.workers < 1:
+                    raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
+                cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                                           processes=True, dashboard_address=None))
+                yield stack.enter_context(Client(cluster))
+    return client()
+
+
+def _print_summary(results) -> None:
+    summary = results.summary()
+    identity = results.identity
+    print(f"{results.run.url}: {identity['method']} on {identity['model_name']} (seed {identity['seed']}), "
+          f"{summary['done']} of {summary['pairs']} pairs done, {summary['failed']} failed")
+    print(f"  decisions: {summary['matches']} match, {summary['non_matches']} non-match")
+    if "false_matches" in summary:
+        print(f"  against the labels: {summary['true_matches']} true matches, {summary['false_matches']} false "
+              f"matches, {summary['false_non_matches']} false non-matches, {summary['true_non_matches']} true "
+              "non-matches")
+    if "seconds_per_pair" in summary:
+        print(f"  time per pair: {summary['seconds_per_pair']:.2f} s (one process's wall time)")
+    if summary["done"] < summary["pairs"]:
+        print("  incomplete: rerun the same explain-pairs command to resume")
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    import fxplain
+
+    results = fxplain.open_results(args.store)
+    _print_summary(results)
+    if args.rows:
+        table = results.table[["pair_id", "a", "b", "label", "score", "decision", "seconds", "error"]]
+        print(table.head(args.rows).to_string(index=False))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -530,6 +605,37 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-o", "--output", default="report",
                           help="folder for report.md, results.csv, curves.png (default: %(default)s)")
     evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
+    pairs = command("explain-pairs", _cmd_explain_pairs,
+                    help="explain every pair of a protocol (LFW pairs.txt, a CSV a,b[,same], or an identity "
+                         "folder) into a resumable result store",
+                    epilog="method parameters and defaults: " + _method_help())
+    pairs.add_argument("pairs", help="LFW's pairs.txt, a CSV file (a,b[,same]), or a folder with one sub-folder "
+                                     "per identity (all genuine pairs plus --impostors impostor pairs)")
+    pairs.add_argument("--data", help="folder the pairs file's image paths are relative to (default: the pairs "
+                                      "file's folder)")
+    pairs.add_argument("--impostors", type=int, default=0,
+                       help="impostor pairs drawn from an identity folder (default: %(default)s)")
+    pairs.add_argument("--method", default="corrrise", choices=sorted(METHODS), help="default: %(default)s")
+    pairs.add_argument("--variant", choices=variants, help="the method's variant (see explain --help)")
+    pairs.add_argument("--decoder", help="decoder file for --method reconstruction")
+    pairs.add_argument("--n-masks", type=int, help=n_masks_help)
+    pairs.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    pairs.add_argument("--face", type=_face_choice, default="largest", help=face_help)
+    pairs.add_argument("-o", "--output", required=True,
+                       help="result store (a new folder such as run.zarr); an existing store of the same run "
+                            "is resumed")
+    pairs.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                       help="how maps are stored (default: %(default)s)")
+    pairs.add_argument("--chunk-size", type=int, default=8, help="pairs per task and per Zarr chunk "
+                                                                 "(default: %(default)s)")
+    pairs.add_argument("--workers", type=int, help="run on a local Dask cluster of this many worker processes")
+    pairs.add_argument("--scheduler", help="run on the Dask cluster of this scheduler address (tcp://host:8786); "
+                                           "the store must be a path every worker sees")
+    pairs.add_argument("--quiet", action="store_true", help="no progress bar")
+    show = command("show", _cmd_show, loads_model=False, help="summarise a result store: counts, decisions "
+                                                              "against labels, time per pair")
+    show.add_argument("store", help="a result store written by explain-pairs")
+    show.add_argument("--rows", type=int, default=0, help="also print the first ROWS rows of the table")
     train = command("train-decoder", _cmd_train_decoder,
                     help="train a face-reconstruction decoder on a folder of photos and/or aligned chips")
     train.add_argument("images", help="'johns', 'photos' (every face in the example photos), 'johns+photos', or "

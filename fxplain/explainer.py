@@ -8,13 +8,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._util.errors import InvalidInputError
+from ._util.files import read_untrusted_file
 from ._util.progress import Progress
 from ._util.validation import check_positive_int, check_seed
 from .faces.inputs import pair_face_choices, to_pixel_batch_and_faces
@@ -24,6 +28,18 @@ from .models.scoring import require_threshold, score_kind
 from .results import PairExplanation, _jsonable
 
 _NORMALIZE = (None, "pair", "image")
+
+
+def _sources(*images: Any) -> tuple | None:
+    """Each side's file (path and SHA-256) when it was given as a path, for the result's record."""
+    records = []
+    for image in images:
+        if isinstance(image, (str, os.PathLike)) and Path(image).is_file():
+            data = read_untrusted_file(Path(image), "image file")
+            records.append({"path": str(image), "sha256": hashlib.sha256(data).hexdigest()})
+        else:
+            records.append(None)
+    return tuple(records) if any(r is not None for r in records) else None
 
 
 class Explainer:
@@ -117,7 +133,9 @@ class Explainer:
         embeddings = self.model.embed_pixels(pixels, batch_size=2)
         with Progress(2 * self.method.work_units(self.model.input_size), f"{self.method.name}",
                       self.show_progress) as progress:
-            return self._explain(pixels, embeddings, progress, faces)
+            result = self._explain(pixels, embeddings, progress, faces)
+        result.sources = _sources(image_a, image_b)
+        return result
 
     def explain_pairs(self, pairs: Iterable[tuple[Any, Any]], *, face: Any = "largest",
                       channels: str = "RGB") -> list[PairExplanation]:
@@ -137,6 +155,7 @@ class Explainer:
         with Progress(total, f"{self.method.name} x {len(pairs)} pairs", self.show_progress) as progress:
             for k, pixels in enumerate(pixel_pairs):
                 results.append(self._explain(pixels, embeddings[2 * k:2 * k + 2], progress, resolved[k][1]))
+                results[-1].sources = _sources(*pairs[k])
         return results
 
     # ---- internals --------------------------------------------------------

@@ -291,3 +291,38 @@ def plot_on_photos(result, *, alpha: float = 0.6, figsize=None, context: float |
                 _colorbar(fig, shown, axes[:, col], map_units(result))
     fig.suptitle(f"{result.method}: {_verdict(result)}  (model {result.model_name})")
     return fig
+
+
+def plot_result_grid(results, *, kind: str = "dissimilarity", alpha: float = 0.6, columns: int = 4, titles=None):
+    """Many pairs at a glance: each pair's faces A and B side by side with its ``kind`` map over them.
+
+    ``kind`` is "similarity", "dissimilarity" or "evidence" (similarity minus
+    dissimilarity, green for the match, red against it). One colour scale
+    spans the whole grid, so pairs compare directly (maps of one method share
+    units). Returns the :class:`matplotlib.figure.Figure`.
+    """
+    from matplotlib.figure import Figure
+
+    results = list(results)
+    if not results:
+        raise InvalidInputError("plot_result_grid needs at least one explanation")
+    maps = [r.evidence if kind == "evidence" else getattr(r, kind) for r in results]
+    vmax = float(max(max(np.abs(m).max() for m in maps), 1e-12))
+    cols = max(1, min(int(columns), len(results)))
+    rows = -(-len(results) // cols)
+    fig = Figure(figsize=(3.4 * cols, 2.0 * rows + 0.8), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, 2 * cols, squeeze=False))
+    cmap, vmin = ("RdYlGn", -vmax) if kind == "evidence" else (_MAPS[kind], 0.0)
+    shown = None
+    for k, (result, values) in enumerate(zip(results, maps)):
+        r, c = divmod(k, cols)
+        images = np.clip(result.images, 0, 255)
+        for side in (0, 1):
+            ax = axes[r, 2 * c + side]
+            ax.imshow(_gray(images[side]), cmap="gray", vmin=0, vmax=1)
+            shown = ax.imshow(values[side], cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha)
+        axes[r, 2 * c].set_title((titles[k] if titles is not None else _verdict(result))[:60], fontsize=8, loc="left")
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    _colorbar(fig, shown, axes, f"{kind} ({map_units(results[0])})")
+    return fig

@@ -17,7 +17,9 @@ from ._util.errors import InvalidInputError, ModelFormatError, ModelNotFoundErro
 from ._util.files import read_untrusted_file
 
 _FORMAT = "fxplain.PairExplanation"
-_VERSION = 2  # 2: the arrays carry a checksum in the metadata (version 1 files still load)
+# 2: the arrays carry a checksum in the metadata; 3: images stored as uint8 and the source files recorded
+# (versions 1 and 2 still load)
+_VERSION = 3
 
 
 @dataclass
@@ -47,9 +49,13 @@ class PairExplanation:
     model_hash, model_name : str
         Identity of the model (SHA-256 of its architecture and weights).
     images : numpy.ndarray
-        float32 ``(2, H, W, 3)`` pixels (0-255) of the two images, for plots.
+        float32 ``(2, H, W, 3)`` pixels (0-255) of the two images, for plots
+        (saved rounded to uint8).
     seconds : float
         Wall time of the explanation.
+    sources : tuple of dict, optional
+        For each side, the file it was read from: ``{"path", "sha256"}``
+        (None for a side given as an array); kept by :meth:`save`.
     """
 
     similarity: np.ndarray
@@ -66,6 +72,7 @@ class PairExplanation:
     seconds: float = 0.0
     normalize: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    sources: tuple | None = None
     #: The :class:`~fxplain.Face` each side was cut from when photos were explained (with their photos;
     #: the photos are not saved — ``extras["faces"]`` keeps boxes, landmarks, chip-to-photo transforms and
     #: each photo's SHA-256, and ``load(path, photos=...)`` re-attaches the photos).
@@ -145,20 +152,21 @@ class PairExplanation:
     # ---- persistence ----------------------------------------------------
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the explanation to a ``.npz`` file: arrays as float32, metadata as JSON. No pickle.
+        """Write the explanation to a ``.npz`` file: maps as float32, images as uint8, metadata as JSON. No pickle.
 
-        The metadata carry a SHA-256 checksum of the arrays (format version 2),
-        which :meth:`load` verifies.
+        The metadata carry the source files of both sides (path and SHA-256,
+        when known) and a SHA-256 checksum of the arrays, which :meth:`load`
+        verifies (format version 3).
         """
         arrays = {"similarity": np.ascontiguousarray(self.similarity, np.float32),
                   "dissimilarity": np.ascontiguousarray(self.dissimilarity, np.float32),
-                  "images": np.ascontiguousarray(self.images, np.float32)}
+                  "images": np.clip(np.rint(self.images), 0, 255).astype(np.uint8)}
         meta = {
             "format": _FORMAT, "version": _VERSION, "score": self.score, "threshold": self.threshold,
             "match": bool(self.match), "method": self.method, "params": _jsonable(self.params),
             "seed": self.seed, "model_hash": self.model_hash, "model_name": self.model_name,
             "seconds": self.seconds, "normalize": self.normalize, "extras": _jsonable(self.extras),
-            "checksum": _checksum(arrays),
+            "sources": _jsonable(self.sources), "checksum": _checksum(arrays),
         }
         try:  # load refuses NaN and Infinity, so save never writes them
             text = json.dumps(meta, allow_nan=False)
@@ -219,14 +227,15 @@ class PairExplanation:
         except Exception as exc:  # noqa: BLE001 - zipfile, numpy and json raise many types on damaged bytes
             raise ModelFormatError(f"{path} is not a saved fxplain explanation: {type(exc).__name__}: {exc}") from None
         _check_meta(meta, path)
-        _check_arrays(arrays, path)
+        _check_arrays(arrays, path, meta["version"])
         if meta["version"] >= 2 and meta.get("checksum") != _checksum(arrays):
             raise ModelFormatError(f"{path}: the maps or images do not match the file's checksum (damaged file)")
         result = cls(similarity=arrays["similarity"], dissimilarity=arrays["dissimilarity"], images=arrays["images"],
                      score=float(meta["score"]), threshold=float(meta["threshold"]), match=meta["match"],
                      method=meta["method"], params=meta["params"], seed=meta["seed"], model_hash=meta["model_hash"],
                      model_name=meta["model_name"], seconds=float(meta["seconds"]), normalize=meta["normalize"],
-                     extras=meta["extras"])
+                     extras=meta["extras"], sources=_checked_sources(meta.get("sources"), path))
+        result.images = result.images.astype(np.float32)
         if photos is not None:
             result.faces = _reattached_faces(result.extras, photos, path)
         return result
@@ -289,18 +298,30 @@ def _refuse_constant(name: str) -> Any:
     raise ModelFormatError(f"JSON constant {name} is not allowed in a saved explanation")
 
 
+def _checked_sources(sources: Any, path: Path) -> tuple | None:
+    """The ``sources`` of a version-3 file: None, or two entries each None or {"path": str, "sha256": str}."""
+    if sources is None:
+        return None
+    if not isinstance(sources, list) or len(sources) != 2 or not all(
+            s is None or (isinstance(s, dict) and isinstance(s.get("path"), str)
+                          and isinstance(s.get("sha256"), (str, type(None)))) for s in sources):
+        raise ModelFormatError(f"{path}: field 'sources' must be two entries of path and SHA-256")
+    return tuple(sources)
+
+
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in _ARRAYS:
-        array = np.ascontiguousarray(arrays[name], "<f4")
+        array = arrays[name]
+        array = np.ascontiguousarray(array, "|u1" if array.dtype == np.uint8 else "<f4")
         digest.update(f"{name}{array.shape}".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
 
 
 def _check_meta(meta: Any, path: Path) -> None:
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or meta.get("version") not in (1, _VERSION):
-        raise ModelFormatError(f"{path} is not a version-1 or -{_VERSION} fxplain explanation")
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or meta.get("version") not in (1, 2, _VERSION):
+        raise ModelFormatError(f"{path} is not a version-1 to -{_VERSION} fxplain explanation")
     for key, types in _META_TYPES.items():
         value = meta.get(key)
         if key not in meta or not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -312,14 +333,15 @@ def _check_meta(meta: Any, path: Path) -> None:
         raise ModelFormatError(f"{path}: 'match' contradicts score {meta['score']} and threshold {meta['threshold']}")
 
 
-def _check_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
+def _check_arrays(arrays: dict[str, np.ndarray], path: Path, version: int = _VERSION) -> None:
     maps = arrays["similarity"]
     for name in _ARRAYS:
         array = arrays[name]
         if not isinstance(array, np.ndarray):  # np.load gives a member that is not .npy data as raw bytes
             raise ModelFormatError(f"{path}: {name} is not a NumPy array (got {type(array).__name__})")
-        if array.dtype != np.float32:
-            raise ModelFormatError(f"{path}: {name} must be float32, got {array.dtype}")
+        expected = np.uint8 if name == "images" and version >= 3 else np.float32
+        if array.dtype != expected:
+            raise ModelFormatError(f"{path}: {name} must be {np.dtype(expected)}, got {array.dtype}")
         if not np.all(np.isfinite(array)):
             raise ModelFormatError(f"{path}: {name} holds NaN or infinite values")
     if maps.ndim != 3 or maps.shape[0] != 2 or arrays["dissimilarity"].shape != maps.shape \

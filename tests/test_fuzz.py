@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: runs per target: a few seconds each, the dlib model patches (a 22 MB parse per run) about 20 s
 RUNS = {"dlib_dat": 3000, "dlib_patches": 60, "fxd": 3000, "shape_predictor": 3000, "face_detector": 3000,
-        "face_detector_patches": 150, "results": 3000, "image": 3000, "onnx": 2000, "fxn": 3000}
+        "face_detector_patches": 150, "results": 3000, "image": 3000, "onnx": 2000, "fxn": 3000, "store": 1000}
 
 
 @pytest.mark.parametrize("target", sorted(RUNS))

@@ -30,7 +30,7 @@ RANKS = {
     "models": 4,
     "methods": 5,
     "explainer": 6, "results": 6, "plotting": 6,
-    "reconstruction": 7, "evaluation": 7,
+    "reconstruction": 7, "evaluation": 7, "protocols": 7,
     "__init__": 8,
     "cli": 9,
     "__main__": 10,

@@ -741,9 +741,26 @@ static PyObject *backend_info(PyObject *self, PyObject *noargs) {
                          "cpu_runtime", info.cpu_runtime, "isa", info.isa);
 }
 
+static PyObject *set_num_threads(PyObject *self, PyObject *args) {
+    (void)self;
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    fx_status st = fx_set_num_threads(n);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
+static PyObject *get_num_threads(PyObject *self, PyObject *noargs) {
+    (void)self, (void)noargs;
+    return PyLong_FromLong(fx_get_num_threads());
+}
+
 static PyMethodDef module_methods[] = {
     {"backend_info", backend_info, METH_NOARGS,
      "backend_info() -> dict with the oneDNN version, build hash, CPU runtime and ISA in use."},
+    {"set_num_threads", set_num_threads, METH_VARARGS,
+     "set_num_threads(n): threads of the calling thread's core calls from now on (an OpenMP setting)."},
+    {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads() -> threads of the calling thread's calls."},
     SALIENCY_METHODS
     FACES_METHODS
     {NULL, NULL, 0, NULL}};

@@ -60,3 +60,7 @@ class LicenceWarning(FxplainWarning):
     chips, was trained on iBUG 300-W, whose terms exclude commercial use.
     Silence it with ``warnings.simplefilter("ignore", LicenceWarning)``.
     """
+
+
+class StoreError(FxplainError, ValueError):
+    """A result store is damaged, not fxplain's, or belongs to another run than the one asked for."""
