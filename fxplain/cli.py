@@ -424,11 +424,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise fxplain.InvalidInputError("--n-masks sets CorrRISE's masks, but corrrise is not among --methods")
         params["corrrise"] = {"n_masks": args.n_masks}
     start = time.perf_counter()
-    report = fxplain.evaluate(model, args.dataset, methods=methods, pairs=args.pairs, seed=args.seed,
-                              steps=args.steps, fill=args.fill, planted_per_region=args.planted,
-                              sanity_pairs=args.sanity, method_params=params,
-                              correspondence_faces=args.correspondence,
-                              cache_dir=args.cache or (f"{args.output}/cache"), show_progress=True)
+    if args.workers is not None and args.scheduler is not None:
+        raise fxplain.InvalidInputError("give --workers or --scheduler, not both")
+    options = {"methods": methods, "pairs": args.pairs, "seed": args.seed, "steps": args.steps, "fill": args.fill,
+                   "planted_per_region": args.planted, "sanity_pairs": args.sanity, "method_params": params,
+                   "correspondence_faces": args.correspondence, "store": args.store or f"{args.output}/store",
+                   "show_progress": True}
+    if args.workers is None and args.scheduler is None:
+        report = fxplain.evaluate(model, args.dataset, **options)
+    else:
+        with _dask_client(args) as client:
+            report = fxplain.evaluate(model, args.dataset, client=client, **options)
     out = report.save(args.output)
     print(report.to_markdown())
     print(f"report written to {out} ({time.perf_counter() - start:.0f} s)")
@@ -604,7 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
                                "--methods including reconstruction, else 0)")
     evaluate.add_argument("-o", "--output", default="report",
                           help="folder for report.md, results.csv, curves.png (default: %(default)s)")
-    evaluate.add_argument("--cache", help="explanation cache (default OUTPUT/cache); a rerun resumes from it")
+    evaluate.add_argument("--store", "--cache", dest="store",
+                          help="folder keeping the evaluation's result stores (default OUTPUT/store); a rerun "
+                               "resumes from it, and recomputes nothing once complete")
+    evaluate.add_argument("--workers", type=int, help="explain and score on a local Dask cluster of this many "
+                                                      "worker processes")
+    evaluate.add_argument("--scheduler", help="explain and score on the Dask cluster of this scheduler address")
     pairs = command("explain-pairs", _cmd_explain_pairs,
                     help="explain every pair of a protocol (LFW pairs.txt, a CSV a,b[,same], or an identity "
                          "folder) into a resumable result store",

@@ -30,10 +30,11 @@ RANKS = {
     "models": 4,
     "methods": 5,
     "explainer": 6, "results": 6, "plotting": 6,
-    "reconstruction": 7, "evaluation": 7, "protocols": 7,
-    "__init__": 8,
-    "cli": 9,
-    "__main__": 10,
+    "reconstruction": 7, "protocols": 7,
+    "evaluation": 8,
+    "__init__": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 SAME_RANK_ALLOWED = {"explainer", "results", "plotting"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import resource
 import threading
 
@@ -77,7 +79,7 @@ def test_building_and_dropping_models_does_not_leak(model):
     assert _rss_mib() - before < 60
 
 
-def test_every_entry_point_gives_the_serial_result_from_several_threads(model, johns, default_decoder):
+def test_every_entry_point_gives_the_serial_result_from_several_threads(model, johns, default_decoder, tmp_path):
     """Calls that run a forward and a backward pass (score_gradient, the integrated gradient variant)
     are one transaction on the model, so threads interleaving other calls cannot break them."""
     import fxplain
@@ -86,6 +88,12 @@ def test_every_entry_point_gives_the_serial_result_from_several_threads(model, j
     a, b, c = images[0], images[1], images[30]
     reference = model.embed(b)[0]
     integrated = fxplain.Explainer(model, method="gradient", steps=2, samples=2, batch_size=4)
+    files = johns[2]
+    listing = tmp_path / "pairs.csv"
+    listing.write_text(f"{files[0]},{files[1]},1\n{files[0]},{files[30]},0\n")
+    stores = itertools.count()
+    stored = fxplain.explain_pairs(model, fxplain.read_pairs(listing), n_masks=8, store=tmp_path / "stored.zarr",
+                                   show_progress=False)
     calls = {
         "embed": lambda: model.embed(images[:6], batch_size=3),
         "score_gradient": lambda: np.concatenate([g.ravel() for g in model.score_gradient(images[2:6], reference,
@@ -102,6 +110,10 @@ def test_every_entry_point_gives_the_serial_result_from_several_threads(model, j
                                                     decoder=default_decoder).explain(a, c).evidence,
         "atlas": lambda: default_decoder.region_atlas(model.embed(images[:2])).maps[:4],
         "occlusion_maps": lambda: model.dimension_maps(a, method="occlusion", patch=50, stride=50)[:8],
+        "explain_pairs": lambda: np.stack([r.evidence for r in fxplain.explain_pairs(
+            model, fxplain.read_pairs(listing), n_masks=8, store=tmp_path / f"run{next(stores)}.zarr",
+            show_progress=False)]),
+        "open_results": lambda: np.stack([r.evidence for r in fxplain.open_results(stored.run.root)]),
     }
     serial = {name: call() for name, call in calls.items()}
     results: dict[tuple[int, str], np.ndarray] = {}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,13 @@ from ..explainer import Explainer
 from ..faces.inputs import align_batch, to_pixel_batch
 from ..models.face_model import FaceModel
 from ..models.scoring import require_threshold
-from ..results import PairExplanation
+from ..protocols import Pair, explain_pairs
+from ..results import _jsonable
 from ..runtime.layers import LAYERS
 from . import metrics
 from .baselines import center_gaussian_map
 from .correspondence import correspondence_table
+from .pair_scores import DeletionInsertion, pair_curves
 from .planted import planted_difference_pairs
 from .report import BASELINES, EvaluationReport
 from .sanity import randomized_model
@@ -107,56 +110,10 @@ def sample_pairs(identities: list[str], n_pairs: int, seed: int = 0) -> list[tup
     return [(int(i), int(j), bool(g)) for i, j, g in chosen]
 
 
-class _MapSource:
-    """Maps of one method (or baseline) for pairs, cached on disk when asked."""
-
-    def __init__(self, model, name: str, params: dict, seed: int, cache_dir: Path | None):
-        self.name = name
-        self.model = model
-        self.seed = seed
-        self.cache_dir = cache_dir
-        self.explainer = None if name in BASELINES else Explainer(model, method=name, seed=seed, **params)
-
-    def maps(self, image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(similarity, dissimilarity), each (2, H, W)."""
-        shape = image_a.shape[:2]
-        if self.name == "random":
-            rng = np.random.default_rng(self.seed + int(image_a.sum() + 3 * image_b.sum()) % 1_000_003)
-            return rng.random((2,) + shape), rng.random((2,) + shape)
-        if self.name == "center":
-            g = center_gaussian_map(shape)
-            return np.stack([g, g]), np.stack([g, g])
-        result = self._cached(image_a, image_b)
-        return result.similarity, result.dissimilarity
-
-    def _cached(self, image_a, image_b) -> PairExplanation:
-        if self.cache_dir is None:
-            return self.explainer.explain(image_a, image_b)
-        key = hashlib.sha256(json.dumps([self.name, self.explainer.method.params, self.seed,
-                                         self.model.model_hash], default=str).encode()
-                             + image_a.tobytes() + image_b.tobytes()).hexdigest()[:32]
-        path = self.cache_dir / f"{self.name}-{key}.npz"
-        if path.exists():
-            return PairExplanation.load(path)
-        result = self.explainer.explain(image_a, image_b)
-        tmp = path.with_suffix(".tmp")
-        result.save(tmp)
-        os.replace(tmp, path)  # atomic: an interrupted run never leaves a half-written entry
-        return result
-
-
-def _margin_curves(model, image, partner_emb, saliency, steps, fill, base_margin):
-    out = {}
-    for mode in ("deletion", "insertion"):
-        scores = metrics.perturbation_curve(model, image, partner_emb, saliency, steps=steps, mode=mode, fill=fill)
-        # m_t / m_0: starts at 1 for genuine and impostor pairs alike
-        out[mode] = (scores - require_threshold(model)) / (base_margin if abs(base_margin) > 1e-12 else 1e-12)
-    return out
-
-
 def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient"), *, pairs: int = 20,
              seed: int = 0, steps: int = 20, fill: str = "mean", planted_per_region: int = 3,
              sanity_pairs: int = 1, method_params: dict[str, dict] | None = None,
+             store: str | os.PathLike | None = None, client: Any = None,
              cache_dir: str | os.PathLike | None = None, correspondence_faces: int | None = None,
              show_progress: bool = False) -> EvaluationReport:
     """Measure how faithful explanation methods are on a dataset of aligned faces.
@@ -186,8 +143,18 @@ def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient
         fxplain's core).
     method_params : dict, optional
         Parameters per method, e.g. ``{"corrrise": {"n_masks": 1000}}``.
+    store : path, optional
+        A folder that keeps the whole evaluation: the chips and hybrids as
+        PNG files, one result store per method (:func:`fxplain.explain_pairs`
+        with the per-pair deletion/insertion scores in its table, and one
+        for the planted hybrids) and the baselines' and sanity scores. A
+        rerun with the same settings resumes from it and, once complete,
+        recomputes nothing; other settings in the same folder are refused.
+        Without it, a temporary folder.
+    client : dask.distributed.Client, optional
+        Explain and score the pairs on a Dask cluster (as :func:`fxplain.explain_pairs`).
     cache_dir : path, optional
-        Explanations are stored here and reused, so an interrupted run resumes.
+        Older name of ``store``.
     correspondence_faces : int, optional
         Faces (one per identity first) for the ``"correspondence"`` table of
         :attr:`EvaluationReport.tables`: for the per-dimension region maps of
@@ -204,37 +171,204 @@ def evaluate(model, dataset="johns", methods=("occlusion", "corrrise", "gradient
     Returns
     -------
     EvaluationReport
+        Its table's columns say which direction is better
+        (:data:`fxplain.evaluation.report.BETTER`).
     """
     require_threshold(model)  # margins and accuracies need one: refuse before any work
+    if store is not None and cache_dir is not None and Path(store) != Path(cache_dir):
+        raise InvalidInputError("give store= or its older name cache_dir=, not both")
+    store = store if store is not None else cache_dir
     method_params = dict(method_params or {})
     names = list(dict.fromkeys(list(methods) + list(BASELINES)))
+    for name in names:  # refuse an unknown method or parameter before any work
+        if name not in BASELINES:
+            Explainer(model, method=name, seed=seed, **method_params.get(name, {}))
+    scorer = DeletionInsertion(steps=check_positive_int("steps", steps), fill=fill)
+    scorer.describe()
     images, identities = load_dataset(dataset, model.input_size)
     chosen = sample_pairs(identities, pairs, seed)
-    cache = Path(cache_dir) if cache_dir is not None else None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-    emb = model.embed_pixels(np.ascontiguousarray(images, np.float32), batch_size=64)
     planted = (planted_difference_pairs(images, identities, per_region=planted_per_region, seed=seed)
                if planted_per_region > 0 and images.shape[1:3] == (150, 150) else [])
-    rows, curves = [], {}
-    with Progress(len(names), "evaluate", show_progress) as progress:
-        for name in names:
-            source = _MapSource(model, name, method_params.get(name, {}), seed, cache)
-            row, curves[name] = _evaluate_method(model, source, images, emb, chosen, planted, steps, fill,
-                                                 sanity_pairs if name not in BASELINES else 0, seed)
-            rows.append({"method": name, **row})
-            progress.update(1)
-    tables = {}
-    n_faces = correspondence_faces if correspondence_faces is not None else (3 if "reconstruction" in names else 0)
-    if n_faces and isinstance(model, FaceModel):
-        tables["correspondence"] = _correspondence(model, images, identities, n_faces, names, method_params)
+    with tempfile.TemporaryDirectory(prefix="fxplain-evaluate-") as scratch:
+        root = Path(store) if store is not None else Path(scratch)
+        root.mkdir(parents=True, exist_ok=True)
+        files = _EvaluationFiles(root, images)
+        pair_list = [Pair(files.chip(i), files.chip(j), genuine) for i, j, genuine in chosen]
+        planted_list = [Pair(files.planted(k, p.hybrid, "hybrid"), files.planted(k, p.partner, "partner"), True)
+                        for k, p in enumerate(planted)]
+        settings = {"dataset": str(dataset) if not isinstance(dataset, tuple) else "arrays", "pairs": pairs,
+                    "seed": seed, "steps": steps, "fill": fill, "planted_per_region": planted_per_region,
+                    "sanity_pairs": sanity_pairs, "method_params": _jsonable(method_params),
+                    "model_hash": model.model_hash}
+        rows, curves = [], {}
+        with Progress(len(names), "evaluate", show_progress) as progress:
+            for name in names:
+                run = {"model": model, "seed": seed, "client": client, "show_progress": show_progress,
+                       **method_params.get(name, {})}
+                if name in BASELINES:
+                    row, curves[name] = files.cached(f"baseline-{name}", settings, lambda name=name: _baseline(
+                        model, name, images, chosen, planted, scorer, seed))
+                else:
+                    row, curves[name] = _evaluated_method(root, name, run, pair_list, planted_list, planted, scorer)
+                    if sanity_pairs and isinstance(model, FaceModel):
+                        row["sanity_spearman"] = files.cached(f"sanity-{name}", settings, lambda name=name: _sanity(
+                            model, name, method_params.get(name, {}), seed, images, chosen[:sanity_pairs]))
+                rows.append({"method": name, **row})
+                progress.update(1)
+        tables = {}
+        n_faces = correspondence_faces if correspondence_faces is not None else (3 if "reconstruction" in names
+                                                                                  else 0)
+        if n_faces and isinstance(model, FaceModel):
+            tables["correspondence"] = _correspondence(model, images, identities, n_faces, names, method_params)
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rows = [{k: row.get(k, float("nan")) for k in keys} for row in rows]  # baselines have no sanity score
-    settings = {"dataset": str(dataset) if not isinstance(dataset, tuple) else "arrays", "pairs": pairs,
-                "seed": seed, "steps": steps, "fill": fill, "planted_per_region": planted_per_region,
-                "sanity_pairs": sanity_pairs, "method_params": method_params, "model_hash": model.model_hash,
-                "correspondence_faces": n_faces}
+    settings["correspondence_faces"] = n_faces
+    settings["store"] = None if store is None else str(store)
     return EvaluationReport(rows, curves, settings, tables)
+
+
+class _EvaluationFiles:
+    """The files of an evaluation's folder: chips and hybrids as PNG, and JSON caches of in-process parts."""
+
+    def __init__(self, root: Path, images: np.ndarray):
+        self.root = root
+        self.images = images
+
+    def chip(self, index: int) -> str:
+        return self._png(self.root / "chips" / f"{index:05d}.png", self.images[index])
+
+    def planted(self, k: int, image: np.ndarray, role: str) -> str:
+        return self._png(self.root / "planted" / f"{k:04d}_{role}.png", image)
+
+    @staticmethod
+    def _png(path: Path, image: np.ndarray) -> str:
+        """Write a chip losslessly; an existing file is rewritten only when its pixels differ (and a stored run
+        of the old pixels is then refused: its images changed)."""
+        from PIL import Image
+
+        image = np.ascontiguousarray(image, np.uint8)
+        if path.is_file():
+            try:
+                with Image.open(path) as old:
+                    if np.array_equal(np.asarray(old.convert("RGB")), image):
+                        return str(path)
+            except OSError:
+                pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.png")
+        Image.fromarray(image).save(tmp)
+        os.replace(tmp, path)
+        return str(path)
+
+    def cached(self, name: str, settings: dict, compute):
+        """``compute()`` once per settings: its JSON result is kept in ``<name>.json``."""
+        path = self.root / f"{name}.json"
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text())
+                if saved.get("settings_sha256") == key:
+                    return _from_json(saved["value"])
+            except (ValueError, KeyError, OSError, AttributeError):
+                pass  # damaged: recompute
+        value = compute()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"settings_sha256": key, "value": _jsonable(value)}))
+        os.replace(tmp, path)
+        return value
+
+
+def _from_json(value):
+    """A cached (row, curves) or number back from JSON: the curves as arrays again."""
+    if isinstance(value, list) and len(value) == 2 and isinstance(value[1], dict):
+        return value[0], {k: np.asarray(v, np.float64) for k, v in value[1].items()}
+    return value
+
+
+def _evaluated_method(root: Path, name: str, run: dict, pair_list, planted_list, planted, scorer):
+    """A method's row and mean curves from its stored run (explained and scored pair by pair, resumably)."""
+    results = explain_pairs(pairs=pair_list, method=name, store=root / f"{name}.zarr", scorer=scorer, **run)
+    if len(results.failed()):
+        raise InvalidInputError(f"{name}: {len(results.failed())} evaluation pairs could not be explained: "
+                                f"{results.failed().table['error'].iloc[0]}")
+    collected: dict[str, list] = {}
+    for scores in results.scores():
+        kind = scores["kind"]
+        for mode in ("deletion", "insertion"):
+            collected.setdefault(f"{mode}_{kind}", []).extend(scores[mode])
+            collected.setdefault(f"{mode}_{kind}_accuracy", []).extend(scores[f"{mode}_accuracy"])
+    row, curves = _summarised(collected)
+    if planted_list:
+        stored = explain_pairs(pairs=planted_list, method=name, store=root / f"{name}-planted.zarr",
+                               **{k: v for k, v in run.items()})
+        row.update(_planted_scores([(r.similarity, r.dissimilarity) for r in stored], planted, ranked=True))
+    return row, curves
+
+
+def _summarised(collected: dict[str, list]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    row: dict[str, Any] = {}
+    mean_curves = {}
+    for key, values in collected.items():
+        curve = np.mean(np.asarray(values, np.float64), axis=0)
+        mean_curves[key] = curve
+        row[f"{key}_auc"] = metrics.normalized_auc(curve)
+    return row, mean_curves
+
+
+def _planted_scores(maps, planted, ranked: bool) -> dict[str, float]:
+    hits, energy, auc = [], [], []
+    for (similarity, dissimilarity), p in zip(maps, planted):
+        hits.append(metrics.pointing_hit(dissimilarity[0], p.box, tolerance=8))
+        energy.append(metrics.energy_in_region(dissimilarity[0], p.box))
+        order = dissimilarity - similarity if ranked else dissimilarity
+        auc.append(metrics.region_auc(order[0], p.box))
+    return {"planted_pointing": float(np.mean(hits)), "planted_energy": float(np.mean(energy)),
+            "planted_auc": float(np.mean(auc))}
+
+
+def _baseline_maps(name: str, image_a: np.ndarray, image_b: np.ndarray, seed: int):
+    """(similarity, dissimilarity) of a baseline: random values, or a centred Gaussian, for both sides."""
+    shape = image_a.shape[:2]
+    if name == "random":
+        rng = np.random.default_rng(seed + int(image_a.sum() + 3 * image_b.sum()) % 1_000_003)
+        return rng.random((2,) + shape), rng.random((2,) + shape)
+    g = center_gaussian_map(shape)
+    return np.stack([g, g]), np.stack([g, g])
+
+
+def _baseline(model, name: str, images, chosen, planted, scorer, seed: int):
+    """A baseline's row and curves, in-process (its maps cost nothing; its curves, the model's passes)."""
+    collected: dict[str, list] = {}
+    for i, j, genuine in chosen:
+        similarity, dissimilarity = _baseline_maps(name, images[i], images[j], seed)
+        pixels = np.stack([images[i], images[j]]).astype(np.float32)
+        scores = pair_curves(model, pixels, similarity if genuine else dissimilarity, genuine, scorer.steps,
+                             scorer.fill)
+        for mode in ("deletion", "insertion"):
+            collected.setdefault(f"{mode}_{scores['kind']}", []).extend(scores[mode])
+            collected.setdefault(f"{mode}_{scores['kind']}_accuracy", []).extend(scores[f"{mode}_accuracy"])
+    row, curves = _summarised(collected)
+    if planted:
+        row.update(_planted_scores([_baseline_maps(name, p.hybrid, p.partner, seed) for p in planted], planted,
+                                   ranked=False))
+    return row, curves
+
+
+def _sanity(model, name: str, params: dict, seed: int, images, chosen) -> float:
+    """Spearman correlation of the method's evidence maps on the model and on a copy with randomised last layers."""
+    randomized = randomized_model(model, sum(LAYERS[layer.kind].trainable for layer in model.spec.layers),
+                                  seed=seed)
+    explainer = Explainer(model, method=name, seed=seed, **params)
+    # the method decides how it explains the randomised copy (the reconstruction method keeps the trained
+    # model's decoder); the copy's explainer only needs defaults
+    other = Explainer(randomized, method=name, seed=seed)
+    other.method = explainer.method.for_randomised_model(model)
+    rhos = []
+    for i, j, _ in chosen:
+        before = explainer.explain(images[i], images[j])
+        after = other.explain(images[i], images[j])
+        rhos.append(metrics.spearman(before.evidence[0], after.evidence[0]))
+    return float(np.mean(rhos))
 
 
 def _correspondence(model, images, identities, n_faces, names, method_params) -> list[dict[str, Any]]:
@@ -253,60 +387,3 @@ def _correspondence(model, images, identities, n_faces, names, method_params) ->
         decoder = method.decoder_for(model)
         sources.insert(0, "decoder")
     return correspondence_table(model, images[chosen], decoder=decoder, methods=sources)
-
-
-def _ranking(source, similarity, dissimilarity, genuine):
-    """The map that orders pixels for deletion/insertion.
-
-    Methods are ranked by their signed evidence, so that pixels without any
-    similarity are ordered by how dissimilar they are rather than by position;
-    a baseline's single map ranks itself.
-    """
-    if source.name in BASELINES:
-        return similarity if genuine else dissimilarity
-    return similarity - dissimilarity if genuine else dissimilarity - similarity
-
-
-def _evaluate_method(model, source, images, emb, chosen, planted, steps, fill, sanity_pairs, seed):
-    collected: dict[str, list] = {}
-    for i, j, genuine in chosen:
-        similarity, dissimilarity = source.maps(images[i], images[j])
-        base_margin = model.score(emb[i], emb[j]) - require_threshold(model)
-        maps = _ranking(source, similarity, dissimilarity, genuine)
-        kind = "similarity" if genuine else "dissimilarity"
-        for side, (x, partner) in enumerate(((i, j), (j, i))):
-            curves = _margin_curves(model, images[x], emb[partner], maps[side], steps, fill, base_margin)
-            for mode, curve in curves.items():
-                collected.setdefault(f"{mode}_{kind}", []).append(curve)
-                # verification accuracy at the threshold against the pair's label
-                matched = curve * base_margin >= 0
-                collected.setdefault(f"{mode}_{kind}_accuracy", []).append(matched == genuine)
-    row: dict[str, Any] = {}
-    mean_curves = {}
-    for key, values in collected.items():
-        curve = np.mean(np.asarray(values, np.float64), axis=0)
-        mean_curves[key] = curve
-        row[f"{key}_auc"] = metrics.normalized_auc(curve)
-    if planted:
-        hits, energy, auc = [], [], []
-        for p in planted:
-            similarity, dissimilarity = source.maps(p.hybrid, p.partner)
-            hits.append(metrics.pointing_hit(dissimilarity[0], p.box, tolerance=8))
-            energy.append(metrics.energy_in_region(dissimilarity[0], p.box))
-            auc.append(metrics.region_auc(_ranking(source, similarity, dissimilarity, False)[0], p.box))
-        row.update(planted_pointing=float(np.mean(hits)), planted_energy=float(np.mean(energy)),
-                   planted_auc=float(np.mean(auc)))
-    if sanity_pairs and isinstance(model, FaceModel):
-        randomized = randomized_model(model, sum(LAYERS[layer.kind].trainable for layer in model.spec.layers),
-                                      seed=seed)
-        # the method decides how it explains the randomised copy (the reconstruction
-        # method keeps the trained model's decoder); the source only needs defaults
-        other = _MapSource(randomized, source.name, {}, source.seed, None)
-        other.explainer.method = source.explainer.method.for_randomised_model(model)
-        rhos = []
-        for i, j, _ in chosen[:sanity_pairs]:
-            before = np.concatenate(source.maps(images[i], images[j]))
-            after = np.concatenate(other.maps(images[i], images[j]))
-            rhos.append(metrics.spearman(before[0] - before[2], after[0] - after[2]))
-        row["sanity_spearman"] = float(np.mean(rhos))
-    return row, mean_curves

@@ -13,6 +13,27 @@ import numpy as np
 #: Maps every method is compared with (drawn dashed in plots).
 BASELINES = ("random", "center")
 
+#: Which way each column of a report is better: "lower", "higher", or "neither" (a spread, a count).
+#: Deletion removes the pixels a map ranks first: a faithful map makes the margin (and the
+#: decision) fall fast, so a low area; insertion adds them first: a high area.
+BETTER = {
+    "deletion_similarity_auc": "lower", "insertion_similarity_auc": "higher",
+    "deletion_dissimilarity_auc": "lower", "insertion_dissimilarity_auc": "higher",
+    "deletion_similarity_accuracy_auc": "lower", "insertion_similarity_accuracy_auc": "higher",
+    "deletion_dissimilarity_accuracy_auc": "lower", "insertion_dissimilarity_accuracy_auc": "higher",
+    "planted_pointing": "higher", "planted_energy": "higher", "planted_auc": "higher",
+    "sanity_spearman": "lower",
+    "face_mass": "higher", "occlusion_correlation": "higher",
+    "face_mass_sd": "neither", "occlusion_correlation_sd": "neither", "faces": "neither",
+    "uniform_face_mass": "neither",
+}
+_ARROWS = {"lower": " ↓", "higher": " ↑", "neither": ""}
+
+
+def better(column: str) -> str:
+    """"lower", "higher" or "neither": which way ``column`` of a report is better."""
+    return BETTER.get(column, "neither")
+
 
 @dataclass
 class EvaluationReport:
@@ -38,8 +59,12 @@ class EvaluationReport:
         return pd.DataFrame(self.rows).set_index("method")
 
     def to_markdown(self) -> str:
-        """The table (and any further :attr:`tables`, each under its name) as Markdown (no pandas needed)."""
-        parts = [_markdown(self.rows, "method")]
+        """The table (and any further :attr:`tables`, each under its name) as Markdown (no pandas needed).
+
+        Each column's header carries an arrow: ↓ lower is better, ↑ higher is
+        better (:data:`BETTER`); a legend line says so.
+        """
+        parts = ["↓: lower is better, ↑: higher is better (see docs/evaluation.md)", _markdown(self.rows, "method")]
         for name, rows in self.tables.items():
             if rows:
                 parts.append(f"## {name}\n\n" + _markdown(rows, "method"))
@@ -69,13 +94,15 @@ class EvaluationReport:
         return fig
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``report.md``, ``results.csv`` (and ``<table>.csv`` per further table), ``curves.png`` and
-        ``settings.json`` into ``folder``."""
+        """Write ``report.md``, ``results.csv`` (and ``<table>.csv`` per further table), ``better.json`` (which
+        way each column is better), ``curves.png`` and ``settings.json`` into ``folder``."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text("# fxplain evaluation\n\n" + self.to_markdown() + "\n\nSettings: `"
                                        + json.dumps(self.settings) + "`\n")
         (out / "results.csv").write_text(_csv(self.rows))
+        (out / "better.json").write_text(json.dumps({k: better(k) for row in self.rows for k in row
+                                                     if k != "method"}, indent=2))
         for name, rows in self.tables.items():
             if rows:
                 (out / f"{name}.csv").write_text(_csv(rows))
@@ -86,7 +113,8 @@ class EvaluationReport:
 
 def _markdown(rows: list[dict[str, Any]], first: str) -> str:
     keys = [k for k in rows[0] if k != first]
-    lines = [f"| {first} | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines = [f"| {first} | " + " | ".join(k + _ARROWS[better(k)] for k in keys) + " |",
+             "|---" * (len(keys) + 1) + "|"]
     for row in rows:
         cells = [f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
         lines.append(f"| {row[first]} | " + " | ".join(cells) + " |")

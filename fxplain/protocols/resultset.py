@@ -33,6 +33,26 @@ def open_results(path: str | os.PathLike) -> ResultSet:
     return ResultSet(run)
 
 
+def _with_score_columns(rows, url: str):
+    """The rows with each scalar per-pair score (column ``scores``, JSON) as a column of its own."""
+    parsed = []
+    for text in rows["scores"]:
+        try:
+            value = json.loads(text) if isinstance(text, str) else {}
+        except ValueError:
+            raise StoreError(f"{url}: a row's scores are damaged JSON") from None
+        if not isinstance(value, dict):
+            raise StoreError(f"{url}: a row's scores are not a mapping")
+        parsed.append(value)
+    names = [k for k in dict.fromkeys(k for p in parsed for k, v in p.items()
+                                      if isinstance(v, (int, float, str)) and not isinstance(v, bool))
+             if k not in rows.columns]
+    rows = rows.copy()
+    for name in names:
+        rows[name] = [p.get(name) if isinstance(p.get(name), (int, float, str)) else None for p in parsed]
+    return rows
+
+
 class ResultSet:
     """The pairs of a stored run (or a selection of them).
 
@@ -45,7 +65,7 @@ class ResultSet:
 
     def __init__(self, run: RunStore, rows=None):
         self.run = run
-        self._rows = run.read_rows().to_pandas() if rows is None else rows
+        self._rows = _with_score_columns(run.read_rows().to_pandas(), run.url) if rows is None else rows
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -108,6 +128,10 @@ class ResultSet:
     def false_non_matches(self) -> ResultSet:
         """Genuine pairs (label "same") the model did not match."""
         return self.where(label="same", decision="non-match")
+
+    def scores(self) -> list[dict]:
+        """Each pair's per-pair scores (from the run's ``scorer``), parsed: curves included."""
+        return [json.loads(text) if isinstance(text, str) else {} for text in self._rows["scores"]]
 
     def failed(self) -> ResultSet:
         """Pairs that could not be explained (column ``error``: no face in a photo ...)."""

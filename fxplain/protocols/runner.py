@@ -54,7 +54,7 @@ MAX_IMAGE_FILE_BYTES = 256 << 20
 def explain_pairs(model, pairs: Any, *, method: str = "corrrise", store: str | os.PathLike, seed: int = 0,
                   face: Any = "largest", channels: str = "RGB", normalize: str | None = None,
                   batch_size: int = 64, dtype: str = "float32", chunk_size: int = 8, client: Any = None,
-                  show_progress: bool = True, **method_params: Any):
+                  show_progress: bool = True, scorer: Any = None, **method_params: Any):
     """Explain every pair of a protocol into a resumable result store.
 
     Parameters
@@ -86,6 +86,13 @@ def explain_pairs(model, pairs: Any, *, method: str = "corrrise", store: str | o
         Without it the run is in-process, one chunk in memory at a time.
     show_progress : bool
         A progress bar over pairs, with stage names and time left.
+    scorer : callable, optional
+        Per-pair scores computed where the pair is explained and kept in its
+        row (column ``scores``, JSON; scalar scores also become columns of
+        :attr:`ResultSet.table`): ``scorer(model, explanation, same) -> dict``
+        with a ``describe() -> dict`` that enters the run's identity. A
+        module-level class (it travels to Dask workers by pickle);
+        :func:`fxplain.evaluate` passes its deletion/insertion scorer.
 
     Returns
     -------
@@ -112,7 +119,8 @@ def explain_pairs(model, pairs: Any, *, method: str = "corrrise", store: str | o
                                 "fxplain's core (fxplain.load_model); run a wrapped Python model without client=")
     say = _stage_printer(show_progress)
     say(f"stage 1/3: hashing the image files of {len(pairs)} pairs")
-    manifest = run_manifest(explainer, pairs, face=face, channels=channels, dtype=dtype, chunk_size=chunk_size)
+    manifest = run_manifest(explainer, pairs, face=face, channels=channels, dtype=dtype, chunk_size=chunk_size,
+                            scorer=scorer)
     run = RunStore(store)
     if run.exists():
         differences = describe_differences(run.manifest(), manifest)
@@ -125,7 +133,7 @@ def explain_pairs(model, pairs: Any, *, method: str = "corrrise", store: str | o
     remaining = sum(len(run.chunk_range(k)) for k in todo)
     say(f"stage 2/3: explaining {remaining} of {len(pairs)} pairs ({explainer.method.name}, "
         f"{len(todo)} chunks of up to {chunk_size}" + (", on Dask" if client is not None else ", in-process") + ")")
-    config = {"face": face, "channels": channels}
+    config = {"face": face, "channels": channels, "scorer": scorer}
     with Progress(remaining, f"{explainer.method.name} pairs", show_progress) as progress:
         if client is None:
             for chunk in todo:
@@ -138,7 +146,7 @@ def explain_pairs(model, pairs: Any, *, method: str = "corrrise", store: str | o
 
 
 def run_manifest(explainer: Explainer, pairs: tuple[Pair, ...], *, face: Any, channels: str, dtype: str,
-                 chunk_size: int) -> dict:
+                 chunk_size: int, scorer: Any = None) -> dict:
     """What identifies a run: everything its maps depend on, and the pairs with their files' SHA-256."""
     model = explainer.model
     digests: dict[str, str] = {}
@@ -157,6 +165,7 @@ def run_manifest(explainer: Explainer, pairs: tuple[Pair, ...], *, face: Any, ch
         "channels": channels, "model_sha256": model.model_hash, "model_name": getattr(model, "name", "model"),
         "threshold": float(require_threshold(model)), "input_size": list(model.input_size), "dtype": dtype,
         "chunk_size": chunk_size, "fxplain_version": __version__,
+        "scorer": None if scorer is None else _jsonable(scorer.describe()),
     }
     return {"format": FORMAT, "version": VERSION, "identity": identity, "pairs": listed}
 
@@ -193,18 +202,20 @@ def run_chunk(run: RunStore, chunk: int, explainer: Explainer, config: dict, on_
             rows.append(_row(index, pair, identity, None, maps_digest(similarity[j], dissimilarity[j], images[j]),
                              time.perf_counter() - start, error=str(exc)))
         else:
+            scores = config["scorer"](explainer.model, result, pair["same"]) if config.get("scorer") else None
             similarity[j] = result.similarity.astype(dtype)
             dissimilarity[j] = result.dissimilarity.astype(dtype)
             images[j] = np.clip(np.rint(result.images), 0, 255).astype(np.uint8)
             rows.append(_row(index, pair, identity, result, maps_digest(similarity[j], dissimilarity[j], images[j]),
-                             time.perf_counter() - start))
+                             time.perf_counter() - start, scores=scores))
         if on_pair is not None:
             on_pair()
     run.write_chunk(chunk, similarity, dissimilarity, images, rows)
     return len(span)
 
 
-def _row(index: int, pair: dict, identity: dict, result, digest: str, seconds: float, error: str | None = None):
+def _row(index: int, pair: dict, identity: dict, result, digest: str, seconds: float, error: str | None = None,
+         scores: dict | None = None):
     faces = (result.extras.get("faces") if result is not None else None) or [None, None]
     boxes = [list(map(int, f["box"])) if isinstance(f, dict) else None for f in faces]
     choices = pair_face_choices(identity["face"])
@@ -218,6 +229,7 @@ def _row(index: int, pair: dict, identity: dict, result, digest: str, seconds: f
         "model_name": identity["model_name"], "fxplain_version": identity["fxplain_version"],
         "seconds": round(float(seconds), 4), "maps_sha256": digest, "error": error,
         "score": None, "threshold": identity["threshold"], "match": None, "decision": None, "extras": None,
+        "scores": None if scores is None else json.dumps(_jsonable(scores), allow_nan=False),
     }
     if result is not None:
         extras = {k: v for k, v in result.extras.items() if k != "faces"}
@@ -301,4 +313,5 @@ def _chunk_task(url: str, chunk: int, model_hash: str, settings: dict) -> int:
     model = _worker_model(run, model_hash)
     explainer = Explainer(model, settings["method"], seed=settings["seed"], batch_size=settings["batch_size"],
                           normalize=settings["normalize"], **settings["method_params"])
-    return run_chunk(run, chunk, explainer, {"face": settings["face"], "channels": settings["channels"]})
+    return run_chunk(run, chunk, explainer, {"face": settings["face"], "channels": settings["channels"],
+                                             "scorer": settings["scorer"]})

@@ -47,7 +47,7 @@ COLUMNS = {
     "box_a": "list<int64>", "box_b": "list<int64>", "score": "float64", "threshold": "float64",
     "match": "bool", "decision": "string", "method": "string", "params": "string", "seed": "int64",
     "normalize": "string", "model_sha256": "string", "model_name": "string", "fxplain_version": "string",
-    "seconds": "float64", "extras": "string", "maps_sha256": "string", "error": "string",
+    "seconds": "float64", "extras": "string", "maps_sha256": "string", "error": "string", "scores": "string",
 }
 
 

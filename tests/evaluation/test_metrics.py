@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -108,14 +110,23 @@ def test_evaluate_on_an_identity_folder_and_resume(model, johns, tmp_path):
               "method_params": {"occlusion": {"patch_sizes": (75,)}}, "cache_dir": cache}
     report = fxplain.evaluate(model, root, **kwargs)
     assert [row["method"] for row in report.rows] == ["occlusion", "random", "center"]
-    cached = sorted(cache.iterdir())
-    assert len(cached) == 4
-    again = fxplain.evaluate(model, root, **kwargs)  # resumes from the cache
+    stored = fxplain.open_results(cache / "occlusion.zarr")   # the method's run, with per-pair scores
+    assert len(stored) == 4 and stored.missing == 0
+    genuine = stored.table[stored.table["label"] == "same"]
+    assert np.isclose(np.mean([s for s in genuine["deletion_auc"]]), np.mean(
+        [np.mean([np.trapezoid(c) / (len(c) - 1) for c in s["deletion"]]) for s in stored.scores()
+         if s["kind"] == "similarity"]))
+    again = fxplain.evaluate(model, root, **kwargs)  # from the complete store: nothing recomputed
     assert again.rows[0]["deletion_similarity_auc"] == report.rows[0]["deletion_similarity_auc"]
+    assert again.rows[1]["deletion_similarity_auc"] == report.rows[1]["deletion_similarity_auc"]
+    with pytest.raises(fxplain.StoreError, match="patch_sizes"):   # other settings in the same store
+        fxplain.evaluate(model, root, **{**kwargs, "method_params": {"occlusion": {"patch_sizes": (50,)}}})
     out = report.save(tmp_path / "report")
     assert (out / "report.md").read_text().startswith("# fxplain evaluation")
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
     assert "deletion_similarity_auc" in (out / "results.csv").read_text()
+    assert "| deletion_similarity_auc ↓ |" in (out / "report.md").read_text()
+    assert json.loads((out / "better.json").read_text())["insertion_similarity_auc"] == "higher"
     with pytest.raises(fxplain.InvalidInputError, match="cannot draw"):
         fxplain.evaluate(model, root, methods=["occlusion"], pairs=200)
     with pytest.raises(fxplain.InvalidInputError, match="not found"):

@@ -1,0 +1,46 @@
+"""fxplain explain-pairs and fxplain show, in-process, as a user types them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import fxplain
+from fxplain import datasets
+
+
+def _fxplain(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fxplain", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_explain_pairs_then_show(tmp_path):
+    files = datasets.johns_files()
+    listing = tmp_path / "pairs.csv"
+    listing.write_text(f"a,b,same\n{files[0]},{files[1]},1\n{files[0]},{files[30]},0\n")
+    store = tmp_path / "run.zarr"
+    done = _fxplain("explain-pairs", str(listing), "-o", str(store), "--method", "occlusion", "--dtype", "float16",
+                    "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "2 of 2 pairs done, 0 failed" in done.stdout
+    assert "1 true matches, 0 false matches, 0 false non-matches, 1 true non-matches" in done.stdout
+    rs = fxplain.open_results(store)
+    assert rs.identity["dtype"] == "float16" and rs.identity["method"] == "occlusion"
+    shown = _fxplain("show", str(store), "--rows", "2")
+    assert shown.returncode == 0 and "different" in shown.stdout and "time per pair" in shown.stdout
+    # the same command again resumes (nothing to do); another method in the same store is refused
+    again = _fxplain("explain-pairs", str(listing), "-o", str(store), "--method", "occlusion", "--dtype", "float16",
+                     "--quiet")
+    assert again.returncode == 0
+    other = _fxplain("explain-pairs", str(listing), "-o", str(store), "--method", "corrrise", "--quiet")
+    assert other.returncode == 2 and "method: stored occlusion, asked corrrise" in other.stderr
+
+
+def test_bad_pairs_file_is_a_clear_error(tmp_path):
+    listing = tmp_path / "pairs.txt"
+    listing.write_text("1\nJohn_Doe 1\n")
+    done = _fxplain("explain-pairs", str(listing), "-o", str(tmp_path / "run.zarr"))
+    assert done.returncode == 2
+    assert "pairs.txt, line 2" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run.zarr").exists()   # nothing half-run
+    shown = _fxplain("show", str(tmp_path / "nothing.zarr"))
+    assert shown.returncode == 2 and "not an fxplain result store" in shown.stderr
