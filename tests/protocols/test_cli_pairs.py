@@ -10,7 +10,8 @@ from fxplain import datasets
 
 
 def _fxplain(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fxplain", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "fxplain", *args], capture_output=True, text=True, timeout=600,
+                          check=False)
 
 
 def test_explain_pairs_then_show(tmp_path):
