@@ -87,6 +87,9 @@ class RunStore:
         except (ValueError, ImportError) as exc:
             raise StoreError(f"cannot reach the store {self.url}: {exc}") from None
         self.root = self.root.rstrip("/")
+        # zarr opens local folders itself (its fsspec route does not create them); other URLs go through fsspec
+        local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        self._zarr = self.root if local else self.url
         self._manifest: dict | None = None
 
     def __repr__(self) -> str:
@@ -114,7 +117,7 @@ class RunStore:
             raise StoreError(f"{self.url} exists and is not an fxplain run (no {MANIFEST}); choose a new path")
         n, (h, w) = len(manifest["pairs"]), manifest["identity"]["input_size"]
         chunk, dtype = manifest["identity"]["chunk_size"], manifest["identity"]["dtype"]
-        group = zarr.open_group(self.url, mode="w")
+        group = zarr.open_group(self._zarr, mode="w")
         for name in ("similarity", "dissimilarity"):
             group.create_array(name, shape=(n, 2, h, w), chunks=(chunk, 2, h, w), dtype=dtype, fill_value=0)
         group.create_array("images", shape=(n, 2, h, w, 3), chunks=(chunk, 2, h, w, 3), dtype="uint8",
@@ -188,7 +191,7 @@ class RunStore:
         span = self.chunk_range(chunk)
         if len(rows) != len(span) or len(similarity) != len(span):
             raise StoreError(f"chunk {chunk} holds {len(span)} pairs; got {len(rows)} rows")
-        group = zarr.open_group(self.url, mode="r+")
+        group = zarr.open_group(self._zarr, mode="r+")
         group["similarity"][span.start:span.stop] = similarity
         group["dissimilarity"][span.start:span.stop] = dissimilarity
         group["images"][span.start:span.stop] = images
@@ -231,7 +234,7 @@ class RunStore:
         import zarr
 
         try:
-            group = zarr.open_group(self.url, mode="r")
+            group = zarr.open_group(self._zarr, mode="r")
             arrays = [group[name] for name in ("similarity", "dissimilarity", "images")]
             n, (h, w) = self.n_pairs, self.manifest()["identity"]["input_size"]
             dtype = np.dtype(self.manifest()["identity"]["dtype"])

@@ -174,3 +174,11 @@ def test_pair_explanation_files_keep_sources_and_uint8_images(serial, tmp_path):
     assert back.sources == r.sources
     np.testing.assert_array_equal(back.images, r.images)
     np.testing.assert_array_equal(back.similarity, r.similarity)
+
+
+def test_stores_at_fsspec_urls(model, pairs, serial, tmp_path):
+    """A store given as a URL: file:// (a shared file system) and memory:// (fsspec's in-memory file system)."""
+    for url in (f"file://{tmp_path}/url.zarr", "memory://fxplain-test/run.zarr"):
+        rs = fxplain.explain_pairs(model, pairs[:2], store=url, chunk_size=4, show_progress=False, **PARAMS)
+        assert len(rs) == 2
+        np.testing.assert_array_equal(fxplain.open_results(url)[1].similarity, serial[1].similarity)
