@@ -45,8 +45,9 @@ from ..results import _jsonable
 from .pairs import Pair, as_pairs
 from .store import FORMAT, MAP_DTYPES, VERSION, RunStore, describe_differences, maps_digest
 
-#: The model file a distributed run keeps in its store for the workers.
+#: The model (and decoder) files a distributed run keeps in its store for the workers.
 MODEL_FILE = "model.fxn"
+DECODER_FILE = "decoder.fxd"
 #: Largest image file a run hashes and reads (far above any photo).
 MAX_IMAGE_FILE_BYTES = 256 << 20
 
@@ -257,7 +258,12 @@ def _run_on_dask(client, run: RunStore, todo: list[int], model: FaceModel, expla
         from distributed import as_completed
     except ImportError:
         raise InvalidInputError("client= needs Dask: pip install 'fxplain[dask]'") from None
-    _ensure_model_file(run, model)
+    _ensure_file(run, MODEL_FILE, model.save)
+    method_params = dict(method_params)
+    if hasattr(explainer.method, "decoder_for"):
+        # the reconstruction method: the decoder travels like the model (a worker must not train its own default)
+        _ensure_file(run, DECODER_FILE, explainer.method.decoder_for(model).save)
+        method_params["decoder"] = _FROM_STORE
     settings = {"method": explainer.method.name, "seed": explainer.seed, "batch_size": explainer.batch_size,
                 "normalize": explainer.normalize, "method_params": method_params, **config}
     futures = [client.submit(_chunk_task, run.url, chunk, model.model_hash, settings, pure=False) for chunk in todo]
@@ -268,36 +274,58 @@ def _run_on_dask(client, run: RunStore, todo: list[int], model: FaceModel, expla
         client.cancel([f for f in futures if not f.done()])
 
 
-def _ensure_model_file(run: RunStore, model: FaceModel) -> None:
-    """Keep the run's model in the store, once, for the workers."""
-    path = run._path(MODEL_FILE)
+def _ensure_file(run: RunStore, name: str, save) -> None:
+    """Keep a file the workers need (the model, a decoder) in the store, once: ``save(path)`` writes it."""
+    path = run._path(name)
     if run.fs.exists(path):
         return
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / MODEL_FILE
-        model.save(local)
+        local = Path(tmp) / name
+        save(local)
         run._atomic_write(path, local.read_bytes())
 
 
-_worker_models: dict[tuple[str, str], FaceModel] = {}
+#: A method parameter whose value is the file of that name in the store (the decoder).
+_FROM_STORE = "fxplain:from-store"
+_worker_objects: dict[tuple[str, str], Any] = {}
 _worker_lock = threading.Lock()
+
+
+def _from_store(run: RunStore, name: str, load, check=None):
+    """An object of this worker process read from a file of the store on first use, and kept."""
+    key = (run.url, name)
+    with _worker_lock:
+        if key not in _worker_objects:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / name
+                local.write_bytes(run.fs.cat_file(run._path(name)))
+                value = load(local)
+            if check is not None:
+                check(value)
+            _worker_objects[key] = value
+        return _worker_objects[key]
+
+
+def _local_copy(run: RunStore, name: str) -> str:
+    """A local path of a file of the store: the file itself in a local store, else a copy kept by this process."""
+    if run.root == run._zarr:  # a local folder
+        return run._path(name)
+
+    def keep(path: Path) -> str:
+        kept = Path(tempfile.mkdtemp(prefix="fxplain-worker-")) / name
+        kept.write_bytes(path.read_bytes())
+        return str(kept)
+    return _from_store(run, name, keep)
 
 
 def _worker_model(run: RunStore, model_hash: str) -> FaceModel:
     """The run's model in this worker process, loaded from the store on first use and kept."""
     from ..models.loading import load_model
 
-    key = (run.url, model_hash)
-    with _worker_lock:
-        if key not in _worker_models:
-            with tempfile.TemporaryDirectory() as tmp:
-                local = Path(tmp) / MODEL_FILE
-                local.write_bytes(run.fs.cat_file(run._path(MODEL_FILE)))
-                model = load_model(local)
-            if model.model_hash != model_hash:
-                raise StoreError(f"{run.url}/{MODEL_FILE} is not the run's model (its hash differs)")
-            _worker_models[key] = model
-        return _worker_models[key]
+    def check(model) -> None:
+        if model.model_hash != model_hash:
+            raise StoreError(f"{run.url}/{MODEL_FILE} is not the run's model (its hash differs)")
+    return _from_store(run, MODEL_FILE, load_model, check)
 
 
 def _chunk_task(url: str, chunk: int, model_hash: str, settings: dict) -> int:
@@ -311,7 +339,10 @@ def _chunk_task(url: str, chunk: int, model_hash: str, settings: dict) -> int:
     _core.set_num_threads(threads)
     run = RunStore(url)
     model = _worker_model(run, model_hash)
+    params = dict(settings["method_params"])
+    if params.get("decoder") == _FROM_STORE:  # the method reads its decoder file itself
+        params["decoder"] = _local_copy(run, DECODER_FILE)
     explainer = Explainer(model, settings["method"], seed=settings["seed"], batch_size=settings["batch_size"],
-                          normalize=settings["normalize"], **settings["method_params"])
+                          normalize=settings["normalize"], **params)
     return run_chunk(run, chunk, explainer, {"face": settings["face"], "channels": settings["channels"],
                                              "scorer": settings["scorer"]})

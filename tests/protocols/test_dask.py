@@ -66,7 +66,7 @@ def test_two_workers_give_the_serial_bytes(model, pairs, serial, client, tmp_pat
                                     **PARAMS)
     _same_as_serial(results, serial)
     # each worker process loaded the model once, from the store, and ran with one core thread
-    loaded = client.run(lambda: len(__import__("fxplain.protocols.runner", fromlist=["x"])._worker_models))
+    loaded = client.run(lambda: len(__import__("fxplain.protocols.runner", fromlist=["x"])._worker_objects))
     assert sum(loaded.values()) >= 1 and all(v <= 1 for v in loaded.values())
     assert (store / "model.fxn").is_file()
     # a rerun from the complete store computes nothing
@@ -148,3 +148,14 @@ def test_thread_setting_is_per_calling_thread():
     with pytest.raises(fxplain.InvalidInputError):
         fxplain._core.set_num_threads(0)
     np.testing.assert_equal(before >= 1, True)
+
+
+def test_reconstruction_on_workers_uses_the_drivers_decoder(model, pairs, client, default_decoder, tmp_path):
+    """The decoder travels in the store like the model: workers never train their own default decoder."""
+    serial = fxplain.explain_pairs(model, pairs[:3], method="reconstruction", store=tmp_path / "serial.zarr",
+                                   show_progress=False)
+    on_dask = fxplain.explain_pairs(model, pairs[:3], method="reconstruction", store=tmp_path / "dask.zarr",
+                                    client=client, chunk_size=1, show_progress=False)
+    assert (tmp_path / "dask.zarr" / "decoder.fxd").is_file()
+    for k in range(3):
+        assert on_dask[k].evidence.tobytes() == serial[k].evidence.tobytes()
