@@ -251,7 +251,7 @@ def _dask_client(args: argparse.Namespace):
                 if args.workers < 1:
                     raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
                 cluster = stack.enter_context(LocalCluster(n_workers=args.workers, threads_per_worker=1,
-                                                           processes=True, dashboard_address=None))
+                                                           processes=True, dashboard_address=":0"))
                 yield stack.enter_context(Client(cluster))
     return client()
 
