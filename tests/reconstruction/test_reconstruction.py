@@ -36,7 +36,9 @@ def test_decoder_network_matches_numpy_twin():
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, np.abs(want).max()))
     images = dec.reconstruct(emb)
     assert images.dtype == np.uint8 and images.shape == (4, 21, 21, 3)
-    np.testing.assert_array_equal(images, to_uint8(want.astype(np.float32)))
+    np.testing.assert_array_equal(images, to_uint8(got))   # reconstruct is decode, rounded
+    # against the twin: equal up to a pixel value lying within float error of a rounding boundary
+    assert np.abs(images.astype(int) - to_uint8(want.astype(np.float32)).astype(int)).max() <= 1
     assert dec.reconstruct(emb[0]).shape == (21, 21, 3)
 
 
