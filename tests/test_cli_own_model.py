@@ -58,12 +58,13 @@ def test_calibrate_then_every_command_with_the_fxn_file_and_with_explicit_option
     score = [re.search(r"score (-?[0-9.]+)", out).group(1) for _, out, _ in (with_file, explicit)]
     assert score[0] == score[1]
 
-    for model_args in (["--model", mine], ["--model", own_model, "--threshold", str(threshold), *EXPLICIT]):
+    for run, model_args in enumerate((["--model", mine],
+                                      ["--model", own_model, "--threshold", str(threshold), *EXPLICIT])):
         figure = tmp_path / "e.png"
         code, out, err = _run(capsys, "explain", a, b, "--method", "occlusion", "--quiet", "-o", figure, *model_args)
         assert code == 0, err
         assert "occlusion" in out and figure.read_bytes().startswith(b"\x89PNG")
-        report = tmp_path / "report"
+        report = tmp_path / f"report{run}"   # one store per run: the printed threshold is rounded, another run
         code, out, err = _run(capsys, "evaluate", "johns", "--pairs", "2", "--planted", "1", "--sanity", "1",
                               "--methods", "occlusion", "--steps", "4", "-o", report, *model_args)
         assert code == 0, err

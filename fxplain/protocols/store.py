@@ -319,9 +319,15 @@ def _check_manifest(manifest: Any, url: str) -> None:
             raise bad(f"pair {k}")
 
 
+#: Identity fields that name things without changing results (not compared when a run is resumed).
+_LABELS = ("model_name",)
+
+
 def describe_differences(stored: dict, asked: dict) -> list[str]:
     """What differs between a store's manifest and the run asked for, in words."""
-    out = _dict_differences(stored["identity"], asked["identity"], "")
+    # the model's name is a label (a file's name): the same weights under another name are the same run
+    out = _dict_differences({k: v for k, v in stored["identity"].items() if k not in _LABELS},
+                            {k: v for k, v in asked["identity"].items() if k not in _LABELS}, "")
     p, q = stored["pairs"], asked["pairs"]
     if len(p) != len(q):
         out.append(f"pairs: stored {len(p)}, asked {len(q)}")
