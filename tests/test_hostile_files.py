@@ -66,7 +66,7 @@ def _resave(r, path, **meta_changes):
     ({"seed": -3}, "impossible value"),
     ({"extras": []}, "field 'extras'"),
     ({"match": False}, "contradicts"),
-    ({"version": 7}, "version-1 or -2"),
+    ({"version": 7}, "version-1 to -3"),
     ({"checksum": "0" * 64}, "checksum"),
 ])
 def test_forged_or_inconsistent_metadata_is_refused(saved, tmp_path, changes, fragment):
