@@ -86,7 +86,7 @@ def _fxplain_version() -> str:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
 
 
 def _json_scalar(value: Any) -> Any:
