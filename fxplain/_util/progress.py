@@ -6,6 +6,14 @@ import sys
 import time
 
 
+def stage_printer(enabled: bool, who: str):
+    """A function printing ``"<who>: <stage>"`` lines on stderr when ``enabled``, so a long run says what it does."""
+    def say(text: str) -> None:
+        if enabled:
+            print(f"{who}: {text}", file=sys.stderr, flush=True)
+    return say
+
+
 class Progress:
     """Counts work units; shows a bar on stderr when enabled.
 

@@ -300,7 +300,7 @@ def _evaluated_method(root: Path, name: str, run: dict, pair_list, planted_list,
     row, curves = _summarised(collected)
     if planted_list:
         stored = explain_pairs(pairs=planted_list, method=name, store=root / f"{name}-planted.zarr",
-                               **{k: v for k, v in run.items()})
+                               **run)
         row.update(_planted_scores([(r.similarity, r.dissimilarity) for r in stored], planted, ranked=True))
     return row, curves
 

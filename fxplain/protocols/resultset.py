@@ -168,8 +168,7 @@ class ResultSet:
             raise InvalidInputError(f"kind must be 'similarity', 'dissimilarity' or 'evidence', got {kind!r}")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise InvalidInputError(f"n must be a positive integer, got {n!r}")
-        chosen = [k for k in range(len(self)) if self._rows.iloc[k]["error"] is None
-                  or not isinstance(self._rows.iloc[k]["error"], str)][:n]
+        chosen = [k for k in range(len(self)) if not isinstance(self._rows.iloc[k]["error"], str)][:n]
         if not chosen:
             raise InvalidInputError("no explained pairs to draw")
         return plot_result_grid([self[k] for k in chosen], kind=kind, alpha=alpha, columns=columns,

@@ -34,7 +34,7 @@ import numpy as np
 from .. import _core
 from .._util.errors import FxplainError, InvalidInputError, StoreError
 from .._util.files import read_untrusted_file
-from .._util.progress import Progress
+from .._util.progress import Progress, stage_printer
 from .._util.validation import check_positive_int
 from .._util.version import __version__
 from ..explainer import Explainer
@@ -118,7 +118,7 @@ def explain_pairs(model, pairs: Any, *, method: str = "corrrise", store: str | o
     if client is not None and not isinstance(model, FaceModel):
         raise InvalidInputError("a run on Dask sends the model to its workers as a model file: it needs a model on "
                                 "fxplain's core (fxplain.load_model); run a wrapped Python model without client=")
-    say = _stage_printer(show_progress)
+    say = stage_printer(show_progress, "explain_pairs")
     say(f"stage 1/3: hashing the image files of {len(pairs)} pairs")
     manifest = run_manifest(explainer, pairs, face=face, channels=channels, dtype=dtype, chunk_size=chunk_size,
                             scorer=scorer)
@@ -238,15 +238,6 @@ def _row(index: int, pair: dict, identity: dict, result, digest: str, seconds: f
                    decision="match" if result.match else "non-match",
                    extras=json.dumps(_jsonable({**extras, "faces": result.extras.get("faces")}), allow_nan=False))
     return row
-
-
-def _stage_printer(enabled: bool):
-    import sys
-
-    def say(text: str) -> None:
-        if enabled:
-            print(f"explain_pairs: {text}", file=sys.stderr, flush=True)
-    return say
 
 
 # ---- Dask ------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def describe_differences(stored: dict, asked: dict) -> list[str]:
             for side in "ab":
                 if x[side] == y[side] and x[f"sha256_{side}"] != y[f"sha256_{side}"]:
                     out.append(f"image file changed since the run started: {x[side]} (pair {k})")
-    return _dedupe(out)
+    return list(dict.fromkeys(out))  # in order, each once
 
 
 def _dict_differences(a: dict, b: dict, prefix: str) -> list[str]:
@@ -350,15 +350,6 @@ def _dict_differences(a: dict, b: dict, prefix: str) -> list[str]:
             out += _dict_differences(x, y, f"{prefix}{key}.")
         elif x != y:
             out.append(f"{prefix}{key}: stored {_short(x)}, asked {_short(y)}")
-    return out
-
-
-def _dedupe(lines: list[str]) -> list[str]:
-    seen, out = set(), []
-    for line in lines:
-        if line not in seen:
-            seen.add(line)
-            out.append(line)
     return out
 
 

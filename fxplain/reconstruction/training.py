@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 
 from .. import _core
 from .._util.errors import InvalidInputError, ModelFormatError
-from .._util.progress import Progress
+from .._util.progress import Progress, stage_printer
 from .._util.validation import check_positive_int, is_finite_number
 from ..datasets import load_johns
 from ..faces.collection import example_faces, faces_in_photos
@@ -244,7 +243,7 @@ def train_decoder(model, images: Any, *, steps: int = 1500, seed: int = 0, check
     config = DecoderTraining(steps=steps, seed=seed, **options)
     config.check()
     check_positive_int("checkpoint_every", checkpoint_every)
-    say = _stage_printer(show_progress)
+    say = stage_printer(show_progress, "training decoder")
     say(f"stage 1/3: collecting training faces ({describe_images(images)})")
     chips = training_images(images, model.input_size)
     if len(chips) < 2:
@@ -317,14 +316,6 @@ def _learning_rate(config: DecoderTraining, step: int) -> float:
     some CPUs (the decoder then draws one face for every feature).
     """
     return config.learning_rate * min(1.0, step / config.warmup_steps) if config.warmup_steps else config.learning_rate
-
-
-def _stage_printer(enabled: bool):
-    """Print a training stage on stderr (when progress is shown), so a long first run says what it is doing."""
-    def say(text: str) -> None:
-        if enabled:
-            print(f"training decoder: {text}", file=sys.stderr, flush=True)
-    return say
 
 
 def _pool(model, chips: np.ndarray, config: DecoderTraining, round_index: int):
