@@ -326,3 +326,116 @@ def plot_result_grid(results, *, kind: str = "dissimilarity", alpha: float = 0.6
         ax.set_axis_off()
     _colorbar(fig, shown, axes, f"{kind} ({map_units(results[0])})")
     return fig
+
+
+def _region_groups(table, kind: str):
+    """The region table's rows of ``kind``, and its group columns (those before "kind")."""
+    if kind not in ("similarity", "dissimilarity"):
+        raise InvalidInputError(f"kind must be 'similarity' or 'dissimilarity', got {kind!r}")
+    needed = {"kind", "region", "share", "low", "high", "n"}
+    if not needed <= set(getattr(table, "columns", ())):
+        raise InvalidInputError("pass a region table (ResultSet.region_table())")
+    group_columns = list(table.columns[:list(table.columns).index("kind")])
+    rows = table[table["kind"] == kind]
+    if rows.empty:
+        raise InvalidInputError(f"the region table has no {kind} rows")
+    return rows, group_columns
+
+
+def _group_label(key, columns) -> str:
+    key = key if isinstance(key, tuple) else (key,)
+    return ", ".join(str(k) for k in key) if columns else "all pairs"
+
+
+def plot_region_shares(table, *, ax=None, kind: str = "dissimilarity"):
+    """Bar chart of a region table: the mean share per facial region, one bar per group, with intervals.
+
+    ``table`` is :meth:`fxplain.ResultSet.region_table`'s output. Returns
+    the :class:`matplotlib.figure.Figure` drawn on.
+    """
+    from matplotlib.figure import Figure
+
+    from .faces.regions import REGION_NAMES
+
+    rows, group_columns = _region_groups(table, kind)
+    groups = list(rows.groupby(group_columns, sort=True, dropna=False)) if group_columns else [((), rows)]
+    if ax is None:
+        fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    width = 0.8 / max(1, len(groups))
+    x = np.arange(len(REGION_NAMES))
+    for g, (key, group) in enumerate(groups):
+        group = group.set_index("region").reindex(list(REGION_NAMES))
+        share = group["share"].to_numpy(np.float64)
+        errors = np.abs(np.stack([share - group["low"].to_numpy(np.float64),
+                                  group["high"].to_numpy(np.float64) - share]))
+        n = int(np.nanmax(group["n"].to_numpy(np.float64))) if len(group) else 0
+        ax.bar(x + (g - (len(groups) - 1) / 2) * width, np.nan_to_num(share), width,
+               yerr=np.nan_to_num(errors), capsize=2, label=f"{_group_label(key, group_columns)} (n={n})")
+    ax.set_xticks(x, [name.replace("_", " ") for name in REGION_NAMES], rotation=30, ha="right")
+    ax.set_ylabel(f"share of {kind}")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, title=", ".join(group_columns) or None, title_fontsize=8)
+    return fig
+
+
+def plot_region_overlay(table, image=None, *, ax=None, kind: str = "dissimilarity", group=None):
+    """One group's region shares drawn over a face: each region coloured by its share, labelled in percent.
+
+    ``image`` is an aligned chip (a result set's mean face, say) of the
+    size the regions are drawn for (the template's mean face regions);
+    without it, dlib's 150x150 template. ``group`` picks a group of the
+    table (its value, or a tuple for several group columns; default the
+    first). Returns the :class:`matplotlib.figure.Figure` drawn on.
+    """
+    from matplotlib.figure import Figure
+
+    from .faces.regions import REGION_NAMES, region_labels
+
+    rows, group_columns = _region_groups(table, kind)
+    if group_columns:
+        groups = dict(list(rows.groupby(group_columns, sort=True, dropna=False)))
+        if group is None:
+            group = next(iter(groups))
+        key = group if group in groups else (group,) if (group,) in groups else None
+        if key is None:
+            raise InvalidInputError(f"no group {group!r} in the table; groups: {list(groups)}")
+        rows = groups[key]
+    size = (150, 150) if image is None else np.asarray(image).shape[:2]
+    labels = region_labels(size)
+    shares = rows.set_index("region").reindex(list(REGION_NAMES))["share"].to_numpy(np.float64)
+    painted = np.where(np.isfinite(shares[labels]), shares[labels], 0.0)
+    if ax is None:
+        fig = Figure(figsize=(3.6, 3.9), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    if image is not None:
+        ax.imshow(_gray(np.clip(np.asarray(image, np.float64), 0, 255)), cmap="gray", vmin=0, vmax=1)
+    shown = ax.imshow(painted, cmap=_MAPS[kind], vmin=0, vmax=max(float(np.nanmax(shares)), 1e-9), alpha=0.6)
+    ax.contour(labels, levels=np.arange(len(REGION_NAMES)) + 0.5, colors="white", linewidths=0.5)
+    for k, name in enumerate(REGION_NAMES):
+        ys, xs = np.nonzero(labels == k)
+        if len(ys) and name != "outside" and np.isfinite(shares[k]):
+            ax.text(xs.mean(), ys.mean(), f"{100 * shares[k]:.0f}%", ha="center", va="center", fontsize=7,
+                    color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0})
+    ax.set_title(f"{kind}: {_group_label(group, group_columns) if group_columns else 'all pairs'}", fontsize=9)
+    ax.set_axis_off()
+    _colorbar(fig, shown, ax, f"share of {kind}")
+    return fig
+
+
+def plot_region_summary(table, image=None, *, kind: str = "dissimilarity"):
+    """:func:`plot_region_shares` beside :func:`plot_region_overlay` of each group, in one Figure."""
+    from matplotlib.figure import Figure
+
+    rows, group_columns = _region_groups(table, kind)
+    keys = [k for k, _ in rows.groupby(group_columns, sort=True, dropna=False)] if group_columns else [None]
+    fig = Figure(figsize=(9.0 + 2.6 * len(keys), 3.9), layout="constrained")
+    grid = fig.add_gridspec(1, 1 + len(keys), width_ratios=[3.4] + [1.0] * len(keys))
+    plot_region_shares(table, ax=fig.add_subplot(grid[0, 0]), kind=kind)
+    for k, key in enumerate(keys):
+        plot_region_overlay(table, image, ax=fig.add_subplot(grid[0, 1 + k]), kind=kind, group=key)
+    return fig

@@ -99,6 +99,51 @@ class PairExplanation:
         return (f"PairExplanation(method={self.method!r}, score={self.score:.4f}, threshold={self.threshold:.4f}"
                 f" -> {verdict}, maps {self.similarity.shape[1]}x{self.similarity.shape[2]})")
 
+    # ---- facial regions -------------------------------------------------
+
+    def region_labels(self, side: str = "A") -> np.ndarray:
+        """Each pixel's facial region on one side: int8 ``(H, W)`` indices into
+        :data:`fxplain.faces.regions.REGION_NAMES`.
+
+        From that face's own landmarks when it came from a photo (``faces`` or
+        ``extras["faces"]``), else from the alignment template's mean face
+        (see :mod:`fxplain.faces.regions`).
+        """
+        from .faces.regions import face_landmarks68, region_labels
+
+        if side not in ("A", "B"):
+            raise InvalidInputError(f"side must be 'A' or 'B', got {side!r}")
+        index = "AB".index(side)
+        size = self.similarity.shape[1:]
+        if self.faces is not None and self.faces[index] is not None:
+            face = self.faces[index]
+        else:
+            records = self.extras.get("faces")
+            face = records[index] if isinstance(records, list) and len(records) == 2 else None
+        return region_labels(size, face_landmarks68(face, size))
+
+    def region_shares(self):
+        """Share of each map's mass per facial region, per side: a pandas DataFrame.
+
+        Rows ``(side, kind)`` for side "A"/"B" and kind "similarity" /
+        "dissimilarity"; one column per region of
+        :data:`fxplain.faces.regions.REGION_NAMES` (eyes, brows, nose, mouth,
+        cheeks, forehead, chin_jaw, rest_of_face, outside). Each row sums to 1;
+        a map with no mass at all (e.g. no similarity anywhere) has NaN shares.
+        """
+        import pandas as pd
+
+        from .faces.regions import REGION_NAMES, region_shares
+
+        rows, index = [], []
+        for side in "AB":
+            labels = self.region_labels(side)
+            for kind in ("similarity", "dissimilarity"):
+                rows.append(region_shares(getattr(self, kind)["AB".index(side)], labels))
+                index.append((side, kind))
+        return pd.DataFrame(np.array(rows), index=pd.MultiIndex.from_tuples(index, names=["side", "kind"]),
+                            columns=list(REGION_NAMES))
+
     # ---- display --------------------------------------------------------
 
     @property

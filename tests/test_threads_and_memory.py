@@ -113,6 +113,8 @@ def test_every_entry_point_gives_the_serial_result_from_several_threads(model, j
             model, fxplain.read_pairs(listing), n_masks=8, store=tmp_path / f"run{next(stores)}.zarr",
             show_progress=False)]),
         "open_results": lambda: np.stack([r.evidence for r in fxplain.open_results(stored.run.root)]),
+        "region_shares": lambda: stored[1].region_shares().to_numpy(),
+        "region_table": lambda: stored.region_table(n_boot=20)["share"].to_numpy(),
     }
     serial = {name: call() for name, call in calls.items()}
     results: dict[tuple[int, str], np.ndarray] = {}

@@ -25,6 +25,7 @@ pixels back onto the photo.
 Layer: above :mod:`fxplain.runtime`, below :mod:`fxplain.models` (which imports :mod:`.inputs`).
 """
 
+from . import regions
 from .alignment import face_chip, face_chip_details
 from .detector import FaceDetector, face_detector_path, load_face_detector
 from .face import TEMPLATES, Face
@@ -51,6 +52,7 @@ __all__ = [
            "face_detector_path",
            "load_face_detector",
            "load_shape_predictor",
+           "regions",
            "register_image_source",
            "shape_predictor_path",
            "to_pixel_batch",

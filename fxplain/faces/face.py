@@ -85,11 +85,14 @@ class Face:
 
     def record(self, model: Any = None) -> dict:
         """The face as JSON-able data: box, confidence, landmarks, chip-to-photo transform, source, photo size,
-        the upsampling it was found at and the photo's SHA-256 (:func:`photo_digest`)."""
+        the upsampling it was found at, the photo's SHA-256 (:func:`photo_digest`) and, when they are known,
+        the 68 landmarks."""
         return {"box": list(self.box), "confidence": self.confidence, "landmarks": self.landmarks.tolist(),
                 "chip_to_photo": self.chip_and_transform(model)[1].tolist(), "source": self.source,
                 "photo_size": [int(self.photo.shape[0]), int(self.photo.shape[1])], "upsample": self.upsample,
-                "photo_sha256": self.photo_sha256}
+                "photo_sha256": self.photo_sha256,
+                # known when the 68-point model aligned the chip (ArcFace): the facial regions use them
+                **({"landmarks68": self._cache["landmarks68"].tolist()} if "landmarks68" in self._cache else {})}
 
     @property
     def photo_sha256(self) -> str:

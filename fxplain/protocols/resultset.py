@@ -17,6 +17,8 @@ import numpy as np
 
 from .._util.errors import InvalidInputError, StoreError
 from ..results import PairExplanation
+from . import regions
+from .regions import with_outcome
 from .store import RunStore, maps_digest
 
 
@@ -65,7 +67,9 @@ class ResultSet:
 
     def __init__(self, run: RunStore, rows=None):
         self.run = run
-        self._rows = _with_score_columns(run.read_rows().to_pandas(), run.url) if rows is None else rows
+        if rows is None:
+            rows = with_outcome(_with_score_columns(run.read_rows().to_pandas(), run.url))
+        self._rows = rows
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -77,7 +81,8 @@ class ResultSet:
 
     @property
     def table(self):
-        """One row per pair (pandas DataFrame): files, SHA-256, face boxes, score, decision, label, method..."""
+        """One row per pair (pandas DataFrame): files, SHA-256, face boxes, score, decision, label, outcome
+        (true/false match/non-match), method, per-pair scores, and any columns :meth:`annotate` added."""
         return self._rows.reset_index(drop=True).copy()
 
     @property
@@ -137,6 +142,53 @@ class ResultSet:
         """Pairs that could not be explained (column ``error``: no face in a photo ...)."""
         return self.where(lambda t: t["error"].notna().to_numpy())
 
+    def annotate(self, data: Any, on: str = "file") -> ResultSet:
+        """The same pairs with columns of your own, matched to each side's file: a new ResultSet.
+
+        ``data`` is a pandas DataFrame or a CSV file with a column ``on``
+        naming image files (as the pairs did, or a trailing part of their
+        path such as ``"Aaron/Aaron_0001.jpg"``). Each other column ``c``
+        becomes ``c_a``, ``c_b`` and ``c`` (the sides' common value, "mixed"
+        when they differ), ready for :meth:`where` and :meth:`region_table`::
+
+            rs.annotate("groups.csv").region_table(by="group")
+        """
+        return ResultSet(self.run, regions.annotate(self._rows, data, on))
+
+    # ---- facial regions ------------------------------------------------------------
+
+    def region_table(self, by: Any = None, *, side: str = "both", n_boot: int = 1000, confidence: float = 0.95,
+                     seed: int = 0):
+        """Mean share of similarity and dissimilarity mass per facial region, per group, with intervals.
+
+        Groups are the pairs' ``outcome`` (true/false match/non-match) by
+        default, or the column(s) named by ``by`` (e.g. one :meth:`annotate`
+        added). Each explained pair counts once: its two faces' shares are
+        averaged (``side="A"``/``"B"``: one side). Returns a pandas DataFrame
+        with columns ``[*by, "kind", "region", "share", "low", "high", "n"]``:
+        the mean share, its percentile-bootstrap ``confidence`` interval
+        (``n_boot`` resamples of the group's pairs, seeded by ``seed``) and
+        the number of pairs. Regions: :data:`fxplain.faces.regions.REGION_NAMES`,
+        from each face's own landmarks when it came from a photo, else the
+        model's alignment template (see :meth:`PairExplanation.region_shares`).
+        """
+        return regions.region_table(self, by, side=side, n_boot=n_boot, confidence=confidence, seed=seed)
+
+    def plot_regions(self, by: Any = None, *, kind: str = "dissimilarity", side: str = "both", n_boot: int = 1000):
+        """The region table as a bar chart with intervals beside the shares drawn over the mean face.
+
+        Returns the matplotlib Figure (see :func:`fxplain.plotting.plot_region_shares`
+        and :func:`fxplain.plotting.plot_region_overlay`).
+        """
+        from ..plotting import plot_region_summary
+
+        table = self.region_table(by, side=side, n_boot=n_boot)
+        explained = [k for k in range(len(self)) if not isinstance(self._rows.iloc[k]["error"], str)]
+        if not explained:
+            raise InvalidInputError("no explained pairs to draw")
+        mean_face = np.mean([self[k].images[0] for k in explained[:50]], axis=0)
+        return plot_region_summary(table, mean_face, kind=kind)
+
     # ---- display -------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
@@ -173,6 +225,18 @@ class ResultSet:
             raise InvalidInputError("no explained pairs to draw")
         return plot_result_grid([self[k] for k in chosen], kind=kind, alpha=alpha, columns=columns,
                                 titles=[self._title(self._rows.iloc[k]) for k in chosen])
+
+    def report(self, folder: str | os.PathLike, *, max_pairs: int = 12):
+        """Write an HTML report of these pairs into ``folder`` (``index.html`` and PNG figures); its path.
+
+        Settings and provenance, decisions against labels (FMR, FNMR), grids
+        of the false matches and false non-matches (at most ``max_pairs``
+        each), the region table, time per pair and the failed pairs; see
+        :func:`fxplain.protocols.report.write_report`.
+        """
+        from .report import write_report
+
+        return write_report(self, folder, max_pairs=max_pairs)
 
     @staticmethod
     def _title(row) -> str:

@@ -182,3 +182,51 @@ def test_stores_at_fsspec_urls(model, pairs, serial, tmp_path):
         rs = fxplain.explain_pairs(model, pairs[:2], store=url, chunk_size=4, show_progress=False, **PARAMS)
         assert len(rs) == 2
         np.testing.assert_array_equal(fxplain.open_results(url)[1].similarity, serial[1].similarity)
+
+
+def test_region_tables_by_outcome_and_by_a_users_column(serial, tmp_path):
+    shares = serial[0].region_shares()
+    assert list(shares.index) == [(s, k) for s in "AB" for k in ("similarity", "dissimilarity")]
+    finite = shares.dropna()
+    np.testing.assert_allclose(finite.sum(axis=1), 1.0)
+    table = serial.region_table(n_boot=200)
+    assert list(table.columns) == ["outcome", "kind", "region", "share", "low", "high", "n"]
+    assert set(table["outcome"]) <= {"true match", "false match", "true non-match", "false non-match"}
+    for (_, kind), group in table.groupby(["outcome", "kind"]):
+        assert len(group) == len(fxplain.faces.regions.REGION_NAMES)
+        assert group["share"].sum() == pytest.approx(1.0, abs=1e-6)  # mean shares of a group sum to 1 too
+        assert np.all((group["low"] <= group["share"] + 1e-12) & (group["share"] <= group["high"] + 1e-12))
+    counts = serial.table["outcome"].value_counts()
+    for outcome, n in counts.items():
+        assert table[(table["outcome"] == outcome) & (table["kind"] == "similarity")]["n"].max() <= n
+    # the mean over a group is the mean of the pairs' own shares
+    first = serial.table["outcome"].iloc[0]
+    members = [k for k in range(len(serial)) if serial.table["outcome"].iloc[k] == first]
+    own = np.nanmean([serial[k].region_shares().xs("dissimilarity", level="kind").to_numpy() for k in members],
+                     axis=1)
+    row = table[(table["outcome"] == first) & (table["kind"] == "dissimilarity")]
+    np.testing.assert_allclose(row["share"], np.nanmean(own, axis=0), atol=1e-9)
+    # a user's column, from a CSV keyed by file (by a trailing part of the path)
+    files = sorted(set(serial.table["a"]) | set(serial.table["b"]))
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\n" + "".join(f"{'/'.join(f.split('/')[-2:])},{'g' + str(k % 2)}\n"
+                                           for k, f in enumerate(files)))
+    annotated = serial.annotate(csv)
+    assert {"group", "group_a", "group_b"} <= set(annotated.table.columns)
+    assert set(annotated.table["group"]) <= {"g0", "g1", "mixed"}
+    by_group = annotated.region_table(by="group", n_boot=50)
+    assert set(by_group["group"]) == set(annotated.table["group"])
+    fig = annotated.plot_regions(by="group")
+    assert len(fig.axes) >= 2
+    # a table built without intervals, and bad requests
+    assert serial.region_table(n_boot=0)["low"].isna().all()
+    with pytest.raises(fxplain.InvalidInputError, match="no column 'age'"):
+        serial.region_table(by="age")
+    with pytest.raises(fxplain.InvalidInputError, match="no 'file' column"):
+        serial.annotate(pd.DataFrame({"path": files}))
+    with pytest.raises(fxplain.InvalidInputError, match="no such annotation file"):
+        serial.annotate(tmp_path / "missing.csv")
+    with pytest.raises(fxplain.InvalidInputError, match="would overwrite"):
+        serial.annotate(pd.DataFrame({"file": files, "score": 1}))
+    with pytest.raises(fxplain.InvalidInputError, match="n_boot"):
+        serial.region_table(n_boot=-1)
