@@ -1,4 +1,5 @@
-"""Command line: ``fxplain info | faces | verify | explain | evaluate | calibrate | train-decoder | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | faces | verify | explain | explain-pairs | show | regions | report | evaluate |
+calibrate | train-decoder | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
@@ -280,6 +281,36 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.rows:
         table = results.table[["pair_id", "a", "b", "label", "score", "decision", "seconds", "error"]]
         print(table.head(args.rows).to_string(index=False))
+    return 0
+
+
+def _cmd_regions(args: argparse.Namespace) -> int:
+    import fxplain
+
+    results = fxplain.open_results(args.store)
+    if args.annotate:
+        results = results.annotate(args.annotate, on=args.on)
+    table = results.region_table(args.by or None, side=args.side, n_boot=args.n_boot)
+    shown = table[table["kind"] == args.kind] if args.kind != "both" else table
+    with np.errstate(invalid="ignore"):
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.output:
+        table.to_csv(args.output, index=False)
+        print(f"region table written to {args.output}")
+    if args.plot:
+        kinds = ("similarity", "dissimilarity") if args.kind == "both" else (args.kind,)
+        for kind in kinds:
+            path = args.plot if len(kinds) == 1 else args.plot.replace(".png", f"-{kind}.png")
+            results.plot_regions(args.by or None, kind=kind, side=args.side, n_boot=args.n_boot).savefig(path, dpi=100)
+            print(f"region chart written to {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import fxplain
+
+    index = fxplain.open_results(args.store).report(args.output, max_pairs=args.max_pairs)
+    print(f"wrote {index}")
     return 0
 
 
@@ -647,6 +678,30 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "against labels, time per pair")
     show.add_argument("store", help="a result store written by explain-pairs")
     show.add_argument("--rows", type=int, default=0, help="also print the first ROWS rows of the table")
+    regions = command("regions", _cmd_regions, loads_model=False,
+                      help="facial-region table of a result store: mean share of similarity and dissimilarity "
+                           "per region, grouped by outcome or your own columns, with bootstrap intervals")
+    regions.add_argument("store", help="a result store written by explain-pairs")
+    regions.add_argument("--by", nargs="+", help="group by these columns (default: outcome, i.e. true/false "
+                                                 "match/non-match); add your own with --annotate")
+    regions.add_argument("--annotate", help="CSV with a column naming image files (--on) and columns of your own "
+                                            "(group, capture condition ...), matched to each side's file")
+    regions.add_argument("--on", default="file", help="the CSV column naming files (default: %(default)s)")
+    regions.add_argument("--kind", choices=("similarity", "dissimilarity", "both"), default="both",
+                         help="which maps' shares to print (default: %(default)s)")
+    regions.add_argument("--side", choices=("both", "A", "B"), default="both",
+                         help="average both faces of a pair, or take one side (default: %(default)s)")
+    regions.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    regions.add_argument("-o", "--output", help="also write the table as CSV")
+    regions.add_argument("--plot", help="also draw the bar chart and the shares over the mean face (PNG)")
+    report = command("report", _cmd_report, loads_model=False,
+                     help="write an HTML report of a result store: settings, decisions against labels (FMR, "
+                          "FNMR), false matches and non-matches, regions, time per pair, failed pairs")
+    report.add_argument("store", help="a result store written by explain-pairs")
+    report.add_argument("-o", "--output", required=True,
+                        help="folder for index.html and its figures: new, empty, or a previous report (replaced)")
+    report.add_argument("--max-pairs", type=int, default=12,
+                        help="pairs drawn in each grid of false matches / non-matches (default: %(default)s)")
     train = command("train-decoder", _cmd_train_decoder,
                     help="train a face-reconstruction decoder on a folder of photos and/or aligned chips")
     train.add_argument("images", help="'johns', 'photos' (every face in the example photos), 'johns+photos', or "

@@ -1,9 +1,11 @@
-"""fxplain explain-pairs and fxplain show, in-process, as a user types them."""
+"""fxplain explain-pairs, show and regions, in a subprocess, as a user types them."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import pandas as pd
 
 import fxplain
 from fxplain import datasets
@@ -34,6 +36,19 @@ def test_explain_pairs_then_show(tmp_path):
     assert again.returncode == 0
     other = _fxplain("explain-pairs", str(listing), "-o", str(store), "--method", "corrrise", "--quiet")
     assert other.returncode == 2 and "method: stored occlusion, asked corrrise" in other.stderr
+    # the facial-region table, grouped by a column of the user's CSV, written as CSV and drawn
+    groups = tmp_path / "groups.csv"
+    groups.write_text(f"file,group\n{files[0]},x\n{files[1]},x\n{files[30]},y\n")
+    table = tmp_path / "regions.csv"
+    regions = _fxplain("regions", str(store), "--annotate", str(groups), "--by", "group", "--n-boot", "50",
+                       "-o", str(table), "--plot", str(tmp_path / "regions.png"))
+    assert regions.returncode == 0, regions.stderr
+    assert "mixed" in regions.stdout and "chin_jaw" in regions.stdout
+    written = pd.read_csv(table)
+    assert set(written["group"]) == {"x", "mixed"} and len(written) == 2 * 2 * 9
+    assert (tmp_path / "regions-similarity.png").stat().st_size > 1000
+    missing = _fxplain("regions", str(store), "--by", "age")
+    assert missing.returncode == 2 and "no column 'age'" in missing.stderr
 
 
 def test_bad_pairs_file_is_a_clear_error(tmp_path):
