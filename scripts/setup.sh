@@ -27,4 +27,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
     echo "apt package lists are empty: running apt-get update"
     apt-get update -qq || echo "warning: apt-get update failed; fetching the johns faces may fail" >&2
 fi
+# The report's browser test (tests/protocols/test_report.py) opens the HTML report in a real headless
+# Chromium through Debian's chromium and chromium-driver. A container whose lists predate those packages'
+# current versions cannot fetch them: then refresh the lists once and try again.
+if [ -n "$extras" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+        && { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; }; then
+    echo "installing chromium and chromium-driver (the HTML report's browser test)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium chromium-driver \
+        || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }
+fi
 .venv/bin/python -c "from fxplain import datasets; print('johns faces:', datasets.fetch_johns())"
