@@ -39,6 +39,7 @@ from ._util.version import __version__
 from .evaluation import EvaluationReport, ThresholdCalibration, calibrate_threshold, evaluate
 from .explainer import Explainer
 from .faces import Face, detect_faces
+from .identification import Gallery, IdentificationExplanation, explain_identification
 from .models import CallableModel, FaceModel, from_torch, load_model, save_face_model, wrap
 from .protocols import Pair, ResultSet, explain_pairs, make_pairs, open_results, read_pairs
 from .reconstruction import Decoder, default_decoder, load_decoder, train_decoder
@@ -56,6 +57,8 @@ __all__ = [
     "FaceModel",
     "FxplainError",
     "FxplainWarning",
+    "Gallery",
+    "IdentificationExplanation",
     "InvalidInputError",
     "LicenceWarning",
     "ModelFormatError",
@@ -73,6 +76,7 @@ __all__ = [
     "default_decoder",
     "detect_faces",
     "evaluate",
+    "explain_identification",
     "explain_pairs",
     "faces",
     "from_torch",

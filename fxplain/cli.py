@@ -1,5 +1,5 @@
-"""Command line: ``fxplain info | faces | verify | explain | explain-pairs | show | regions | report | evaluate |
-calibrate | train-decoder | demo`` (also ``python -m fxplain``)."""
+"""Command line: ``fxplain info | faces | verify | explain | explain-pairs | show | identify | regions | report |
+evaluate | calibrate | train-decoder | demo`` (also ``python -m fxplain``)."""
 
 from __future__ import annotations
 
@@ -281,6 +281,33 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.rows:
         table = results.table[["pair_id", "a", "b", "label", "score", "decision", "seconds", "error"]]
         print(table.head(args.rows).to_string(index=False))
+    return 0
+
+
+def _cmd_identify(args: argparse.Namespace) -> int:
+    import fxplain
+    from fxplain import datasets
+
+    model = _load_model(args)
+    fxplain.models.require_threshold(model)  # refuse before the gallery is embedded
+    source = datasets.johns_dir() if args.gallery == "johns" else args.gallery
+    gallery = fxplain.Gallery(model, source, show_progress=not args.quiet)
+    result = fxplain.explain_identification(
+        model, args.probe, gallery, top_k=args.top_k, method=args.method, combine=args.combine,
+        mate=args.mate, face=args.face, seed=args.seed, show_progress=not args.quiet, **_method_params(args))
+    print(f"{args.probe}: the {len(result.ranking)} closest of {len(gallery.identities)} identities "
+          f"({len(gallery)} images, {gallery.cached} embeddings from the cache) by {model.name}, combine "
+          f"{args.combine}; explained by {result.method} in {result.seconds:.1f} s")
+    print(result.table())
+    c = result.contrast
+    print(f"contrast: {c.first.identity} over {c.second.identity} ({c.reason}), "
+          f"score difference {c.score:.4f}")
+    if args.output:
+        result.save(args.output)
+        print(f"saved the explanation to {args.output}")
+    if args.plot:
+        result.plot().savefig(args.plot, dpi=100)
+        print(f"figure {args.plot}")
     return 0
 
 
@@ -678,6 +705,32 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "against labels, time per pair")
     show.add_argument("store", help="a result store written by explain-pairs")
     show.add_argument("--rows", type=int, default=0, help="also print the first ROWS rows of the table")
+    identify = command("identify", _cmd_identify,
+                       help="search a gallery of identities for a probe face; explain the ranking (pair maps "
+                            "of the top identities, contrastive maps of rank 1 against rank 2 or the mate)",
+                       epilog="method parameters and defaults: " + _method_help())
+    identify.add_argument("probe", help="the probe face: an aligned chip or a photo")
+    identify.add_argument("--gallery", required=True,
+                          help="a folder with one sub-folder of images (chips or photos) per identity, or "
+                               "'johns'; its embeddings are cached in ~/.cache/fxplain/galleries")
+    identify.add_argument("--top-k", type=int, default=5,
+                          help="identities to rank and explain (default: %(default)s)")
+    identify.add_argument("--combine", choices=("mean", "best"), default="mean",
+                          help="an identity's images: their mean embedding, or the best-scoring one "
+                               "(default: %(default)s)")
+    identify.add_argument("--mate", help="the probe's true identity: if it is not rank 1, the contrast "
+                                         "explains why rank 1 beats it")
+    identify.add_argument("--method", default="corrrise", choices=sorted(METHODS),
+                          help="default: %(default)s")
+    identify.add_argument("--variant", choices=variants, help="the method's variant (see explain --help)")
+    identify.add_argument("--decoder", help="decoder file for --method reconstruction")
+    identify.add_argument("--n-masks", type=int, help=n_masks_help)
+    identify.add_argument("--face", type=_face_choice, default="largest",
+                          help="which face of a probe photo: largest (default), most_confident or an index")
+    identify.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    identify.add_argument("-o", "--output", help="save the explanation here (.fxi)")
+    identify.add_argument("--plot", help="figure to write (PNG)")
+    identify.add_argument("--quiet", action="store_true", help="no progress bar")
     regions = command("regions", _cmd_regions, loads_model=False,
                       help="facial-region table of a result store: mean share of similarity and dissimilarity "
                            "per region, grouped by outcome or your own columns, with bootstrap intervals")

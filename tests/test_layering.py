@@ -5,7 +5,10 @@ functions), so a lazy import cannot hide an upward dependency. The layers,
 bottom to top (docs/runtime.md, fxplain/__init__.py):
 
     _util, _core  ->  datasets  ->  runtime  ->  faces  ->  models  ->  methods
-    ->  explainer / results / plotting  ->  reconstruction | evaluation  ->  cli
+    ->  explainer / results / plotting  ->  reconstruction | evaluation  ->  testing  ->  cli
+
+(``testing``, the pytest plugin and assertions for users' test suites, sits
+beside the package's ``__init__``, which does not import it.)
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ RANKS = {
     "models": 4,
     "methods": 5,
     "explainer": 6, "results": 6, "plotting": 6,
-    "reconstruction": 7, "protocols": 7,
+    "reconstruction": 7, "protocols": 7, "identification": 7,
     "evaluation": 8,
-    "__init__": 9,
+    "__init__": 9, "testing": 9,
     "cli": 10,
     "__main__": 11,
 }
@@ -139,7 +142,8 @@ def test_no_import_cycles():
 
 
 @pytest.mark.parametrize("layer", ["fxplain._util", "fxplain.runtime", "fxplain.models", "fxplain.faces",
-                                   "fxplain.methods", "fxplain.reconstruction", "fxplain.evaluation"])
+                                   "fxplain.methods", "fxplain.reconstruction", "fxplain.evaluation",
+                                   "fxplain.testing"])
 def test_each_layer_imports_on_its_own(layer):
     """Importing one layer first (in a fresh interpreter) works: no hidden dependence on import order."""
     code = f"import importlib, sys; importlib.import_module({layer!r}); print('ok')"

@@ -7,6 +7,11 @@ whatever else it measured in ``extras``; :class:`~fxplain.Explainer` wraps
 that into a :class:`~fxplain.PairExplanation`. Methods register themselves
 with :func:`register_method`, so the Explainer and the CLI list them from
 :data:`METHODS`.
+
+For 1:N identification a method also explains a *contrast*
+(:meth:`Method.explain_contrast`): one probe image, and the score difference
+``c(x) = s(x, g1) − s(x, g2)`` between two gallery identities
+(:class:`~fxplain.models.scoring.Contrast`) in place of a pair's score.
 """
 
 from __future__ import annotations
@@ -81,8 +86,34 @@ class Method:
 
     def evidence(self, model, image: np.ndarray, partner: np.ndarray, base_score: float, seed: int,
                  batch_size: int, progress) -> np.ndarray:
-        """Signed (H, W) float64 evidence map of ``image`` against the ``partner`` embedding."""
+        """Signed (H, W) float64 evidence map of ``image`` against the ``partner`` embedding.
+
+        ``partner`` may also be a :class:`~fxplain.models.scoring.Contrast`
+        (see :meth:`explain_contrast`); ``base_score`` is then the intact
+        image's contrast score.
+        """
         raise NotImplementedError
+
+    def contrast_work_units(self, size: tuple[int, int]) -> int:
+        """Number of perturbed images one call of :meth:`explain_contrast` runs through the model."""
+        return self.work_units(size)
+
+    def explain_contrast(self, model, probe_pixels: np.ndarray, probe_embedding: np.ndarray, contrast,
+                         seed: int, batch_size: int, progress) -> Evidence:
+        """:class:`Evidence` of one probe image for the contrast ``c(x) = s(x, g1) − s(x, g2)``.
+
+        ``probe_pixels`` is the validated float32 ``(1, H, W, 3)`` probe,
+        ``probe_embedding`` its ``(D,)`` embedding and ``contrast`` a
+        :class:`~fxplain.models.scoring.Contrast` of the two gallery
+        embeddings. The maps are ``(1, H, W)``: similarity where the probe's
+        pixels support g1 over g2, dissimilarity where they support g2 over
+        g1. The default runs :meth:`evidence` with the contrast in place of
+        the partner and splits the signed map.
+        """
+        base = float(contrast.score(model.metric, np.asarray(probe_embedding, np.float64)))
+        signed = self.evidence(model, np.ascontiguousarray(probe_pixels[0]), contrast, base, seed, batch_size,
+                               progress)
+        return Evidence.from_signed(signed[None])
 
     def explain_pair(self, model, pixels: np.ndarray, embeddings: np.ndarray, base_score: float, seed: int,
                      batch_size: int, progress) -> Evidence:

@@ -71,7 +71,8 @@ class CorrRISE(Method):
         return _core.masks_patches(seed, first, count, h, w, p["patch"], p["holes"])
 
     def evidence(self, model, image, partner, base_score, seed, batch_size, progress):
-        return self._correlate(model, image[None], partner[None], base_score, seed, batch_size, progress)[0]
+        # a list, not partner[None]: the partner may be a Contrast of two embeddings
+        return self._correlate(model, image[None], [partner], base_score, seed, batch_size, progress)[0]
 
     def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
         # both images see the same masks: generate each chunk of masks once
@@ -79,7 +80,7 @@ class CorrRISE(Method):
                                                     base_score, seed, batch_size, progress))
 
     def _correlate(self, model, images, partners, base_score, seed, batch_size, progress):
-        """Correlation maps (len(images), H, W); image k is scored against partners[k]."""
+        """Correlation maps (len(images), H, W); image k is scored against partners[k] (embedding or Contrast)."""
         k_images, h, w = images.shape[:3]
         n = self.params["n_masks"]
         fills = [self.fill(image) for image in images]

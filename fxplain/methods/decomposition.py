@@ -15,6 +15,11 @@ and the dissimilarity map ``max(−S, 0)``; ``S`` sums to the margin over the
 pixels. The combiner does not care where ``R_k`` comes from (gradients in
 :mod:`fxplain.methods.gradient`, the decoder in
 :mod:`fxplain.reconstruction.method`; see :mod:`fxplain.methods.region_maps`).
+
+A contrast (1:N identification, ``c = s(p, g1) − s(p, g2)``) splits the same
+way, without a threshold (:func:`contrast_contributions`):
+``c_k = −(p_k − g1_k)² + (p_k − g2_k)²`` (squared-Euclidean) or
+``c_k = p̂_k (ĝ1_k − ĝ2_k)`` (cosine); ``c_k > 0`` favours g1, ``c_k < 0`` g2.
 """
 
 from __future__ import annotations
@@ -38,6 +43,23 @@ def margin_contributions(model, emb_a, emb_b) -> np.ndarray:
     a_hat = a / max(np.linalg.norm(a), 1e-12)
     b_hat = b / max(np.linalg.norm(b), 1e-12)
     return a_hat * b_hat - threshold / d
+
+
+def contrast_contributions(model, probe_embedding, contrast) -> np.ndarray:
+    """Per-dimension contributions ``c_k`` (float64 ``(D,)``) of a contrast, ``Σ c_k = s(p, g1) − s(p, g2)``.
+
+    ``contrast`` is a :class:`~fxplain.models.scoring.Contrast` ``(g1, g2)``;
+    see the module docstring for the formulas.
+    """
+    p = model.check_embeddings(probe_embedding, "probe_embedding").astype(np.float64)
+    if p.ndim != 1 or contrast.first.shape != p.shape:
+        raise InvalidInputError(f"contrast_contributions takes a (D,) probe embedding and a contrast of the "
+                                f"same length; got {p.shape} and {contrast.first.shape}")
+    g1, g2 = contrast.first, contrast.second
+    if model.metric == "squared_euclidean":
+        return (p - g2) ** 2 - (p - g1) ** 2
+    p_hat, g1_hat, g2_hat = (v / max(np.linalg.norm(v), 1e-12) for v in (p, g1, g2))
+    return p_hat * (g1_hat - g2_hat)
 
 
 def combine(contributions: np.ndarray, region_maps: np.ndarray) -> np.ndarray:

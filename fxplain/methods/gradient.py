@@ -11,7 +11,7 @@ from .._util.validation import check_int, is_finite_number
 from ..models.protocols import require_differentiable
 from ..models.scoring import require_threshold
 from .base import Evidence, register_method
-from .decomposition import margin_contributions
+from .decomposition import contrast_contributions, margin_contributions
 from .fills import Fill
 from .integrated import FILL_PATH_POWER, integrated_score_map
 from .region_maps import RegionMapMethod
@@ -68,16 +68,22 @@ class Gradient(RegionMapMethod):
     def work_units(self, size):
         return 2 * self.params["steps"] * self.params["samples"] if self.params["variant"] == "integrated" else 1
 
-    def region_maps(self, model, pixels, embeddings, batch_size):
-        model = require_differentiable(model, self.name)
-        return [model.dimension_maps(pixels[side], batch_size=batch_size) for side in (0, 1)]
+    def contrast_work_units(self, size):
+        # a contrast has only the path from the fill
+        return self.params["steps"] * self.params["samples"] if self.params["variant"] == "integrated" else 1
+
+    def region_map(self, model, image, embedding, batch_size):
+        return require_differentiable(model, self.name).dimension_maps(image, batch_size=batch_size)
+
+    def _path_options(self, batch_size: int) -> dict[str, Any]:
+        return {"steps": self.params["steps"], "samples": self.params["samples"],
+                "noise": float(self.params["noise"]), "batch_size": batch_size}
 
     def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
         if self.params["variant"] != "integrated":
             return self.combined_evidence(model, pixels, embeddings, batch_size, progress)
         model = require_differentiable(model, self.name)
-        path_options = {"steps": self.params["steps"], "samples": self.params["samples"],
-                        "noise": float(self.params["noise"]), "batch_size": batch_size}
+        path_options = self._path_options(batch_size)
         margin = base_score - require_threshold(model)
         similarity, dissimilarity, gaps, fill_gaps = [], [], [], []
         for side in (0, 1):
@@ -99,3 +105,27 @@ class Gradient(RegionMapMethod):
         contributions = margin_contributions(model, embeddings[0], embeddings[1])
         return Evidence(np.stack(similarity), np.stack(dissimilarity),
                         {"contributions": contributions.tolist(), "path_gap": gaps, "fill_path_gap": fill_gaps})
+
+    def explain_contrast(self, model, probe_pixels, probe_embedding, contrast, seed, batch_size, progress):
+        """Integrated gradients of the contrast ``c(x) = s(x, g1) − s(x, g2)`` from the ``fill`` image.
+
+        The gallery identities have no one image the probe could start from
+        (a mean embedding, several images), so the path starts where the
+        similarity path of a pair starts: the plain fill image. Similarity
+        ``max(IG, 0)`` (pixels for g1), dissimilarity ``max(−IG, 0)`` (for
+        g2); ``extras["fill_path_gap"]`` is ``c(probe) − c(fill) − Σ IG``.
+        """
+        if self.params["variant"] != "integrated":
+            return self.combined_contrast_evidence(model, probe_pixels, probe_embedding, contrast, batch_size,
+                                                   progress)
+        model = require_differentiable(model, self.name)
+        image = probe_pixels[0]
+        fill = self.fill(image)
+        path = integrated_score_map(model, image, fill, contrast, power=FILL_PATH_POWER,
+                                    rng=np.random.default_rng([seed, 0, 1]), **self._path_options(batch_size))
+        progress.update(self.contrast_work_units(probe_pixels.shape[1:3]))
+        probe_c = contrast.score(model.metric, np.asarray(probe_embedding, np.float64))
+        fill_c = contrast.score(model.metric, model.embed_pixels(fill[None])[0].astype(np.float64))
+        return Evidence.from_signed(path[None], {
+            "contributions": contrast_contributions(model, probe_embedding, contrast).tolist(),
+            "fill_path_gap": [float(probe_c - fill_c - path.sum())]})

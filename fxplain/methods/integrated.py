@@ -29,6 +29,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..models.scoring import Contrast
+
 #: Node spacing of the path from a uniform fill image: with ``t = u²`` the
 #: path sums to within ~5 % of the score change at 32-64 nodes on johns
 #: pairs, where evenly spaced nodes are off by up to 2x at 16 (the score
@@ -42,12 +44,17 @@ def integrated_score_map(model, image: np.ndarray, reference: np.ndarray, refere
     """The (H, W) float64 map IG(p) of ``image`` against ``reference`` (see the module docstring).
 
     ``image`` and ``reference`` are validated float32 ``(H, W, 3)`` pixel
-    arrays; ``reference_embedding`` is the reference's ``(D,)`` embedding.
+    arrays; ``reference_embedding`` is the reference's ``(D,)`` embedding, or
+    a :class:`~fxplain.models.scoring.Contrast`, whose score difference is
+    then integrated.
     Path points are drawn node by node (so the random stream does not depend
     on ``batch_size``) and pushed through the network ``batch_size`` at a
     time, so memory does not grow with ``steps · samples``.
     """
-    ref_emb = np.asarray(reference_embedding, np.float64)
+    # a Contrast (1:N identification) passes through: the model's score gradient takes it as a reference
+    ref_emb = reference_embedding
+    if not isinstance(ref_emb, Contrast):
+        ref_emb = np.asarray(ref_emb, np.float64)
     point_weights = np.repeat(path_nodes(steps, power)[1] / samples, samples)
     grad_sum = np.zeros(image.shape, np.float64)
     pending: list[np.ndarray] = []

@@ -11,7 +11,11 @@ base combines them, in two variants:
 * ``"split"`` (xSSAB-style): the dimensions arguing for and against are kept
   apart: similarity ``Σ_{c_k>0} c_k R_k``, dissimilarity ``Σ_{c_k<0} |c_k| R_k``.
 
-The contributions travel in ``extras["contributions"]``.
+The contributions travel in ``extras["contributions"]``. A contrast of
+1:N identification (:meth:`~fxplain.methods.base.Method.explain_contrast`)
+goes through the same combiner with the contrast's contributions
+(:func:`~fxplain.methods.decomposition.contrast_contributions`) and the
+probe's region maps.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Evidence, Method
-from .decomposition import combine, margin_contributions
+from .decomposition import combine, contrast_contributions, margin_contributions
 
 
 class RegionMapMethod(Method):
@@ -27,9 +31,14 @@ class RegionMapMethod(Method):
 
     units = "score units per pixel"
 
-    def region_maps(self, model, pixels: np.ndarray, embeddings: np.ndarray, batch_size: int) -> list[np.ndarray]:
-        """The (D, H, W) non-negative region maps of both images."""
+    def region_map(self, model, image: np.ndarray, embedding: np.ndarray, batch_size: int) -> np.ndarray:
+        """The (D, H, W) non-negative region maps of one image (float32 ``(H, W, 3)``, embedding ``(D,)``)."""
         raise NotImplementedError
+
+    def region_maps(self, model, pixels: np.ndarray, embeddings: np.ndarray,
+                    batch_size: int) -> list[np.ndarray]:
+        """The (D, H, W) non-negative region maps of both images."""
+        return [self.region_map(model, pixels[side], embeddings[side], batch_size) for side in (0, 1)]
 
     def work_units(self, size):
         return 1
@@ -39,6 +48,17 @@ class RegionMapMethod(Method):
         region_maps = self.region_maps(model, pixels, embeddings, batch_size)
         progress.update(2)
         contributions = margin_contributions(model, embeddings[0], embeddings[1])
+        return self._combined(contributions, region_maps)
+
+    def combined_contrast_evidence(self, model, probe_pixels, probe_embedding, contrast, batch_size,
+                                   progress) -> Evidence:
+        """``"net"`` or ``"split"`` contrast evidence of a probe (contrast contributions, probe maps)."""
+        region_map = self.region_map(model, probe_pixels[0], probe_embedding, batch_size)
+        progress.update(1)
+        return self._combined(contrast_contributions(model, probe_embedding, contrast), [region_map])
+
+    def _combined(self, contributions: np.ndarray, region_maps: list[np.ndarray]) -> Evidence:
+        """Net or split maps ``(len(region_maps), H, W)`` of the contributions, which travel in extras."""
         extras = {"contributions": contributions.tolist()}
         if self.params["variant"] == "net":
             return Evidence.from_signed(np.stack([combine(contributions, r) for r in region_maps]), extras)
@@ -48,3 +68,7 @@ class RegionMapMethod(Method):
 
     def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
         return self.combined_evidence(model, pixels, embeddings, batch_size, progress)
+
+    def explain_contrast(self, model, probe_pixels, probe_embedding, contrast, seed, batch_size, progress):
+        return self.combined_contrast_evidence(model, probe_pixels, probe_embedding, contrast, batch_size,
+                                               progress)

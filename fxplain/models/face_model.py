@@ -23,6 +23,7 @@ from ..runtime.core_net import build_core_net
 from ..runtime.spec import NetworkSpec
 from .dimension_occlusion import occlusion_dimension_maps
 from .scoring import (
+    Contrast,
     check_embeddings,
     check_metric,
     distance_from_score,
@@ -334,8 +335,10 @@ class FaceModel:
         images
             As for :meth:`embed` (float pixels off the 0-255 range are allowed,
             e.g. noisy points on an integration path).
-        reference : array_like
-            ``(D,)`` embedding to score against.
+        reference : array_like or Contrast
+            ``(D,)`` embedding to score against, or a
+            :class:`~fxplain.models.scoring.Contrast` ``(g1, g2)``: then the
+            score difference ``s(x, g1) − s(x, g2)`` and its gradient.
 
         Returns
         -------
@@ -343,15 +346,22 @@ class FaceModel:
             float64 scores ``(N,)`` and float32 gradients ``(N, H, W, 3)``.
         """
         batch_size = check_positive_int("batch_size", batch_size)
-        ref = self.check_embeddings(reference, "reference")
-        if ref.ndim != 1:
-            raise InvalidInputError(f"reference must be one embedding ({self.embedding_size},), got {ref.shape}")
-        return self.score_gradient_pixels(to_pixel_batch(images, self.input_size),
-                                          ref.astype(np.float64), batch_size=batch_size)
+        if isinstance(reference, Contrast):
+            if reference.first.shape != (self.embedding_size,):
+                raise InvalidInputError(f"the contrast's embeddings must be ({self.embedding_size},), got "
+                                        f"{reference.first.shape}")
+            ref = reference
+        else:
+            ref = self.check_embeddings(reference, "reference")
+            if ref.ndim != 1:
+                raise InvalidInputError(f"reference must be one embedding ({self.embedding_size},), "
+                                        f"got {ref.shape}")
+            ref = ref.astype(np.float64)
+        return self.score_gradient_pixels(to_pixel_batch(images, self.input_size), ref, batch_size=batch_size)
 
     def score_gradient_pixels(self, pixels: np.ndarray, reference: np.ndarray, *,
                               batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`score_gradient` on validated float32 pixels and a float64 ``(D,)`` reference."""
+        """:meth:`score_gradient` on validated float32 pixels and a float64 ``(D,)`` reference or a Contrast."""
         scores = np.empty(len(pixels))
         grads = np.empty(pixels.shape, np.float32)
         for start in range(0, len(pixels), batch_size):

@@ -6,10 +6,17 @@ matches iff ``score >= threshold``. Each metric has its own distance
 (:func:`distance_from_score`): the Euclidean distance ``‖a − b‖`` for
 ``squared_euclidean``, the cosine distance ``1 − cos`` for ``cosine``; a
 model without a threshold (None) refuses decisions (:func:`require_threshold`).
+
+A :class:`Contrast` reference stands for the score difference
+``c(x) = s(x, first) − s(x, second)`` (1:N identification: why a probe is
+closer to one gallery identity than to another); the score targets of the
+perturbation methods and :func:`score_and_embedding_gradient` take it
+wherever they take one reference embedding.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,12 +87,48 @@ def score_embeddings(metric: str, a: np.ndarray, b: np.ndarray) -> np.ndarray | 
     return float(s) if np.ndim(s) == 0 else s
 
 
-def score_and_embedding_gradient(metric: str, emb: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True, eq=False)
+class Contrast:
+    """The reference of a contrast: ``c(x) = s(x, first) − s(x, second)``.
+
+    ``first`` and ``second`` are two ``(D,)`` embeddings (two gallery
+    identities); a perturbed image's target is how much closer it is to
+    ``first`` than to ``second``. Both are kept as finite float64 vectors of
+    one length; anything else raises InvalidInputError.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+
+    def __post_init__(self):
+        first = np.array(self.first, np.float64)  # copies: later changes to the caller's arrays stay out
+        second = np.array(self.second, np.float64)
+        if first.ndim != 1 or first.shape != second.shape or first.size == 0:
+            raise InvalidInputError(f"a contrast needs two (D,) embeddings of one length, got "
+                                    f"{np.shape(self.first)} and {np.shape(self.second)}")
+        if not (np.all(np.isfinite(first)) and np.all(np.isfinite(second))):
+            raise InvalidInputError("a contrast's embeddings must hold finite values")
+        first.flags.writeable = second.flags.writeable = False
+        object.__setattr__(self, "first", first)
+        object.__setattr__(self, "second", second)
+
+    def score(self, metric: str, emb: np.ndarray) -> np.ndarray | float:
+        """``c`` of checked embeddings ``(D,)`` or ``(N, D)``: score against first minus against second."""
+        return score_embeddings(metric, emb, self.first) - score_embeddings(metric, emb, self.second)
+
+
+def score_and_embedding_gradient(metric: str, emb: np.ndarray,
+                                 reference: np.ndarray | Contrast) -> tuple[np.ndarray, np.ndarray]:
     """Scores ``s(emb_n, reference)`` (N,) and ``∂s/∂emb`` (N, D), float64, for a model metric.
 
     ``squared_euclidean``: s = −‖e − r‖², ∂s/∂e = −2 (e − r).
     ``cosine``: s = ê·r̂, ∂s/∂e = (r̂ − s ê) / ‖e‖.
+    A :class:`Contrast` reference gives ``c = s1 − s2`` and ``∂c/∂e = ∂s1/∂e − ∂s2/∂e``.
     """
+    if isinstance(reference, Contrast):
+        s1, d1 = score_and_embedding_gradient(metric, emb, reference.first)
+        s2, d2 = score_and_embedding_gradient(metric, emb, reference.second)
+        return s1 - s2, d1 - d2
     if metric == "squared_euclidean":
         diff = emb - reference
         return -np.sum(diff ** 2, axis=1), -2.0 * diff

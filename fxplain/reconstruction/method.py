@@ -14,7 +14,7 @@ import numpy as np
 from .._util.errors import InvalidInputError
 from .._util.validation import is_finite_number
 from ..methods.base import Evidence, register_method
-from ..methods.decomposition import margin_contributions
+from ..methods.decomposition import contrast_contributions, margin_contributions
 from ..methods.region_maps import RegionMapMethod
 from ..models.face_model import FaceModel
 from .decoder import Decoder, load_decoder
@@ -117,9 +117,7 @@ class Reconstruction(RegionMapMethod):
             loses_shared[agree] = decoder.embedding_mean[agree]
             out = decoder.decode(np.stack([f, loses_shared, takes_partner]))
             for maps, moved, total in ((similarity, out[1], totals[0]), (dissimilarity, out[2], totals[1])):
-                change = np.abs(moved - out[0]).sum(axis=0, dtype=np.float64)
-                mass = change.sum()
-                maps.append(change * (total / mass) if mass > 0 else np.zeros_like(change))
+                maps.append(_scaled_change(out[0], moved, total))
         return Evidence(np.stack(similarity), np.stack(dissimilarity), {"contributions": contributions.tolist()})
 
     def _checked_decoder(self, model) -> Decoder:
@@ -129,6 +127,47 @@ class Reconstruction(RegionMapMethod):
                                     f"({self.decoder.model_hash[:12]}…, the model is {model.model_hash[:12]}…)")
         return self.decoder
 
-    def region_maps(self, model, pixels, embeddings, batch_size):
+    def region_map(self, model, image, embedding, batch_size):
+        return self._checked_decoder(model).dimension_maps(embedding, delta=float(self.params["delta"]))
+
+    def explain_contrast(self, model, probe_pixels, probe_embedding, contrast, seed, batch_size, progress):
+        """The probe's maps for ``c = s(p, g1) − s(p, g2)``: counterfactual by default (below), or net, split.
+
+        The counterfactual contrast: with the contrast's contributions
+        ``c_k`` (:func:`~fxplain.methods.decomposition.contrast_contributions`),
+        the similarity map is ``|G(f_p) − G(f_p with its dimensions favouring
+        g1 (c_k > 0) set to g2's values)|`` — what of the probe's face makes
+        it g1 rather than g2 — and the dissimilarity map ``|G(f_p) − G(f_p
+        with its dimensions favouring g2 (c_k < 0) set to g1's values)|``;
+        summed over colour and scaled to ``Σ_{c_k>0} c_k`` and
+        ``Σ_{c_k<0} |c_k|``, as for a pair.
+        """
+        if self.params["variant"] == "counterfactual":
+            evidence = self.counterfactual_contrast_evidence(model, probe_embedding, contrast)
+            progress.update(1)
+        else:
+            evidence = self.combined_contrast_evidence(model, probe_pixels, probe_embedding, contrast,
+                                                       batch_size, progress)
+        evidence.extras["decoder_weights"] = self.decoder.spec.weights_digest()[:16]
+        return evidence
+
+    def counterfactual_contrast_evidence(self, model, probe_embedding, contrast) -> Evidence:
+        """``"counterfactual"`` maps ``(1, H, W)`` of a probe for a contrast; see :meth:`explain_contrast`."""
         decoder = self._checked_decoder(model)
-        return [decoder.dimension_maps(embeddings[side], delta=float(self.params["delta"])) for side in (0, 1)]
+        contributions = contrast_contributions(model, probe_embedding, contrast)
+        for_first, for_second = contributions > 0, contributions < 0
+        f = np.asarray(probe_embedding, np.float32)
+        takes_second, takes_first = f.copy(), f.copy()
+        takes_second[for_first] = contrast.second[for_first]
+        takes_first[for_second] = contrast.first[for_second]
+        out = decoder.decode(np.stack([f, takes_second, takes_first]))
+        maps = [_scaled_change(out[0], out[1], float(contributions[for_first].sum())),
+                _scaled_change(out[0], out[2], float(-contributions[for_second].sum()))]
+        return Evidence(maps[0][None], maps[1][None], {"contributions": contributions.tolist()})
+
+
+def _scaled_change(rebuilt: np.ndarray, moved: np.ndarray, total: float) -> np.ndarray:
+    """``|moved − rebuilt|`` summed over colour (decoder output ``(3, H, W)``), scaled to sum to ``total``."""
+    change = np.abs(moved - rebuilt).sum(axis=0, dtype=np.float64)
+    mass = change.sum()
+    return change * (total / mass) if mass > 0 else np.zeros_like(change)
