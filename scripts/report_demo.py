@@ -42,8 +42,10 @@ def screenshot(index: Path, path: Path) -> None:
     driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
     try:
         driver.get(index.resolve().as_uri())
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1200, int(height) + 40)   # one window as tall as the page: one full screenshot
+        # a window whose viewport is as tall as the page: one screenshot of all of it
+        height, chrome = driver.execute_script("return [document.documentElement.scrollHeight, "
+                                               "window.outerHeight - window.innerHeight]")
+        driver.set_window_size(1200, int(height) + int(chrome) + 20)
         driver.save_screenshot(str(path))
     finally:
         driver.quit()
