@@ -142,7 +142,18 @@ def region_labels(size: Any, landmarks68: Any = None) -> np.ndarray:
     the order eyes, brows, mouth, nose, forehead, chin/jaw, cheeks.
     """
     h, w = _size(size)
-    points = template_landmarks68((h, w)) if landmarks68 is None else _checked_points(landmarks68)
+    if landmarks68 is None:
+        return _template_labels(h, w).copy()
+    return _labels(h, w, _checked_points(landmarks68))
+
+
+@functools.lru_cache(maxsize=8)
+def _template_labels(h: int, w: int) -> np.ndarray:
+    """The template's labels, drawn once per size (every chip without a photo shares them)."""
+    return _labels(h, w, template_landmarks68((h, w)))
+
+
+def _labels(h: int, w: int, points: np.ndarray) -> np.ndarray:
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     pixels = np.stack([xs.ravel(), ys.ravel()], axis=1)
     unit = np.linalg.norm(points[_EYE_L].mean(axis=0) - points[_EYE_R].mean(axis=0))
