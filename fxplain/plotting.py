@@ -418,6 +418,8 @@ def plot_region_overlay(table, image=None, *, ax=None, kind: str = "dissimilarit
     ax.contour(labels, levels=np.arange(len(REGION_NAMES)) + 0.5, colors="white", linewidths=0.5)
     for k, name in enumerate(REGION_NAMES):
         ys, xs = np.nonzero(labels == k)
+        if name in ("eyes", "brows", "cheeks"):  # two parts: label the image-left one, not the gap between
+            ys, xs = ys[xs < labels.shape[1] / 2], xs[xs < labels.shape[1] / 2]
         if len(ys) and name != "outside" and np.isfinite(shares[k]):
             ax.text(xs.mean(), ys.mean(), f"{100 * shares[k]:.0f}%", ha="center", va="center", fontsize=7,
                     color="black", bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0})
