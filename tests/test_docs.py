@@ -20,6 +20,8 @@ BUILD_TIMEOUT = 600  # seconds
 API_PAGES = {
     "models": ["load_model", "FaceModel", "FaceModel.embed", "wrap", "CallableModel", "backend_info"],
     "explaining": ["Explainer", "Explainer.explain", "PairExplanation"],
+    "identification": ["explain_identification", "Gallery", "Gallery.search", "IdentificationExplanation",
+                       "IdentificationExplanation.load"],
     "reconstruction": ["Decoder", "Decoder.region_atlas", "load_decoder", "train_decoder", "default_decoder",
                        "reconstruction.RegionAtlas", "faces.collection.faces_in_photos"],
     "evaluation": ["evaluate", "EvaluationReport"],
@@ -39,8 +41,8 @@ API_PAGES = {
     ],
 }
 
-USER_GUIDE = ["evaluation", "explanations", "models", "onednn", "performance", "photos", "reconstruction", "runtime",
-              "untrusted_input"]
+USER_GUIDE = ["evaluation", "explanations", "identification", "models", "onednn", "performance", "photos",
+              "reconstruction", "runtime", "untrusted_input"]
 
 
 def test_docs_build_without_warnings(tmp_path):

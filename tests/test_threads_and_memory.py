@@ -129,3 +129,28 @@ def test_every_entry_point_gives_the_serial_result_from_several_threads(model, j
     _in_threads(work, 4)
     for (k, name), value in results.items():
         np.testing.assert_array_equal(value, serial[name], err_msg=f"thread {k}, {name}")
+
+
+def test_explain_identification_from_two_threads_gives_the_serial_result(model, johns, tmp_path):
+    """Two threads identifying at once (each building the gallery, so both write the same cache entries)."""
+    import fxplain
+
+    _, identities, paths = johns
+    items = [(identities[k], str(paths[k])) for k in (1, 2, 12, 13, 23, 24)]
+    probes = [str(paths[0]), str(paths[11])]
+    options = {"top_k": 2, "method": "corrrise", "n_masks": 16, "batch_size": 8, "cache_dir": tmp_path / "cache"}
+
+    def summary(r) -> np.ndarray:
+        return np.concatenate([[c.score for c in r.ranking], r.contrast.similarity.ravel(),
+                               r.contrast.dissimilarity.ravel()] + [p.evidence.ravel() for p in r.pairs])
+
+    serial = [summary(fxplain.explain_identification(model, probe, items, **options)) for probe in probes]
+    results: dict[tuple[int, int], np.ndarray] = {}
+
+    def work(k: int) -> None:
+        for j in (k, 1 - k):  # the threads take the probes in opposite orders
+            results[k, j] = summary(fxplain.explain_identification(model, probes[j], items, **options))
+
+    _in_threads(work, 2)
+    for (k, j), value in results.items():
+        np.testing.assert_array_equal(value, serial[j], err_msg=f"thread {k}, probe {j}")

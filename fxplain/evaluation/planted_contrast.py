@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 from .._util.errors import InvalidInputError
+from .._util.progress import Progress
 from ..explainer import Explainer
+from ..faces.inputs import to_pixel_batch
 from ..identification import Gallery, explain_identification
+from ..methods.base import METHODS
 from ..models.regions import face_regions
+from ..models.scoring import Contrast
 from .metrics import energy_in_region, pointing_hit
 
 
@@ -83,31 +88,55 @@ def planted_contrast_cases(model, images: np.ndarray, identities, *, seed: int =
     return kept
 
 
-def score_planted_contrast(model, case: PlantedContrast, items, method: str, *, tolerance: int = 8, seed: int = 0,
-                           batch_size: int = 64, cache_dir=None, **method_params) -> dict:
+def score_planted_contrast(model, case: PlantedContrast, items, method: str, *, tolerance: int = 8,
+                           seed: int = 0, batch_size: int = 64, cache_dir=None, pair: bool = True,
+                           **method_params) -> dict:
     """Pointing and mass in the pasted region: the contrastive map "for Q over P", and the pair map.
 
     ``items`` are the image set's ``(identity, image)`` items (paths let the
     gallery's embeddings be cached in ``cache_dir``). The probe is searched in
-    the gallery of P's and Q's other chips with ``mate=P``, so the contrast
-    is P against Q whichever ranks first; the pair map is the hybrid's
-    dissimilarity map against P's representative image (the probe's own
-    pair, ``r.pairs[0]`` when P is rank 1).
+    the gallery of P's and Q's other chips with ``mate=P``
+    (:func:`~fxplain.explain_identification`), so the contrast is P against
+    Q whichever ranks first; the pair map is the hybrid's dissimilarity map
+    against P's representative image (the probe's own pair, ``r.pairs[0]``
+    when P is rank 1). With ``pair=False`` only the contrast is explained
+    (the method's :meth:`~fxplain.methods.base.Method.explain_contrast`, as
+    explain_identification calls it) and the pair entries are None.
     """
     gallery = Gallery(model, [items[i] for i in case.gallery], cache_dir=cache_dir, batch_size=batch_size)
     options = dict(method=method, seed=seed, batch_size=batch_size, **method_params)
-    r = explain_identification(model, case.hybrid, gallery, top_k=1, mate=case.mate, combine="mean", **options)
-    contrast = r.contrast
-    if {contrast.first.identity, contrast.second.identity} != {case.mate, case.rival}:
+    if pair:
+        r = explain_identification(model, case.hybrid, gallery, top_k=1, mate=case.mate, **options)
+        first, second, evidence, score = r.contrast.first, r.contrast.second, r.contrast, r.contrast.score
+    else:
+        first, second, evidence, score = _contrast_only(model, case, gallery, options)
+    if {first.identity, second.identity} != {case.mate, case.rival}:
         raise InvalidInputError("the contrast must be between the case's two identities")
-    rival_map = contrast.dissimilarity if contrast.first.identity == case.mate else contrast.similarity
-    if r.top.identity == case.mate:
-        pair = r.pairs[0]
-    else:  # the rival ranks first: the probe's own pair is explained on its own
-        mate = contrast.second
-        pair = Explainer(model, **options).explain(case.hybrid, gallery.images[mate.image_index])
-    pair_map = pair.dissimilarity[0]
-    return {"contrast_hit": bool(pointing_hit(rival_map, case.box, tolerance)),
-            "pair_hit": bool(pointing_hit(pair_map, case.box, tolerance)),
-            "contrast_mass": energy_in_region(rival_map, case.box), "pair_mass": energy_in_region(pair_map, case.box),
-            "flipped": r.top.identity != case.mate, "contrast_score": contrast.score}
+    rival_map = evidence.dissimilarity if first.identity == case.mate else evidence.similarity
+    row = {"contrast_hit": bool(pointing_hit(rival_map, case.box, tolerance)),
+           "contrast_mass": energy_in_region(rival_map, case.box), "flipped": first.identity != case.mate,
+           "contrast_score": score, "pair_hit": None, "pair_mass": None}
+    if pair:
+        if r.top.identity == case.mate:
+            explained = r.pairs[0]
+        else:  # the rival ranks first: the probe's own pair is explained on its own
+            explained = Explainer(model, **options).explain(case.hybrid, gallery.images[second.image_index])
+        pair_map = explained.dissimilarity[0]
+        row.update(pair_hit=bool(pointing_hit(pair_map, case.box, tolerance)),
+                   pair_mass=energy_in_region(pair_map, case.box))
+    return row
+
+
+def _contrast_only(model, case: PlantedContrast, gallery: Gallery, options: dict):
+    """Rank 1, rank 2, their contrastive maps ``(H, W)`` and ``c`` of the hybrid, without the pairs."""
+    pixels = to_pixel_batch(case.hybrid, model.input_size)
+    embedding = model.embed_pixels(pixels, batch_size=1)[0]
+    first, second = gallery.search(embedding)
+    method = METHODS[options["method"]](**{k: v for k, v in options.items()
+                                           if k not in ("method", "seed", "batch_size")})
+    with Progress(1, "", False) as progress:
+        contrast = Contrast(first.embedding, second.embedding)
+        evidence = method.explain_contrast(model, pixels, embedding, contrast, options["seed"],
+                                           options["batch_size"], progress)
+    maps = SimpleNamespace(similarity=evidence.similarity[0], dissimilarity=evidence.dissimilarity[0])
+    return first, second, maps, first.score - second.score

@@ -105,19 +105,16 @@ class Gallery:
     show_progress : bool
         Show a progress bar while embedding.
 
-    Attributes
-    ----------
-    identities : tuple of str
-        The identities, in folder (sorted) or first-appearance order.
-    labels : tuple of str
-        The identity of each image.
-    images : tuple
-        Each image as given (a path as ``str``).
-    embeddings : numpy.ndarray
-        float32 ``(N, D)``, one row per image.
-    embedded, cached : int
-        How many images this construction embedded, and how many it read
-        from the cache.
+    Notes
+    -----
+    A gallery holds (plain attributes; "Attributes" would give Sphinx a
+    second target for names other pages use): ``identities``, a tuple of
+    the identities in folder (sorted) or first-appearance order;
+    ``labels``, the identity of each image; ``images``, each image as given
+    (a path as ``str``); ``embeddings``, float32 ``(N, D)``, one row per
+    image; ``embedded`` and ``cached``, how many images this construction
+    embedded and how many it read from the cache; ``cache_rejected``, how
+    many cache entries it found damaged (and rewrote).
     """
 
     def __init__(self, model, source: Any, *, cache_dir: str | os.PathLike | None | bool = None,

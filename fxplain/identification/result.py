@@ -38,25 +38,16 @@ class ContrastMaps:
     used). Units are the method's, with the contrast in place of the pair
     score.
 
-    Attributes
-    ----------
-    first, second : Candidate
-        The rank-1 identity, and the runner-up (``reason="runner-up"``) or
-        the true mate the caller named (``reason="mate"``, when it is not
-        rank 1).
-    reason : str
-        ``"runner-up"`` or ``"mate"``.
-    score : float
-        ``c`` of the intact probe: ``first.score − second.score`` (≥ 0).
-    similarity, dissimilarity : numpy.ndarray
-        float32 ``(H, W)``, non-negative: the probe's pixels supporting
-        ``first`` over ``second`` (similarity) and ``second`` over ``first``.
-    images : numpy.ndarray
-        float32 ``(2, H, W, 3)``: the representative chips of ``first`` and
-        ``second`` (for plots; saved as uint8).
-    extras : dict
-        The method's measurements (``contributions`` for the decomposing
-        methods, path gaps, decoder weights).
+    Its fields: ``first`` and ``second`` (:class:`Candidate`), the rank-1
+    identity and the runner-up (``reason="runner-up"``) or the true mate
+    the caller named (``reason="mate"``, when it is not rank 1); ``score``,
+    ``c`` of the intact probe, ``first.score − second.score`` (≥ 0);
+    ``similarity`` and ``dissimilarity``, float32 ``(H, W)`` non-negative
+    maps of the probe's pixels supporting ``first`` over ``second`` and
+    ``second`` over ``first``; ``images``, float32 ``(2, H, W, 3)``, the
+    representative chips of ``first`` and ``second`` (for plots; saved as
+    uint8); ``extras``, the method's measurements (``contributions`` for the
+    decomposing methods, path gaps, decoder weights).
     """
 
     first: Candidate
@@ -140,11 +131,6 @@ class IdentificationExplanation:
     def top(self) -> Candidate:
         """The rank-1 candidate."""
         return self.ranking[0]
-
-    @property
-    def identities(self) -> list[str]:
-        """The ranked identities, best first."""
-        return [c.identity for c in self.ranking]
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{c.identity} {c.score:.4f}" for c in self.ranking[:3])
