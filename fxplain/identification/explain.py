@@ -97,9 +97,10 @@ def explain_identification(model, probe: Any, gallery: Any, top_k: int = 5, meth
     if mate is not None:
         gallery.members(mate)  # an unknown mate raises, naming the gallery's identities
 
-    pixels, (probe_face,) = to_pixel_batch_and_faces(probe, model.input_size, face=face)
+    pixels, faces = to_pixel_batch_and_faces(probe, model.input_size, face=face)
     if len(pixels) != 1:
         raise InvalidInputError(f"the probe must be one image, got {len(pixels)}")
+    probe_face = faces[0]
     probe_embedding = model.embed_pixels(pixels, batch_size=1)[0]
     ranking = gallery.search(probe_embedding, combine=combine)
     top = ranking[:int(top_k)]

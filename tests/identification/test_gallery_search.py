@@ -118,3 +118,20 @@ def test_a_folder_gallery_of_photos_and_chips(model, johns, tmp_path):
     np.testing.assert_array_equal(g.embeddings[-1], model.embed(str(root / "stranger" / photo.name))[0])
     ranking = g.search(model.embed(paths[identities.index("John_Simm")])[0])
     assert ranking[0].identity == "John_Simm"
+
+
+def test_a_wrapped_black_box_model_identifies_too(model, johns, held_out, gallery_items, tmp_path):
+    """fxplain.wrap(dlib's embedding function): the same ranking, and black-box contrastive maps."""
+    black_box = fxplain.wrap(lambda x: model.embed(x, batch_size=64), input_size=(150, 150),
+                             threshold=model.threshold, metric="squared_euclidean", dtype="float32")
+    probe = str(johns[2][held_out[4]])
+    items = [item for item in gallery_items if item[0] in ("John_Simm", "John_Salley", "John_Savage")]
+    r = fxplain.explain_identification(black_box, probe, items, top_k=2, cache_dir=tmp_path, **CHEAP)
+    expected = fxplain.Gallery(model, items, cache_dir=False).search(model.embed(probe)[0])[:2]
+    assert [c.identity for c in r.ranking] == [c.identity for c in expected]
+    assert r.top.identity == "John_Simm"
+    np.testing.assert_allclose([c.score for c in r.ranking], [c.score for c in expected], atol=1e-5)
+    assert r.contrast.similarity.max() > 0 and r.model_hash == black_box.model_hash
+    with pytest.raises(fxplain.InvalidInputError, match="core"):  # white-box methods need the core
+        fxplain.explain_identification(black_box, probe, items, top_k=2, cache_dir=tmp_path, method="gradient",
+                                       variant="net")

@@ -60,6 +60,8 @@ def test_bad_arguments_to_explain_identification(model, johns, held_out, gallery
             fxplain.explain_identification(model, probe, gallery, top_k=top_k, **CHEAP)
     with pytest.raises(InvalidInputError, match="top_k"):
         gallery.search(model.embed(probe)[0], top_k=0)
+    with pytest.raises(InvalidInputError, match="one image"):
+        fxplain.explain_identification(model, np.zeros((2, 150, 150, 3), np.uint8), gallery, top_k=2, **CHEAP)
     nan_probe = np.full((150, 150, 3), np.nan, np.float32)
     with pytest.raises(InvalidInputError, match="NaN"):
         fxplain.explain_identification(model, nan_probe, gallery, top_k=2, **CHEAP)
