@@ -41,8 +41,8 @@ API_PAGES = {
     ],
 }
 
-USER_GUIDE = ["evaluation", "explanations", "identification", "models", "onednn", "performance", "photos",
-              "reconstruction", "runtime", "untrusted_input"]
+USER_GUIDE = ["evaluation", "explanations", "identification", "models", "onednn", "performance", "photos", "protocols",
+              "reconstruction", "regions", "runtime", "testing", "untrusted_input"]
 
 
 def test_docs_build_without_warnings(tmp_path):
