@@ -174,6 +174,11 @@ def _face_choice(text: str):
     return items[0] if len(items) == 1 else tuple(items)
 
 
+def _n_masks(text: str):
+    """``--n-masks``: a number of masks, or ``auto`` (stop when the maps are stable)."""
+    return text if text == "auto" else int(text)
+
+
 #: Method parameters the CLI offers (``--n-masks``, ``--variant``, ``--decoder``), named as in the Python API.
 _METHOD_OPTIONS = ("n_masks", "variant", "decoder")
 
@@ -616,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "verify and explain use, so --face indices refer to this list): 0, then 1 if no face")
     faces.add_argument("-o", "--output", help="figure to write: the photo with boxes and landmarks (PNG)")
     n_masks_help = (f"CorrRISE masks per image (default {METHODS['corrrise'].defaults['n_masks']}, "
-                    "from the method registry)")
+                    "from the method registry), or 'auto': stop when the maps are stable")
     face_help = ("which face of a photo: largest (default), most_confident, or its index in 'fxplain faces' "
                  "order; A,B for one per side")
     verify = command("verify", _cmd_verify, help="compare two faces: aligned chips, or photos (largest face)")
@@ -637,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{name}: {'/'.join(cls.variants)}" for name, cls in METHODS.items() if cls.variants)
                          + "; the first is the default; see docs/explanations.md)")
     explain.add_argument("--decoder", help="decoder file for --method reconstruction (default: the default decoder)")
-    explain.add_argument("--n-masks", type=int, help=n_masks_help)
+    explain.add_argument("--n-masks", type=_n_masks, help=n_masks_help)
     explain.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     explain.add_argument("-o", "--output", default="explanation.png",
                          help="figure to write (PNG; default: %(default)s)")
@@ -654,7 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
                                + " (baselines 'random' and 'center' are always added; default: %(default)s)")
     evaluate.add_argument("--pairs", type=int, default=20,
                           help="pairs for deletion/insertion, half genuine (default: %(default)s)")
-    evaluate.add_argument("--n-masks", type=int, help=n_masks_help)
+    evaluate.add_argument("--n-masks", type=_n_masks, help=n_masks_help)
     evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: %(default)s)")
     evaluate.add_argument("--fill", default="mean",
                           help="what deleted pixels become: mean, blur, zero, gray (default: %(default)s)")
@@ -687,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--method", default="corrrise", choices=sorted(METHODS), help="default: %(default)s")
     pairs.add_argument("--variant", choices=variants, help="the method's variant (see explain --help)")
     pairs.add_argument("--decoder", help="decoder file for --method reconstruction")
-    pairs.add_argument("--n-masks", type=int, help=n_masks_help)
+    pairs.add_argument("--n-masks", type=_n_masks, help=n_masks_help)
     pairs.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     pairs.add_argument("--face", type=_face_choice, default="largest", help=face_help)
     pairs.add_argument("-o", "--output", required=True,
@@ -724,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="default: %(default)s")
     identify.add_argument("--variant", choices=variants, help="the method's variant (see explain --help)")
     identify.add_argument("--decoder", help="decoder file for --method reconstruction")
-    identify.add_argument("--n-masks", type=int, help=n_masks_help)
+    identify.add_argument("--n-masks", type=_n_masks, help=n_masks_help)
     identify.add_argument("--face", type=_face_choice, default="largest",
                           help="which face of a probe photo: largest (default), most_confident or an index")
     identify.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
