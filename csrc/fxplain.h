@@ -224,6 +224,11 @@ fx_status fx_net_input_gradient_shared(fx_net *net, int n, const float *pixels, 
  * upsampled with a random sub-cell shift. Masks first..first+count-1. */
 fx_status fx_masks_rise(uint64_t seed, int64_t first, int count, int h, int w, int grid, double p_keep,
                         float *out);
+/* RISE masks with p_keep = 1/2 drawn in blocks of fx_orthogonal_block_size(grid)
+ * masks whose cells follow orthogonal, balanced columns of a Paley Hadamard
+ * design (random column choice, signs and one shift per block). */
+int64_t fx_orthogonal_block_size(int grid); /* -1 for grid < 1 or too large */
+fx_status fx_masks_rise_orthogonal(uint64_t seed, int64_t first, int count, int h, int w, int grid, float *out);
 /* Binary masks: ones except `holes` random squares of side `patch`. */
 fx_status fx_masks_patches(uint64_t seed, int64_t first, int count, int h, int w, int patch, int holes,
                            float *out);

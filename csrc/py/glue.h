@@ -32,6 +32,8 @@ PyArrayObject *checked_array(PyObject *obj, const char *name, int typenum, int n
 /* Module-level functions defined in saliency_glue.c (adam_update and pixel_loss: training_glue.c). */
 PyObject *py_masks_rise(PyObject *self, PyObject *args);
 PyObject *py_masks_patches(PyObject *self, PyObject *args);
+PyObject *py_masks_rise_orthogonal(PyObject *self, PyObject *args);
+PyObject *py_orthogonal_block_size(PyObject *self, PyObject *args);
 PyObject *py_apply_masks(PyObject *self, PyObject *args);
 PyObject *py_occlude(PyObject *self, PyObject *args);
 PyObject *py_embedding_scores(PyObject *self, PyObject *args);
@@ -43,6 +45,10 @@ PyObject *py_pixel_loss(PyObject *self, PyObject *args);
 #define SALIENCY_METHODS \
     {"masks_rise", py_masks_rise, METH_VARARGS, \
      "masks_rise(seed, first, count, h, w, grid, p_keep) -> float32 (count, h, w)."}, \
+    {"masks_rise_orthogonal", py_masks_rise_orthogonal, METH_VARARGS, \
+     "masks_rise_orthogonal(seed, first, count, h, w, grid) -> float32 (count, h, w), p_keep 1/2."}, \
+    {"orthogonal_block_size", py_orthogonal_block_size, METH_VARARGS, \
+     "orthogonal_block_size(grid) -> masks per orthogonal block."}, \
     {"masks_patches", py_masks_patches, METH_VARARGS, \
      "masks_patches(seed, first, count, h, w, patch, holes) -> float32 (count, h, w)."}, \
     {"apply_masks", py_apply_masks, METH_VARARGS, \

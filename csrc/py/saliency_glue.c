@@ -41,6 +41,39 @@ PyObject *py_masks_rise(PyObject *self, PyObject *args) {
     return out;
 }
 
+PyObject *py_masks_rise_orthogonal(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned long long seed;
+    long long first, count;
+    int h, w, grid;
+    if (!PyArg_ParseTuple(args, "KLLiii", &seed, &first, &count, &h, &w, &grid)) return NULL;
+    if (!positive_size(count, h, w)) return NULL;
+    npy_intp shape[3] = {(npy_intp)count, h, w};
+    PyObject *out = new_float_array(3, shape);
+    if (!out) return NULL;
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_masks_rise_orthogonal(seed, first, (int)count, h, w, grid, PyArray_DATA((PyArrayObject *)out));
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(out);
+        return raise_status(st);
+    }
+    return out;
+}
+
+PyObject *py_orthogonal_block_size(PyObject *self, PyObject *args) {
+    (void)self;
+    int grid;
+    if (!PyArg_ParseTuple(args, "i", &grid)) return NULL;
+    const long long rows = fx_orthogonal_block_size(grid);
+    if (rows < 0) {
+        PyErr_Format(InvalidInputError, "grid must be in 1..46340, got %d", grid);
+        return NULL;
+    }
+    return PyLong_FromLongLong(rows);
+}
+
 PyObject *py_masks_patches(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long seed;

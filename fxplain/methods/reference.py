@@ -34,6 +34,24 @@ class SplitMix64:
         return self.next() % n
 
 
+def _upsample_cells(cells: np.ndarray, h: int, w: int, grid: int, shift_y: int, shift_x: int) -> np.ndarray:
+    """Bilinear upsampling of a (grid+1, grid+1) cell grid to (h, w), shifted by whole pixels."""
+    cell_h, cell_w = -(-h // grid), -(-w // grid)
+    gy = np.clip((np.arange(h) + shift_y + 0.5) / cell_h - 0.5, 0, grid)
+    gx = np.clip((np.arange(w) + shift_x + 0.5) / cell_w - 0.5, 0, grid)
+    y0 = np.minimum(gy.astype(int), grid - 1)
+    x0 = np.minimum(gx.astype(int), grid - 1)
+    fy = (gy - y0)[:, None]
+    fx = (gx - x0)[None, :]
+    c00 = cells[y0[:, None], x0[None, :]]
+    c01 = cells[y0[:, None], x0[None, :] + 1]
+    c10 = cells[y0[:, None] + 1, x0[None, :]]
+    c11 = cells[y0[:, None] + 1, x0[None, :] + 1]
+    top = c00 + fx * (c01 - c00)
+    bottom = c10 + fx * (c11 - c10)
+    return top + fy * (bottom - top)
+
+
 def masks_rise(seed: int, first: int, count: int, h: int, w: int, grid: int, p_keep: float) -> np.ndarray:
     """RISE masks: (grid+1)^2 kept cells, bilinear upsampling with a random sub-cell shift."""
     g = grid + 1
@@ -43,19 +61,64 @@ def masks_rise(seed: int, first: int, count: int, h: int, w: int, grid: int, p_k
         rng = SplitMix64(seed, first + i)
         cells = np.array([1.0 if rng.uniform() < p_keep else 0.0 for _ in range(g * g)], np.float32).reshape(g, g)
         shift_y, shift_x = rng.below(cell_h), rng.below(cell_w)
-        gy = np.clip((np.arange(h) + shift_y + 0.5) / cell_h - 0.5, 0, grid)
-        gx = np.clip((np.arange(w) + shift_x + 0.5) / cell_w - 0.5, 0, grid)
-        y0 = np.minimum(gy.astype(int), grid - 1)
-        x0 = np.minimum(gx.astype(int), grid - 1)
-        fy = (gy - y0)[:, None]
-        fx = (gx - x0)[None, :]
-        c00 = cells[y0[:, None], x0[None, :]]
-        c01 = cells[y0[:, None], x0[None, :] + 1]
-        c10 = cells[y0[:, None] + 1, x0[None, :]]
-        c11 = cells[y0[:, None] + 1, x0[None, :] + 1]
-        top = c00 + fx * (c01 - c00)
-        bottom = c10 + fx * (c11 - c10)
-        out[i] = top + fy * (bottom - top)
+        out[i] = _upsample_cells(cells, h, w, grid, shift_y, shift_x)
+    return out
+
+
+_ORTHOGONAL_SALT = 0x4F5254484F474F4E
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, int(n ** 0.5) + 1))
+
+
+def orthogonal_block_size(grid: int) -> int:
+    """Masks per orthogonal block: q + 1, q the smallest prime ≡ 3 (mod 4) with q ≥ (grid+1)²."""
+    q = max(3, (grid + 1) ** 2)
+    while not (q % 4 == 3 and _is_prime(q)):
+        q += 1
+    return q + 1
+
+
+def paley_columns(q: int) -> np.ndarray:
+    """The q balanced, orthogonal ±1 columns (q+1, q) of the row-normalised Paley Hadamard matrix of order q+1."""
+    chi = -np.ones(q, int)
+    chi[(np.arange(1, q) ** 2) % q] = 1
+    chi[0] = 0
+    r = np.arange(q + 1)[:, None]
+    c = np.arange(1, q + 1)[None, :]
+    columns = -chi[(c - r) % q]
+    columns[r[:, 0] == 0] = 1
+    columns[(r == c)] = -1
+    return columns
+
+
+def orthogonal_cells(seed: int, block: int, grid: int, h: int, w: int) -> tuple[np.ndarray, int, int]:
+    """One orthogonal block's kept cells (q+1, grid+1, grid+1) in {0, 1} and its shift (csrc/masks.c)."""
+    g = grid + 1
+    q = orthogonal_block_size(grid) - 1
+    rng = SplitMix64(seed ^ _ORTHOGONAL_SALT, block)
+    column = list(range(1, q + 1))
+    for c in range(q - 1, 0, -1):
+        j = rng.below(c + 1)
+        column[c], column[j] = column[j], column[c]
+    sign = np.array([1 if rng.below(2) else -1 for _ in range(g * g)])
+    shift_y, shift_x = rng.below(-(-h // grid)), rng.below(-(-w // grid))
+    entries = paley_columns(q)[:, np.array(column[:g * g]) - 1] * sign
+    return (entries > 0).astype(np.float32).reshape(q + 1, g, g), shift_y, shift_x
+
+
+def masks_rise_orthogonal(seed: int, first: int, count: int, h: int, w: int, grid: int) -> np.ndarray:
+    """Orthogonal RISE masks: mask i is row i mod (q+1) of block i // (q+1) (see :func:`orthogonal_cells`)."""
+    rows = orthogonal_block_size(grid)
+    out = np.empty((count, h, w), np.float32)
+    blocks: dict[int, tuple[np.ndarray, int, int]] = {}
+    for i in range(count):
+        block, row = divmod(first + i, rows)
+        if block not in blocks:
+            blocks[block] = orthogonal_cells(seed, block, grid, h, w)
+        cells, shift_y, shift_x = blocks[block]
+        out[i] = _upsample_cells(cells[row], h, w, grid, shift_y, shift_x)
     return out
 
 

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 import fxplain
+from fxplain import _core
+from fxplain._util.stats import average_ranks
 from fxplain.methods.corrrise import AUTO_BLOCK, AUTO_MIN_MASKS
+
+ORTHOGONAL_BLOCK = _core.orthogonal_block_size(7)
 
 
 @pytest.fixture(scope="module")
@@ -14,29 +18,61 @@ def pair(johns):
     return johns[0][0], johns[0][30]
 
 
-def test_auto_reports_its_masks_and_gives_the_fixed_runs_maps(model, pair):
-    capped = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=300).explain(*pair)
-    assert capped.extras["n_masks_used"] == 300  # never stable enough: stops at the cap
+@pytest.mark.parametrize("sampling", ["orthogonal", "random"])
+def test_auto_reports_its_masks_and_gives_the_fixed_runs_maps(model, pair, sampling):
+    capped = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=AUTO_MIN_MASKS, sampling=sampling
+                               ).explain(*pair)
+    assert capped.extras["n_masks_used"] == AUTO_MIN_MASKS  # never stable enough: stops at the cap
     assert -1 <= capped.extras["stability"] < 1 - 1e-6
-    fixed = fxplain.Explainer(model, n_masks=300).explain(*pair)
+    fixed = fxplain.Explainer(model, n_masks=AUTO_MIN_MASKS,
+                              **({"sampling": "orthogonal"} if sampling == "orthogonal" else {})
+                              ).explain(*pair)
     np.testing.assert_allclose(capped.similarity, fixed.similarity, atol=1e-9)
     np.testing.assert_allclose(capped.dissimilarity, fixed.dissimilarity, atol=1e-9)
-    # a fixed run's parameters and extras are what they were before the converged mode
-    assert "tolerance" not in fixed.params and "max_masks" not in fixed.params
     assert "n_masks_used" not in fixed.extras
-    assert capped.params["n_masks"] == "auto" and capped.params["max_masks"] == 300
+    assert capped.params["n_masks"] == "auto" and capped.params["max_masks"] == AUTO_MIN_MASKS
+    assert capped.params["sampling"] == sampling
+
+
+def test_a_fixed_random_run_keeps_its_parameters(model, pair):
+    fixed = fxplain.Explainer(model, n_masks=40).explain(*pair)
+    # a fixed run's parameters and extras are what they were before the converged mode
+    assert not {"tolerance", "max_masks", "sampling"} & set(fixed.params)
+    explicit = fxplain.Explainer(model, n_masks=40, sampling="random").explain(*pair)
+    np.testing.assert_array_equal(explicit.similarity, fixed.similarity)
+    assert explicit.params == fixed.params
 
 
 def test_auto_stops_as_soon_as_the_halves_agree_and_does_not_depend_on_the_batch_size(model, pair):
+    # orthogonal blocks (the default): the first comparison is at the first even number of blocks
+    # holding AUTO_MIN_MASKS masks
+    blocks = -(-AUTO_MIN_MASKS // ORTHOGONAL_BLOCK)
+    first_check = (blocks + blocks % 2) * ORTHOGONAL_BLOCK
     easy = fxplain.Explainer(model, n_masks="auto", tolerance=0.99, batch_size=64).explain(*pair)
-    assert easy.extras["n_masks_used"] == AUTO_MIN_MASKS and easy.extras["stability"] >= 0.01
+    assert easy.extras["n_masks_used"] == first_check and easy.extras["stability"] >= 0.01
     other = fxplain.Explainer(model, n_masks="auto", tolerance=0.99, batch_size=16).explain(*pair)
     assert other.extras == easy.extras
     np.testing.assert_array_equal(other.similarity, easy.similarity)
-    # the halves are compared every second block: a cap two blocks on is where it stops
-    more = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=AUTO_MIN_MASKS + 2 * AUTO_BLOCK
-                             ).explain(*pair)
+    # random sampling: blocks of AUTO_BLOCK, compared every second block
+    random = fxplain.Explainer(model, n_masks="auto", tolerance=0.99, sampling="random").explain(*pair)
+    assert random.extras["n_masks_used"] == AUTO_MIN_MASKS
+    more = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=AUTO_MIN_MASKS + 2 * AUTO_BLOCK,
+                             sampling="random").explain(*pair)
     assert more.extras["n_masks_used"] == AUTO_MIN_MASKS + 2 * AUTO_BLOCK
+
+
+def _retest(model, pair, **params):
+    maps = [fxplain.Explainer(model, seed=seed, **params).explain(*pair).evidence for seed in (0, 1)]
+    return min(np.corrcoef(average_ranks(maps[0][side].ravel()), average_ranks(maps[1][side].ravel()))[0, 1]
+               for side in (0, 1))
+
+
+def test_orthogonal_masks_agree_across_seeds_better_than_as_many_random_ones(model, pair):
+    # the variance reduction on the real model: 4 orthogonal blocks against as many random masks
+    n = 4 * ORTHOGONAL_BLOCK
+    orthogonal = _retest(model, pair, n_masks=n, sampling="orthogonal")
+    random = _retest(model, pair, n_masks=n)
+    assert orthogonal > random + 0.03, (orthogonal, random)
 
 
 @pytest.mark.parametrize("params, message", [
@@ -47,6 +83,10 @@ def test_auto_stops_as_soon_as_the_halves_agree_and_does_not_depend_on_the_batch
     ({"n_masks": "auto", "tolerance": float("nan")}, "tolerance"),
     ({"n_masks": "auto", "max_masks": 50}, "max_masks"),
     ({"n_masks": "auto", "masks": "patches", "correlation": "spearman"}, "pearson"),
+    ({"n_masks": "auto", "masks": "patches"}, "orthogonal"),
+    ({"n_masks": "auto", "p_keep": 0.4}, "p_keep=0.5"),
+    ({"n_masks": 300, "sampling": "sobol"}, "sampling must be"),
+    ({"n_masks": 300, "sampling": ["random"]}, "sampling must be"),
 ])
 def test_bad_converged_settings_are_refused(model, params, message):
     with pytest.raises(fxplain.InvalidInputError, match=message):

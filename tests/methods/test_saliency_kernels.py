@@ -7,6 +7,7 @@ import pytest
 
 import fxplain
 from fxplain import _core
+from fxplain._util.stats import pearson_from_sums
 from fxplain.methods import reference as ref
 
 
@@ -17,6 +18,50 @@ def test_rise_masks_match_twin(seed, h, w, grid, p_keep):
     want = ref.masks_rise(seed, 3, 4, h, w, grid, p_keep)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     assert got.min() >= 0 and got.max() <= 1
+
+
+@pytest.mark.parametrize("seed,first,count,h,w,grid", [(0, 0, 140, 150, 150, 7), (2**40 + 3, 60, 30, 13, 17, 3),
+                                                     (5, 3, 20, 9, 9, 1)])
+def test_orthogonal_rise_masks_match_twin(seed, first, count, h, w, grid):
+    got = _core.masks_rise_orthogonal(seed, first, count, h, w, grid)
+    np.testing.assert_allclose(got, ref.masks_rise_orthogonal(seed, first, count, h, w, grid), rtol=0, atol=1e-6)
+    assert got.min() >= 0 and got.max() <= 1
+    assert _core.orthogonal_block_size(grid) == ref.orthogonal_block_size(grid)
+
+
+@pytest.mark.parametrize("grid", [1, 3, 7, 10])
+def test_orthogonal_blocks_are_balanced_and_orthogonal(grid):
+    rows = ref.orthogonal_block_size(grid)
+    assert rows - 1 >= (grid + 1) ** 2 and (rows - 1) % 4 == 3
+    cells, _, _ = ref.orthogonal_cells(3, 1, grid, 40, 40)
+    signs = cells.reshape(rows, -1) * 2 - 1
+    np.testing.assert_array_equal(signs.sum(0), 0)  # every cell kept in exactly half the block
+    np.testing.assert_array_equal(signs.T @ signs, rows * np.eye(signs.shape[1]))
+    # every pixel of the block's masks has mean exactly 1/2
+    masks = _core.masks_rise_orthogonal(3, rows, rows, 40, 40, grid)
+    np.testing.assert_allclose(masks.mean(0), 0.5, atol=1e-6)
+
+
+def test_orthogonal_blocks_recover_a_linear_score_with_less_noise():
+    # s = <mask, w>: within a block the estimate of cov(m_p, s) has no sampling noise from other cells,
+    # so maps from different seeds differ far less than random masks' maps do
+    h = w = 30
+    weights = np.random.default_rng(0).normal(size=(h, w)).astype(np.float32)
+    rows = _core.orthogonal_block_size(5)
+
+    def spread(make):
+        maps = []
+        for seed in range(6):
+            masks = make(seed)
+            s = masks.reshape(len(masks), -1).astype(np.float64) @ weights.ravel()
+            sums = [np.zeros((h, w)) for _ in range(3)]
+            _core.correlation_accumulate(masks, np.ascontiguousarray(s), *sums)
+            maps.append(pearson_from_sums(len(s), *sums, s))
+        return np.var(np.stack(maps), axis=0).mean()
+
+    orthogonal = spread(lambda seed: _core.masks_rise_orthogonal(seed, 0, 4 * rows, h, w, 5))
+    random = spread(lambda seed: _core.masks_rise(seed, 0, 4 * rows, h, w, 5, 0.5))
+    assert orthogonal < 0.25 * random, (orthogonal, random)
 
 
 @pytest.mark.parametrize("seed,h,w,patch,holes", [(0, 150, 150, 30, 3), (5, 11, 13, 4, 1), (9, 8, 8, 8, 2)])
