@@ -16,7 +16,7 @@ Two measurements on johns chips (dlib's model unless ``--model``):
 
 Usage::
 
-    python scripts/corrrise_convergence.py [--pairs 3] [--pair-seed 0] [--planted 2] [--planted-seeds 0,1]
+    python benchmarks/bench_corrrise_convergence.py [--pairs 3] [--pair-seed 0] [--planted 2] [--planted-seeds 0,1]
 """
 
 from __future__ import annotations
