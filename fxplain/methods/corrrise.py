@@ -64,23 +64,24 @@ class CorrRISE(Method):
     masks, bit for bit) for a fixed number.
 
     ``n_masks="auto"`` stops when the maps have converged: masks stream in
-    blocks of :data:`AUTO_BLOCK` that alternate between two halves; after
-    every second block (from :data:`AUTO_MIN_MASKS` masks on) the maps of
-    the two halves are compared by their Spearman rank correlation ρ, and
-    the Spearman–Brown prediction ``2ρ / (1 + ρ)`` — how well the maps of
-    all masks so far would agree with another run's — is the stability.
-    The run stops when the least stable image of the pair reaches
-    ``1 − tolerance``, or at ``max_masks`` (if the cap ends an odd number
-    of blocks, the stability reported compares the final, unequal halves).
-    With orthogonal sampling a block is one design (68 masks for the 7x7
-    grid), so the comparisons come at 272, 408, 544, ... masks. The masks are the same stream
-    as a fixed run's (mask i is mask i), so the maps equal those of a fixed
-    run of the number of masks used (to rounding, ~1e-14: the halves are
-    summed apart); ``r.extras`` holds ``n_masks_used`` and ``stability``.
-    ``tolerance`` and ``max_masks`` apply only to ``"auto"`` (a fixed run's
-    parameters are unchanged). The default ``tolerance=0.15`` asks for the
-    stability 1,000 fixed random masks reach on johns pairs (0.81-0.87 over
-    the images of 4 pairs; 500 masks: 0.59-0.84; 2,000: 0.89-0.92).
+    blocks (one orthogonal design, 68 masks for the 7x7 grid, or
+    :data:`AUTO_BLOCK` random masks) that alternate between two halves;
+    after every second block (from :data:`AUTO_MIN_MASKS` masks on) the
+    maps of the two halves are compared by their Spearman rank correlation
+    ρ, and the Spearman–Brown prediction ``2ρ / (1 + ρ)`` — how well the
+    maps of all masks so far would agree with another run's — is the
+    stability. Each image of the pair stops on its own when its stability
+    reaches ``1 − tolerance``, or at ``max_masks`` (if the cap ends an odd
+    number of blocks, the stability reported compares the final, unequal
+    halves). The masks are the same stream as a fixed run's with the same
+    sampling (mask i is mask i), so each map equals that of a fixed run of
+    the number of masks its image used (to rounding, ~1e-14: the halves are
+    summed apart); ``r.extras`` holds ``n_masks_used`` and ``stability``,
+    lists with one entry per image (A, B). ``tolerance`` and ``max_masks``
+    apply only to ``"auto"`` (a fixed run's parameters are unchanged). The
+    default ``tolerance=0.15`` asks for the stability 1,000 fixed random
+    masks reach on johns pairs (0.81-0.87 over the images of 4 pairs; 500
+    masks: 0.59-0.84; 2,000: 0.89-0.92).
     """
 
     name = "corrrise"
@@ -173,26 +174,33 @@ class CorrRISE(Method):
         targets = [ScoreTarget(model, partners[k], base_score) for k in range(k_images)]
         sums = np.zeros((k_images, 2, 3, h, w))
         scores: list[list[list[np.ndarray]]] = [[[], []] for _ in range(k_images)]
-        used, half, stability = 0, 0, float("nan")
-        while used < cap:
-            count = min(block, cap - used)
-            masks = self.masks(seed, used, count, (h, w))  # the fixed run's stream: mask i is mask i
-            for k in range(k_images):
+        # each image stops on its own: the pair's easier image does not wait for the harder one
+        used, stability = [0] * k_images, [float("nan")] * k_images
+        active = list(range(k_images))
+        done, half = 0, 0
+        while active and done < cap:
+            count = min(block, cap - done)
+            masks = self.masks(seed, done, count, (h, w))  # the fixed run's stream: mask i is mask i
+            for k in active:
                 batch = _core.apply_masks(np.ascontiguousarray(images[k]), fills[k], masks)
                 s = targets[k].scores(batch, batch_size)
                 scores[k][half].append(s)
                 _core.correlation_accumulate(masks, s, *sums[k, half])
-                progress.update(count)
-            used += count
+                used[k] += count
+            progress.update(count * len(active))
+            done += count
             half ^= 1
-            if half == 0 and used >= AUTO_MIN_MASKS:
-                stability = min(_split_half_stability(sums[k], scores[k]) for k in range(k_images))
-                if stability >= target:
-                    break
-        else:
-            if half == 1:  # the cap fell between comparisons: report the final masks' stability all the same
-                stability = min(_split_half_stability(sums[k], scores[k]) for k in range(k_images))
-        maps = np.stack([pearson_from_sums(used, *(sums[k, 0] + sums[k, 1]),
+            if half == 0 and done >= AUTO_MIN_MASKS:
+                for k in list(active):
+                    stability[k] = _split_half_stability(sums[k], scores[k])
+                    if stability[k] >= target:
+                        active.remove(k)
+        if half == 1:  # the cap fell between comparisons: report the final masks' stability all the same
+            for k in active:
+                stability[k] = _split_half_stability(sums[k], scores[k])
+        # masks not run count as done for the progress bar
+        progress.update(sum(cap - n for n in used))
+        maps = np.stack([pearson_from_sums(used[k], *(sums[k, 0] + sums[k, 1]),
                                            np.concatenate(scores[k][0] + scores[k][1])) for k in range(k_images)])
         return maps, {"n_masks_used": used, "stability": stability}
 

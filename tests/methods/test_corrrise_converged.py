@@ -8,7 +8,7 @@ import pytest
 import fxplain
 from fxplain import _core
 from fxplain._util.stats import average_ranks
-from fxplain.methods.corrrise import AUTO_BLOCK, AUTO_MIN_MASKS
+from fxplain.methods.corrrise import AUTO_MIN_MASKS
 
 ORTHOGONAL_BLOCK = _core.orthogonal_block_size(7)
 
@@ -22,8 +22,8 @@ def pair(johns):
 def test_auto_reports_its_masks_and_gives_the_fixed_runs_maps(model, pair, sampling):
     capped = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=AUTO_MIN_MASKS, sampling=sampling
                                ).explain(*pair)
-    assert capped.extras["n_masks_used"] == AUTO_MIN_MASKS  # never stable enough: stops at the cap
-    assert -1 <= capped.extras["stability"] < 1 - 1e-6
+    assert capped.extras["n_masks_used"] == [AUTO_MIN_MASKS] * 2  # never stable enough: stops at the cap
+    assert all(-1 <= s < 1 - 1e-6 for s in capped.extras["stability"])
     fixed = fxplain.Explainer(model, n_masks=AUTO_MIN_MASKS,
                               **({"sampling": "orthogonal"} if sampling == "orthogonal" else {})
                               ).explain(*pair)
@@ -49,16 +49,30 @@ def test_auto_stops_as_soon_as_the_halves_agree_and_does_not_depend_on_the_batch
     blocks = -(-AUTO_MIN_MASKS // ORTHOGONAL_BLOCK)
     first_check = (blocks + blocks % 2) * ORTHOGONAL_BLOCK
     easy = fxplain.Explainer(model, n_masks="auto", tolerance=0.99, batch_size=64).explain(*pair)
-    assert easy.extras["n_masks_used"] == first_check and easy.extras["stability"] >= 0.01
+    assert easy.extras["n_masks_used"] == [first_check] * 2 and min(easy.extras["stability"]) >= 0.01
     other = fxplain.Explainer(model, n_masks="auto", tolerance=0.99, batch_size=16).explain(*pair)
     assert other.extras == easy.extras
     np.testing.assert_array_equal(other.similarity, easy.similarity)
-    # random sampling: blocks of AUTO_BLOCK, compared every second block
+    # random sampling: blocks of AUTO_BLOCK, compared every second block from AUTO_MIN_MASKS on
     random = fxplain.Explainer(model, n_masks="auto", tolerance=0.99, sampling="random").explain(*pair)
-    assert random.extras["n_masks_used"] == AUTO_MIN_MASKS
-    more = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=AUTO_MIN_MASKS + 2 * AUTO_BLOCK,
-                             sampling="random").explain(*pair)
-    assert more.extras["n_masks_used"] == AUTO_MIN_MASKS + 2 * AUTO_BLOCK
+    assert random.extras["n_masks_used"] == [AUTO_MIN_MASKS] * 2
+
+
+def test_each_image_stops_on_its_own(model, pair):
+    first = 4 * ORTHOGONAL_BLOCK  # the first comparison
+    at_first = fxplain.Explainer(model, n_masks="auto", tolerance=1e-6, max_masks=first).explain(*pair)
+    stability = at_first.extras["stability"]
+    assert stability[0] != stability[1]
+    # a target between the two images' stabilities: the more stable image stops, the other runs on to the cap
+    target = (stability[0] + stability[1]) / 2
+    run = fxplain.Explainer(model, n_masks="auto", tolerance=1 - target, max_masks=first + 2 * ORTHOGONAL_BLOCK
+                            ).explain(*pair)
+    early = int(np.argmax(stability))
+    assert run.extras["n_masks_used"][early] == first
+    assert run.extras["n_masks_used"][1 - early] == first + 2 * ORTHOGONAL_BLOCK
+    assert run.extras["stability"][early] == stability[early]
+    np.testing.assert_allclose(run.evidence[early], at_first.evidence[early], atol=1e-9)
+    assert not np.allclose(run.evidence[1 - early], at_first.evidence[1 - early], atol=1e-6)
 
 
 def _retest(model, pair, **params):
