@@ -12,6 +12,7 @@ from .._util.stats import average_ranks, pearson_from_sums
 from .._util.validation import check_int, is_finite_number
 from .base import Evidence, Method, register_method
 from .fills import Fill
+from .precision import PrecisionMixin
 from .targets import ScoreTarget
 
 #: Masks per block of the converged mode (``n_masks="auto"``); blocks alternate between two halves.
@@ -33,7 +34,7 @@ def _split_half_stability(sums: np.ndarray, scores: list[list[np.ndarray]]) -> f
 
 
 @register_method
-class CorrRISE(Method):
+class CorrRISE(PrecisionMixin, Method):
     """CorrRISE (Lu, Xu, Ebrahimi, WACV 2024): correlation of mask values with scores.
 
     ``n_masks`` random masks are applied to the image (the partner stays
@@ -47,7 +48,9 @@ class CorrRISE(Method):
     ``fill`` (see :class:`~fxplain.methods.fills.Fill`); ``correlation`` =
     ``"pearson"`` or ``"spearman"`` (ranks of scores; exact for the binary
     ``"patches"`` masks, refused for ``"rise"`` because per-pixel ranks of
-    continuous masks would need every mask in memory).
+    continuous masks would need every mask in memory); ``precision`` =
+    ``"fp32"``, ``"int8"`` or ``"bf16"``, the arithmetic of the masked
+    batches (:mod:`fxplain.methods.precision`; the intact pair stays FP32).
 
     ``n_masks="auto"`` stops when the maps have converged: masks stream in
     blocks of :data:`AUTO_BLOCK` that alternate between two halves; after
@@ -70,7 +73,7 @@ class CorrRISE(Method):
     units = "correlation of mask and score"
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 500, "masks": "rise", "grid": 7, "p_keep": 0.5, "patch": 30,
                                           "holes": 3, "fill": "mean", "correlation": "pearson",
-                                          "tolerance": 0.15, "max_masks": 2000}
+                                          "tolerance": 0.15, "max_masks": 2000, "precision": "fp32"}
 
     def validate(self) -> None:
         p = self.params
@@ -102,6 +105,7 @@ class CorrRISE(Method):
             raise InvalidInputError("correlation='spearman' needs binary masks (masks='patches'); "
                                     "with continuous 'rise' masks use 'pearson'")
         self.fill = Fill(p["fill"])
+        self._check_precision()
 
     def work_units(self, size):
         return self.params["max_masks"] if self.params["n_masks"] == "auto" else self.params["n_masks"]
@@ -123,6 +127,9 @@ class CorrRISE(Method):
         return self._maps(model, image[None], [partner], base_score, seed, batch_size, progress)[0][0]
 
     def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        # perturbed batches in the method's precision, calibrated on the intact pair (the
+        # correlations ignore the shift of every score by the base, so the FP32 base serves)
+        model = self.perturbation_model(model, pixels)
         # both images see the same masks: generate each chunk of masks once
         maps, extras = self._maps(model, pixels, np.ascontiguousarray(embeddings[::-1]), base_score, seed,
                                   batch_size, progress)
