@@ -56,3 +56,13 @@ def test_int8_maps_rank_correlate_with_fp32(model, johns, method, params):
         rho = spearman(fp32.similarity[side] - fp32.dissimilarity[side],
                        int8.similarity[side] - int8.dissimilarity[side])
         assert rho > 0.98, (side, rho)
+
+
+def test_int8_views_of_different_pairs_interleave_like_serial_runs(model, johns):
+    """Each view recalibrates the shared int8 net when another view calibrated in between."""
+    chips = np.asarray(johns[0][:6], np.float32)
+    first, second = model.low_precision("int8", chips[:2]), model.low_precision("int8", chips[2:4] * 0.5)
+    batch = np.ascontiguousarray(chips[4:])
+    alone = first.embed_pixels(batch)
+    second.embed_pixels(batch)
+    np.testing.assert_array_equal(first.embed_pixels(batch), alone)
