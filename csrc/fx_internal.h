@@ -107,6 +107,11 @@ struct fx_net {
     unsigned long clock;             /* for least-recently-used plan eviction */
     fx_plan *pending;                /* training plan whose forward ran last (fx_net_train_forward) */
     unsigned long pending_clock;     /* net->clock when it ran: a later call invalidates it */
+    /* FX_MATH_INT8 (net_int8.c), NULL/0 until the first calibration: */
+    float *int8_scale;               /* [n_nodes] a convolution's input scale (real = scale * integer) */
+    char *int8_signed;               /* [n_nodes] its input is s8 (else u8) */
+    int int8_calibrated;
+    fx_plan *calib_plan;             /* FP32 plan of the last calibration's batch size */
 };
 
 /* ---- fusion (net_fuse.c) ---------------------------------------------- */

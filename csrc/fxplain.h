@@ -140,9 +140,23 @@ fx_status fx_net_node_shape(const fx_net *net, int node, int *c, int *h, int *w)
  * throughput on CPUs with AVX512-BF16 or AMX; about 3 significant digits).
  * Tensors stay float32 in memory. May be changed at any time; cached
  * primitives are rebuilt. */
-typedef enum { FX_MATH_FP32 = 0, FX_MATH_BF16 = 1 } fx_math_mode;
+typedef enum { FX_MATH_FP32 = 0, FX_MATH_BF16 = 1, FX_MATH_INT8 = 2 } fx_math_mode;
 
 fx_status fx_net_set_math_mode(fx_net *net, fx_math_mode mode);
+
+/* FX_MATH_INT8 (net_int8.c): convolutions with 8 or more input channels run
+ * on oneDNN's int8 kernels, weights quantised per output channel, inputs per
+ * tensor with scales from this calibration (an FP32 pass over `n` images, the
+ * largest absolute value each convolution reads). Everything else stays
+ * FP32. A net in int8 mode refuses to run before its first calibration;
+ * recalibrating (say, on each explained pair) needs no rebuild. */
+fx_status fx_net_calibrate_int8(fx_net *net, int n, const float *pixels);
+
+/* Symmetric per-row quantisation: scales[o] = max|w[o][:]| / levels (1 for an
+ * all-zero row), q = round-half-even(w / scales[o]) clamped to +-levels.
+ * w is [rows][per_row]; levels in [1, 127]. */
+fx_status fx_quantize_per_channel(const float *w, int rows, size_t per_row, int levels, signed char *q,
+                                  float *scales);
 
 /* Shape of the finalized network's output node. */
 fx_status fx_net_output_shape(const fx_net *net, int *c, int *h, int *w);

@@ -216,7 +216,7 @@ fx_status fx_net_step_count(fx_net *net, int batch, int *steps) {
 
 fx_status fx_net_set_math_mode(fx_net *net, fx_math_mode mode) {
     if (!net) return fx_fail(FX_STATUS_INVALID_ARGUMENT, "net must not be NULL");
-    if (mode != FX_MATH_FP32 && mode != FX_MATH_BF16)
+    if (mode != FX_MATH_FP32 && mode != FX_MATH_BF16 && mode != FX_MATH_INT8)
         return fx_fail(FX_STATUS_INVALID_ARGUMENT, "unknown math mode %d", (int)mode);
     pthread_mutex_lock(&net->lock);
     if (net->math != mode) {

@@ -48,6 +48,9 @@ fx_status fx_net_create(fx_net **out, int channels, int height, int width) {
 void fx_net_destroy(fx_net *net) {
     if (!net) return;
     for (int i = 0; i < FX_PLAN_CACHE; ++i) fx_plan_destroy(net->plans[i]);
+    fx_plan_destroy(net->calib_plan);
+    free(net->int8_scale);
+    free(net->int8_signed);
     if (net->stream) dnnl_stream_destroy(net->stream);
     for (int i = 0; i < net->n_nodes; ++i) {
         free(net->nodes[i].weight);

@@ -84,6 +84,9 @@ fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head) 
     const fx_node *n = &net->nodes[head];
     const fx_node *in = &net->nodes[n->inputs[0]];
     const int conv = n->kind == FX_LAYER_CONV;
+    /* int8 mode: quantised input and weights, float32 output (net_int8.c) */
+    const int q8 = plan->math == FX_MATH_INT8 && !plan->training && fxi_int8_conv(net, head);
+    dnnl_memory_t q8_src_scale = NULL, q8_w_scale = NULL;
     dnnl_memory_desc_t src_md = NULL, w_md = NULL, b_md = NULL, dst_md = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -95,14 +98,19 @@ fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head) 
        layout, and the network input already arrives in it, so no reorders are
        needed between layers. Dense layers choose their own layouts. */
     dnnl_format_tag_t act = conv ? dnnl_nhwc : dnnl_format_tag_any;
-    FX_TRY(fxi_plan_node_md(plan, in, act, dnnl_format_tag_any, &src_md));
+    if (q8) FX_TRY(fxi_int8_check(net));
+    if (q8) FX_TRY(fxi_plan_node_md_typed(in, plan->batch, fxi_int8_src_type(net, head), act, dnnl_format_tag_any,
+                                          &src_md));
+    else FX_TRY(fxi_plan_node_md(plan, in, act, dnnl_format_tag_any, &src_md));
     FX_TRY(fxi_plan_node_md(plan, n, act, dnnl_format_tag_any, &dst_md));
     const int w_nd = fxi_plan_weight_dims(net, head, w_dims);
-    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, fxi_plan_act_type(plan), dnnl_format_tag_any));
+    FX_DNNL(dnnl_memory_desc_create_with_tag(&w_md, w_nd, w_dims, q8 ? dnnl_s8 : fxi_plan_act_type(plan),
+                                             dnnl_format_tag_any));
     if (n->bias) FX_DNNL(dnnl_memory_desc_create_with_tag(&b_md, 1, b_dims, dnnl_f32, dnnl_a));
     FX_TRY(build_post_ops(plan, net, head, &po));
     FX_TRY(fxi_plan_new_attr(&attr));
     FX_DNNL(dnnl_primitive_attr_set_post_ops(attr, po.ops));
+    if (q8) FX_TRY(fxi_int8_attr(attr, w_nd == 5));
 
     /* With a fused residual sum, ask for the partner's layout so the binary
        post-op reads both operands the same way; fall back to any layout. */
@@ -130,9 +138,17 @@ fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head) 
     }
 
     dnnl_memory_t src = NULL, weights = NULL, bias = NULL, dst = NULL;
-    FX_TRY(fxi_plan_as_layout(plan, plan->node_mem[n->inputs[0]], fxi_plan_pd_md(pd, dnnl_query_src_md), &src));
-    FX_TRY(fxi_plan_param_memory(plan, n->weight, w_nd, w_dims, fxi_plan_weight_tag(w_nd),
-                                 fxi_plan_pd_md(pd, dnnl_query_weights_md), &weights));
+    if (q8) {
+        FX_TRY(fxi_int8_input(plan, net, head, plan->node_mem[n->inputs[0]], fxi_plan_pd_md(pd, dnnl_query_src_md),
+                              &src, &q8_src_scale));
+        FX_TRY(fxi_int8_weights(plan, net, head, w_nd, w_dims, fxi_plan_pd_md(pd, dnnl_query_weights_md), &weights,
+                                &q8_w_scale));
+    } else {
+        FX_TRY(fxi_plan_as_layout(plan, plan->node_mem[n->inputs[0]], fxi_plan_pd_md(pd, dnnl_query_src_md),
+                                  &src));
+        FX_TRY(fxi_plan_param_memory(plan, n->weight, w_nd, w_dims, fxi_plan_weight_tag(w_nd),
+                                     fxi_plan_pd_md(pd, dnnl_query_weights_md), &weights));
+    }
     if (n->bias)
         FX_TRY(fxi_plan_param_memory(plan, n->bias, 1, b_dims, dnnl_a,
                                      dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1), &bias));
@@ -145,6 +161,10 @@ fx_status fxi_forward_conv_or_dense(fx_plan *plan, const fx_net *net, int head) 
     if (bias) args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias};
     args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
     for (int i = 0; i < po.n_args; ++i) args[n_args++] = po.args[i];
+    if (q8) {
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, q8_src_scale};
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, q8_w_scale};
+    }
     FX_TRY(fxi_plan_add_step(plan, pd, args, n_args, NULL));
     FX_TRY(keep_forward_pd(plan, head, pd));
     for (int j = head; j < net->n_nodes; ++j)

@@ -173,6 +173,22 @@ fx_status fxi_backward_deliver(fx_backward *b, int in, dnnl_memory_t src);
 fx_status fxi_forward_resize(fx_plan *plan, const fx_net *net, int id);
 fx_status fxi_backward_resize(fx_backward *b, int id);
 
+/* net_int8.c: the hooks fxi_forward_conv_or_dense calls in FX_MATH_INT8 plans */
+/* Whether node `head` runs as an int8 convolution in the int8 mode. */
+int fxi_int8_conv(const fx_net *net, int head);
+/* Refuses (invalid argument) before the first calibration. */
+fx_status fxi_int8_check(const fx_net *net);
+/* u8 or s8: the calibrated type of the convolution's input. */
+dnnl_data_type_t fxi_int8_src_type(const fx_net *net, int head);
+/* Per-tensor input and per-output-channel weight scales on a convolution's attributes. */
+fx_status fxi_int8_attr(dnnl_primitive_attr_t attr, int grouped);
+/* A step quantising `src` into layout `want` (u8/s8); *scale is the scale argument of the convolution. */
+fx_status fxi_int8_input(fx_plan *plan, const fx_net *net, int head, dnnl_memory_t src,
+                         const_dnnl_memory_desc_t want, dnnl_memory_t *out, dnnl_memory_t *scale);
+/* The layer's weights quantised per output channel into layout `want`, and their scales. */
+fx_status fxi_int8_weights(fx_plan *plan, const fx_net *net, int head, int nd, const dnnl_dims_t dims,
+                           const_dnnl_memory_desc_t want, dnnl_memory_t *out, dnnl_memory_t *scale);
+
 /* ---- net_shared.c -------------------------------------------------------- */
 
 /* Fill the training plan `many` with the forward results of the batch-1

@@ -350,8 +350,10 @@ static PyObject *Net_set_math_mode(NetObject *self, PyObject *args) {
     fx_math_mode m;
     if (strcmp(mode, "fp32") == 0) m = FX_MATH_FP32;
     else if (strcmp(mode, "bf16") == 0) m = FX_MATH_BF16;
+    else if (strcmp(mode, "int8") == 0) m = FX_MATH_INT8;
     else {
-        PyErr_Format(InvalidInputError, "math mode must be 'fp32' or 'bf16', got %R", PyTuple_GET_ITEM(args, 0));
+        PyErr_Format(InvalidInputError, "math mode must be 'fp32', 'bf16' or 'int8', got %R",
+                     PyTuple_GET_ITEM(args, 0));
         return NULL;
     }
     fx_status st = fx_net_set_math_mode(self->net, m);
@@ -385,6 +387,29 @@ static PyObject *Net_step_count(NetObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     if (st) return raise_status(st);
     return PyLong_FromLong(steps);
+}
+
+static PyObject *Net_calibrate_int8(NetObject *self, PyObject *args) {
+    PyObject *x_obj;
+    if (!ready(self) || !PyArg_ParseTuple(args, "O", &x_obj)) return NULL;
+    int c, h, w;
+    fx_net_node_shape(self->net, 0, &c, &h, &w);
+    npy_intp shape[4] = {-1, h, w, c};
+    PyArrayObject *x = float_array(x_obj, "pixels", 4, shape);
+    if (!x) return NULL;
+    npy_intp n = PyArray_DIM(x, 0);
+    if (n < 1 || n > INT32_MAX) {
+        Py_DECREF(x);
+        PyErr_Format(InvalidInputError, "pixels must hold at least one image, got %zd", (Py_ssize_t)n);
+        return NULL;
+    }
+    fx_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = fx_net_calibrate_int8(self->net, (int)n, PyArray_DATA(x));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(x);
+    if (st) return raise_status(st);
+    Py_RETURN_NONE;
 }
 
 /* The forward pass of Net.forward (training < 0) and Net.train_forward
@@ -713,6 +738,8 @@ static PyMethodDef Net_methods[] = {
     {"parameter_gradients", (PyCFunction)Net_parameter_gradients, METH_VARARGS,
      "parameter_gradients(pixels, grad_output) -> (output, grad_pixels, {node: (dweight, dbias or None)}):\n"
      "gradients of sum(output * grad_output) for every conv/dense layer (flat, layouts as added)."},
+    {"calibrate_int8", (PyCFunction)Net_calibrate_int8, METH_VARARGS,
+     "calibrate_int8(pixels[N,H,W,C] float32): activation scales of the int8 mode from an FP32 pass."},
     {"forward", (PyCFunction)Net_forward, METH_VARARGS,
      "forward(pixels[N,H,W,C] float32) -> float32 [N, C_out, H_out, W_out]. Releases the GIL."},
     {NULL, NULL, 0, NULL}};
@@ -755,7 +782,42 @@ static PyObject *get_num_threads(PyObject *self, PyObject *noargs) {
     return PyLong_FromLong(fx_get_num_threads());
 }
 
+/* quantize_per_channel(w[rows, per_row] float32, levels) -> (q int8 [rows, per_row], scales float32 [rows]) */
+static PyObject *quantize_per_channel(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *w_obj, *q = NULL, *scales = NULL;
+    int levels;
+    if (!PyArg_ParseTuple(args, "Oi", &w_obj, &levels)) return NULL;
+    PyArrayObject *w = float_array(w_obj, "weights", 2, NULL);
+    if (!w) return NULL;
+    npy_intp rows = PyArray_DIM(w, 0), per_row = PyArray_DIM(w, 1);
+    if (rows < 1 || per_row < 1 || rows > INT32_MAX) {
+        PyErr_Format(InvalidInputError, "weights must be a non-empty (rows, per_row) array, got (%zd, %zd)",
+                     (Py_ssize_t)rows, (Py_ssize_t)per_row);
+        goto done;
+    }
+    npy_intp shape[2] = {rows, per_row};
+    if (!(q = PyArray_SimpleNew(2, shape, NPY_INT8)) || !(scales = PyArray_SimpleNew(1, shape, NPY_FLOAT32)))
+        goto done;
+    fx_status st = fx_quantize_per_channel(PyArray_DATA(w), (int)rows, (size_t)per_row, levels,
+                                           PyArray_DATA((PyArrayObject *)q), PyArray_DATA((PyArrayObject *)scales));
+    if (st) {
+        raise_status(st);
+        Py_CLEAR(q);
+    }
+done:
+    Py_DECREF(w);
+    if (!q) {
+        Py_XDECREF(scales);
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(NN)", q, scales);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"quantize_per_channel", quantize_per_channel, METH_VARARGS,
+     "quantize_per_channel(w[rows, per_row] float32, levels) -> (int8 q, float32 scales): symmetric, per row."},
     {"backend_info", backend_info, METH_NOARGS,
      "backend_info() -> dict with the oneDNN version, build hash, CPU runtime and ISA in use."},
     {"set_num_threads", set_num_threads, METH_VARARGS,

@@ -12,6 +12,7 @@ from .._util.stats import average_ranks, pearson_from_sums
 from .._util.validation import check_int, is_finite_number
 from .base import Evidence, Method, register_method
 from .fills import Fill
+from .precision import PrecisionMixin
 from .targets import ScoreTarget
 
 #: Masks per block of the converged mode (``n_masks="auto"``) with random sampling; blocks alternate
@@ -34,7 +35,7 @@ def _split_half_stability(sums: np.ndarray, scores: list[list[np.ndarray]]) -> f
 
 
 @register_method
-class CorrRISE(Method):
+class CorrRISE(PrecisionMixin, Method):
     """CorrRISE (Lu, Xu, Ebrahimi, WACV 2024): correlation of mask values with scores.
 
     ``n_masks`` random masks are applied to the image (the partner stays
@@ -61,7 +62,9 @@ class CorrRISE(Method):
     another seed's run as well as 1,000 random ones do (see
     ``docs/explanations.md``). The default ``sampling=None`` is
     ``"orthogonal"`` for ``n_masks="auto"`` and ``"random"`` (today's
-    masks, bit for bit) for a fixed number.
+    masks, bit for bit) for a fixed number. ``precision`` = ``"fp32"``,
+    ``"int8"`` or ``"bf16"``, the arithmetic of the masked batches
+    (:mod:`fxplain.methods.precision`; the intact pair stays FP32).
 
     ``n_masks="auto"`` stops when the maps have converged: masks stream in
     blocks (one orthogonal design, 68 masks for the 7x7 grid, or
@@ -88,7 +91,8 @@ class CorrRISE(Method):
     units = "correlation of mask and score"
     defaults: ClassVar[dict[str, Any]] = {"n_masks": 500, "masks": "rise", "grid": 7, "p_keep": 0.5, "patch": 30,
                                           "holes": 3, "fill": "mean", "correlation": "pearson",
-                                          "tolerance": 0.15, "max_masks": 2000, "sampling": None}
+                                          "tolerance": 0.15, "max_masks": 2000, "sampling": None,
+                                          "precision": "fp32"}
 
     def validate(self) -> None:
         p = self.params
@@ -129,6 +133,7 @@ class CorrRISE(Method):
         if p["n_masks"] != "auto" and p["sampling"] == "random":
             del p["sampling"]  # today's fixed runs keep the parameters they had
         self.fill = Fill(p["fill"])
+        self._check_precision()
 
     def work_units(self, size):
         return self.params["max_masks"] if self.params["n_masks"] == "auto" else self.params["n_masks"]
@@ -152,6 +157,9 @@ class CorrRISE(Method):
         return self._maps(model, image[None], [partner], base_score, seed, batch_size, progress)[0][0]
 
     def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        # perturbed batches in the method's precision, calibrated on the intact pair (the
+        # correlations ignore the shift of every score by the base, so the FP32 base serves)
+        model = self.perturbation_model(model, pixels)
         # both images see the same masks: generate each chunk of masks once
         maps, extras = self._maps(model, pixels, np.ascontiguousarray(embeddings[::-1]), base_score, seed,
                                   batch_size, progress)

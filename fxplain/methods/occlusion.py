@@ -9,13 +9,14 @@ import numpy as np
 from .. import _core
 from .._util.errors import InvalidInputError
 from .._util.validation import check_int
-from .base import Method, register_method
+from .base import Evidence, Method, register_method
 from .fills import Fill
+from .precision import PrecisionMixin
 from .targets import ScoreTarget
 
 
 @register_method
-class Occlusion(Method):
+class Occlusion(PrecisionMixin, Method):
     """Slide square patches of several sizes over the image; record the score change.
 
     For each patch size, the evidence at a pixel is minus the mean score
@@ -24,12 +25,17 @@ class Occlusion(Method):
     Units: score units of the model.
 
     Parameters: ``patch_sizes`` (one size or several, pixels), ``stride``
-    (fraction of the patch size in (0, 1]), ``fill`` (see :class:`~fxplain.methods.fills.Fill`).
+    (fraction of the patch size in (0, 1]), ``fill`` (see :class:`~fxplain.methods.fills.Fill`),
+    ``precision`` (``"fp32"``, ``"int8"`` or ``"bf16"``: the arithmetic of the
+    occluded batches, see :mod:`fxplain.methods.precision`; in low precision
+    the score changes are taken from the intact image's score in the same
+    arithmetic, so the quantisation offset of the score cancels).
     """
 
     name = "occlusion"
     units = "score drop when occluded (score units)"
-    defaults: ClassVar[dict[str, Any]] = {"patch_sizes": (20, 30, 40), "stride": 0.5, "fill": "mean"}
+    defaults: ClassVar[dict[str, Any]] = {"patch_sizes": (20, 30, 40), "stride": 0.5, "fill": "mean",
+                                          "precision": "fp32"}
 
     def validate(self) -> None:
         sizes = self.params["patch_sizes"]
@@ -43,6 +49,7 @@ class Occlusion(Method):
         if not isinstance(stride, (int, float, np.number)) or isinstance(stride, bool) or not 0 < stride <= 1:
             raise InvalidInputError(f"stride must be a fraction of the patch size in (0, 1], got {stride!r}")
         self.fill = Fill(self.params["fill"])
+        self._check_precision()
 
     def rects(self, size: tuple[int, int]) -> list[np.ndarray]:
         """Patch rectangles (top, left, bottom, right) per patch size, covering every pixel."""
@@ -59,6 +66,17 @@ class Occlusion(Method):
 
     def work_units(self, size):
         return sum(len(r) for r in self.rects(size))
+
+    def explain_pair(self, model, pixels, embeddings, base_score, seed, batch_size, progress):
+        view = self.perturbation_model(model, pixels)
+        if view is model:
+            return super().explain_pair(model, pixels, embeddings, base_score, seed, batch_size, progress)
+        maps = []
+        for side in (0, 1):
+            image, partner = np.ascontiguousarray(pixels[side]), np.ascontiguousarray(embeddings[1 - side])
+            maps.append(self.evidence(view, image, partner, self.intact_score(view, image, partner), seed,
+                                      batch_size, progress))
+        return Evidence.from_signed(np.stack(maps))
 
     def evidence(self, model, image, partner, base_score, seed, batch_size, progress):
         h, w = image.shape[:2]

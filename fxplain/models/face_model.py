@@ -159,6 +159,58 @@ class FaceModel:
                                     f"({exc}); the model stays in {previous}") from None
             self.precision = precision
 
+    def low_precision(self, precision: str, calibration: np.ndarray | None = None) -> Any:
+        """This model with perturbed batches embedded in ``precision`` (see :mod:`fxplain.models.low_precision`).
+
+        Parameters
+        ----------
+        precision : {"fp32", "bf16", "int8"}
+            ``"fp32"`` returns the model itself.
+        calibration : numpy.ndarray
+            float32 ``(N, H, W, 3)`` pixels (for explanations: the intact
+            pair) whose FP32 activations set the int8 activation scales;
+            required for ``"int8"``.
+
+        Returns
+        -------
+        FaceModel or LowPrecisionView
+            An object with this model's attributes whose ``embed_pixels``
+            runs in ``precision``; its intact scores are still the caller's to
+            compute in FP32.
+
+        Raises
+        ------
+        InvalidInputError
+            For an unknown precision or missing / malformed calibration pixels.
+        CoreError
+            ``"bf16"`` on a CPU where oneDNN has no bf16 convolution.
+        """
+        from .low_precision import LowPrecisionNet, LowPrecisionView, check_precision
+
+        check_precision(precision)
+        if precision == "fp32":
+            return self
+        if precision == "int8":
+            c, h, w = self.spec.input_shape
+            if calibration is None:
+                raise InvalidInputError("precision='int8' needs calibration pixels (the intact images)")
+            calibration = np.asarray(calibration)
+            if calibration.dtype != np.float32 or calibration.ndim != 4 or calibration.shape[1:] != (h, w, c) \
+                    or calibration.shape[0] < 1:
+                raise InvalidInputError(f"calibration must be float32 (N, {h}, {w}, {c}) pixels with N >= 1, got "
+                                        f"{calibration.dtype} {calibration.shape}")
+            if not np.all(np.isfinite(calibration)):
+                raise InvalidInputError("calibration pixels must be finite")
+            calibration = np.ascontiguousarray(calibration)
+        else:
+            calibration = None
+        with self._lock:
+            nets = self.__dict__.setdefault("_low_precision_nets", {})
+            if precision not in nets:
+                nets[precision] = LowPrecisionNet(self, precision)
+            lowp = nets[precision]
+        return LowPrecisionView(self, lowp, calibration)
+
     def __repr__(self) -> str:
         return (f"FaceModel(name={self.name!r}, input_size={self.input_size}, "
                 f"embedding_size={self.embedding_size}, metric={self.metric!r}, "
